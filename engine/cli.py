@@ -1,0 +1,319 @@
+"""The ``boengine`` command line.
+
+Exit codes: 0 done; 2 bad input (one line naming the file or field, what is
+wrong, how to fix it; nothing written); 1 a runtime failure; 130 interrupted
+(state saved; rerun the same command to continue).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import warnings
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from strategies.exceptions import BoengineError, InputError
+
+__all__ = ["app", "main"]
+
+logger = logging.getLogger("engine.cli")
+
+app = typer.Typer(
+    name="boengine",
+    help="Multi-objective Bayesian hyperparameter search for neural trading models (Ax + BoTorch).\n\n"
+    "Exit codes: 0 ok, 2 bad input, 1 runtime failure, 130 interrupted.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+OUR_PACKAGES = ("engine", "objectives", "strategies", "__main__")
+
+
+class ProgressMode(StrEnum):
+    auto = "auto"
+    rich = "rich"
+    plain = "plain"
+    jsonl = "jsonl"
+    quiet = "quiet"
+
+
+class Format(StrEnum):
+    csv = "csv"
+    json = "json"
+    html = "html"
+    png = "png"
+
+
+class Pick(StrEnum):
+    knee = "knee"
+    return_pct = "return_pct"
+    sharpe = "sharpe"
+    max_drawdown_pct = "max_drawdown_pct"
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    ours = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in OUR_PACKAGES:
+        logging.getLogger(name).setLevel(ours)
+    # Ax logs every proposal at INFO through its own handler; keep its warnings only.
+    from ax.utils.common.logger import set_stderr_log_level
+
+    logging.getLogger("ax").propagate = False
+    set_stderr_log_level(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        warnings.filterwarnings("ignore", module=r"(botorch|gpytorch|linear_operator|ax|torch|sklearn)(\.|$)")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, library warnings shown.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
+) -> None:
+    _setup_logging(verbose, quiet)
+
+
+def _spec(path: Path) -> Any:
+    from engine.spec import load_spec
+
+    return load_spec(path)
+
+
+@app.command()
+def validate(spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON).")]) -> None:
+    """Check an experiment spec without running it (exit 2 with one line if it is invalid)."""
+    s = _spec(spec)
+    searched = ", ".join(p.name for p in s.space.tunable)
+    typer.echo(
+        f"{spec}: ok — study '{s.name}', strategy {s.strategy}, {len(s.space.tunable)} searched parameters "
+        f"({searched}), {s.budget.trials} trials, objectives {', '.join(s.objectives)}"
+    )
+
+
+@app.command()
+def run(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON), e.g. experiments/moe.json.")],
+    study_dir: Annotated[
+        Path | None, typer.Option("--study-dir", help="Study directory [default: studies/<name>].")
+    ] = None,
+    warm_start: Annotated[
+        list[Path] | None,
+        typer.Option("--warm-start", help="Earlier study directory to attach completed trials from (repeatable)."),
+    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over; the old study is moved aside, not deleted.")] = False,
+    progress: Annotated[ProgressMode, typer.Option(help="Live display; 'jsonl' prints one JSON event per line.")] = (
+        ProgressMode.auto
+    ),
+) -> None:
+    """Run a study, or resume it when the study exists and its spec is unchanged.
+
+    Ctrl-C stops proposing, abandons the running trials, saves and exits 130;
+    the same command continues. At the end the Pareto set is evaluated on the
+    held-out test split and pareto.csv and report.md/html are written.
+    """
+    from engine.progress import make_progress
+    from engine.study import run_study
+
+    s = _spec(spec)
+    directory = study_dir or Path("studies") / s.name
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    file_handler = _log_to_file(directory)
+    try:
+        outcome = run_study(s, directory, fresh=fresh, warm_start=warm_start or (), progress=make_progress(progress.value))
+    finally:
+        logging.getLogger().removeHandler(file_handler)
+        file_handler.close()
+    if outcome.interrupted:
+        raise typer.Exit(130)
+    front = outcome.front
+    typer.echo(
+        f"study '{s.name}' done in {outcome.seconds / 60:.1f} min: {len(outcome.records)} trials, "
+        f"{len(front)} on the Pareto front, hypervolume {outcome.hypervolume:.4g}\n"
+        f"  results: {directory}/pareto.csv, {directory}/report.md, report.html\n"
+        f"  next: boengine best {directory} --pick knee --write-config config/strategy_config.json"
+    )
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _log_to_file(directory: Path) -> logging.Handler:
+    directory.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(directory / "study.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+@app.command()
+def status(
+    study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable records instead of a table.")] = False,
+) -> None:
+    """Trial table (status, reason, objectives, key parameters, seconds) and progress."""
+    from engine.results import StudyResults
+
+    res = StudyResults.load(study_dir)
+    if as_json:
+        payload = {
+            "study": res.spec.name,
+            "directory": str(res.store.dir),
+            "budget": res.spec.budget.trials,
+            "counts": res.counts(),
+            "hypervolume": res.hypervolume,
+            "pareto_trials": [r.index for r in res.front],
+            "trials": res.trial_rows(),
+            "batches": res.batches,
+        }
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    _status_table(res)
+
+
+def _status_table(res: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = res.objectives.names
+    params = list(res.searched)[:6]
+    front = {r.index for r in res.front}
+    table = Table(title=f"{res.spec.name} — {len(res.records)}/{res.spec.budget.trials} trials, "
+                        f"hypervolume {res.hypervolume:.4g}")
+    for col in ("#", "status", "source", *names, *params, "epochs", "s", "reason"):
+        table.add_column(col, overflow="fold")
+    colors = {"completed": "green", "early_stopped": "yellow", "failed": "red", "abandoned": "dim"}
+    for r in res.records:
+        mark = "*" if r.index in front else ""
+        table.add_row(
+            f"{r.index}{mark}",
+            f"[{colors.get(r.status, 'white')}]{r.status}[/]",
+            r.source,
+            *[f"{r.metrics[n]:.4g}" if n in r.metrics else "" for n in names],
+            *[_short(r.params.get(p)) for p in params],
+            str(r.epochs or ""),
+            f"{r.seconds['total']:.0f}" if "total" in r.seconds else "",
+            (r.reason or "")[:80],
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"counts: {res.counts()}; * = Pareto front; epochs saved by early stopping: {res.epochs_saved()}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def pareto(
+    study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.csv,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file [default: <study>/pareto.<format>].")] = None,
+) -> None:
+    """Export the Pareto set: parameters, validation and held-out test objectives."""
+    from engine.export import write_pareto
+
+    path = write_pareto(study_dir, fmt.value, out)
+    typer.echo(str(path))
+
+
+@app.command()
+def best(
+    study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
+    pick: Annotated[Pick, typer.Option(help="The knee of the front, or the best on one objective.")] = Pick.knee,
+    write_config: Annotated[
+        Path | None, typer.Option("--write-config", help="Merge the choice into this JSON strategy config.")
+    ] = None,
+) -> None:
+    """Choose one configuration from the Pareto front (and write it into a strategy config)."""
+    from engine.best import pick_trial, strategy_entry
+    from engine.best import write_config as write
+    from engine.results import StudyResults
+
+    res = StudyResults.load(study_dir)
+    rec = pick_trial(res, pick.value)
+    entry = strategy_entry(res, rec, pick.value)
+    if write_config is not None:
+        write(write_config, res.spec.strategy, entry)
+        typer.echo(f"trial {rec.index} written to {write_config} under '{res.spec.strategy}'")
+    typer.echo(json.dumps(entry, indent=2, default=str))
+
+
+@app.command()
+def report(
+    study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for report.md/html [default: the study].")] = None,
+) -> None:
+    """Write report.md and a self-contained report.html (front, hypervolume, importance, failures, priors)."""
+    from engine.report import write_report
+
+    typer.echo(str(write_report(study_dir, out)))
+
+
+@app.command()
+def priors(
+    data: Annotated[str, typer.Option("--data", help="builtin:eurusd_1h, builtin:msft_1d or a CSV/Parquet path.")],
+    strategy: Annotated[str | None, typer.Option(help="Suggest for this family only [default: every family].")] = None,
+    n: Annotated[int, typer.Option(min=1, max=32, help="Suggestions per family.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Market-regime statistics of the training split and the DataDrivenOptimizer's suggestions."""
+    from objectives import DataSpec, train_bars
+    from strategies import FAMILIES, DataDrivenOptimizer, get_family
+
+    families = [get_family(strategy).name] if strategy else list(FAMILIES)
+    ddo = DataDrivenOptimizer.from_bars(train_bars(DataSpec(source=data)))
+    suggestions = {f: ddo.suggest(f, get_family(f).default_space(), n=n, seed=seed) for f in families}
+    if as_json:
+        typer.echo(json.dumps({"data": data, **ddo.to_dict(), "suggestions": suggestions}, indent=2, default=str))
+        return
+    typer.echo(f"data: {data} (training split)\n{ddo.describe()}")
+    for fam, configs in suggestions.items():
+        typer.echo(f"\n{fam}:")
+        for c in configs:
+            typer.echo("  " + ", ".join(f"{k}={_short(v)}" for k, v in c.items()))
+
+
+def main() -> None:
+    """Console entry point with boengine's exit codes."""
+    try:
+        code = app(standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(2)
+    except (KeyboardInterrupt, click.Abort):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except BoengineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        logger.debug("unexpected error", exc_info=True)
+        typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

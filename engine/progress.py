@@ -1,0 +1,191 @@
+"""What a running study shows: a rich live panel, plain log lines, JSON lines, or nothing.
+
+The loop calls a :class:`Progress` at a handful of events with a
+:class:`Snapshot` of the study. ``--progress rich`` (default on a terminal)
+draws a live panel; ``plain`` logs one line per event; ``jsonl`` prints one
+JSON object per event on stdout for scheduled jobs and scripts; ``quiet``
+prints nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from engine.records import TrialRecord
+
+__all__ = ["PROGRESS_MODES", "JsonlProgress", "PlainProgress", "Progress", "QuietProgress", "RichProgress",
+           "Snapshot", "make_progress"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The study at one moment."""
+
+    budget: int
+    counts: dict[str, int]
+    best: dict[str, float]
+    hypervolume: float
+    elapsed_s: float
+    eta_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.counts.get("completed", 0) + self.counts.get("early_stopped", 0) + self.counts.get("failed", 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "counts": self.counts,
+            "best": self.best,
+            "hypervolume": self.hypervolume,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "eta_s": None if math.isnan(self.eta_s) else round(self.eta_s, 1),
+        }
+
+
+class Progress:
+    """Base class: every hook does nothing."""
+
+    def start(self, spec: Any, snap: Snapshot) -> None: ...
+
+    def batch(self, trials: list[int], seconds: float, node: str) -> None: ...
+
+    def trial_started(self, rec: TrialRecord, snap: Snapshot) -> None: ...
+
+    def trial_finished(self, rec: TrialRecord, snap: Snapshot) -> None: ...
+
+    def stop(self, snap: Snapshot) -> None: ...
+
+
+class QuietProgress(Progress):
+    """Nothing at all."""
+
+
+def _fmt_metrics(metrics: dict[str, float], names: tuple[str, ...] = ("return_pct", "sharpe", "max_drawdown_pct")) -> str:
+    shown = [f"{n}={metrics[n]:.3g}" for n in names if n in metrics]
+    return " ".join(shown) if shown else ", ".join(f"{k}={v:.3g}" for k, v in list(metrics.items())[:3])
+
+
+class PlainProgress(Progress):
+    """One log line per event (good for files and CI logs)."""
+
+    def start(self, spec: Any, snap: Snapshot) -> None:
+        logger.info("study '%s': %d/%d trials done", spec.name, snap.done, snap.budget)
+
+    def batch(self, trials: list[int], seconds: float, node: str) -> None:
+        logger.info("proposed trials %s with %s in %.2f s", trials, node, seconds)
+
+    def trial_finished(self, rec: TrialRecord, snap: Snapshot) -> None:
+        what = rec.reason if rec.status == "failed" else _fmt_metrics(rec.metrics)
+        logger.info("trial %d %s: %s [%d/%d, hv=%.4g]", rec.index, rec.status, what, snap.done, snap.budget,
+                    snap.hypervolume)
+
+
+class JsonlProgress(Progress):
+    """One JSON object per event on a stream (stdout by default)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        self.stream.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
+        self.stream.flush()
+
+    def start(self, spec: Any, snap: Snapshot) -> None:
+        self._emit("start", study=spec.name, **snap.to_dict())
+
+    def batch(self, trials: list[int], seconds: float, node: str) -> None:
+        self._emit("batch", trials=trials, seconds=round(seconds, 4), node=node)
+
+    def trial_started(self, rec: TrialRecord, snap: Snapshot) -> None:
+        self._emit("trial_started", trial=rec.index, params=rec.params, source=rec.source)
+
+    def trial_finished(self, rec: TrialRecord, snap: Snapshot) -> None:
+        self._emit("trial_finished", trial=rec.index, status=rec.status, reason=rec.reason, metrics=rec.metrics,
+                   epochs=rec.epochs, **snap.to_dict())
+
+    def stop(self, snap: Snapshot) -> None:
+        self._emit("stop", **snap.to_dict())
+
+
+class RichProgress(Progress):
+    """A live panel: trial counts, best so far per objective, hypervolume, ETA."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self._live: Any = None
+        self._name = ""
+        self._last: list[str] = []
+
+    def _render(self, snap: Snapshot) -> Any:
+        from rich.panel import Panel
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        c = snap.counts
+        table.add_row(
+            f"[bold]{snap.done}/{snap.budget}[/] done",
+            f"[green]{c.get('completed', 0)} completed[/]",
+            f"[yellow]{c.get('early_stopped', 0)} early-stopped[/]",
+            f"[red]{c.get('failed', 0)} failed[/]",
+            f"{c.get('running', 0)} running",
+        )
+        best = "  ".join(f"{k} {v:.4g}" for k, v in snap.best.items()) or "no feasible trial yet"
+        eta = "?" if math.isnan(snap.eta_s) else f"{snap.eta_s / 60:.1f} min"
+        table.add_row(f"best: {best}", f"hypervolume {snap.hypervolume:.4g}", f"elapsed {snap.elapsed_s / 60:.1f} min",
+                      f"ETA {eta}", "")
+        for line in self._last[-4:]:
+            table.add_row(line, "", "", "", "")
+        return Panel(table, title=f"boengine · {self._name}", expand=False)
+
+    def start(self, spec: Any, snap: Snapshot) -> None:
+        from rich.live import Live
+
+        self._name = spec.name
+        self._live = Live(self._render(snap), console=self.console, refresh_per_second=2, transient=False)
+        self._live.start()
+
+    def batch(self, trials: list[int], seconds: float, node: str) -> None:
+        self._last.append(f"proposed {trials} ({node}, {seconds:.2f} s)")
+
+    def trial_started(self, rec: TrialRecord, snap: Snapshot) -> None:
+        if self._live is not None:
+            self._live.update(self._render(snap))
+
+    def trial_finished(self, rec: TrialRecord, snap: Snapshot) -> None:
+        what = rec.reason if rec.status == "failed" else _fmt_metrics(rec.metrics)
+        self._last.append(f"trial {rec.index} {rec.status}: {what}")
+        if self._live is not None:
+            self._live.update(self._render(snap))
+
+    def stop(self, snap: Snapshot) -> None:
+        if self._live is not None:
+            self._live.update(self._render(snap))
+            self._live.stop()
+            self._live = None
+
+
+PROGRESS_MODES: dict[str, type[Progress]] = {
+    "rich": RichProgress,
+    "plain": PlainProgress,
+    "jsonl": JsonlProgress,
+    "quiet": QuietProgress,
+}
+
+
+def make_progress(mode: str) -> Progress:
+    """The progress display called ``mode`` (``auto``: rich on a terminal, else plain)."""
+    if mode == "auto":
+        mode = "rich" if sys.stderr.isatty() else "plain"
+    return PROGRESS_MODES[mode]()

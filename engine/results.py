@@ -1,0 +1,136 @@
+"""A finished or running study, read back from its directory.
+
+Everything the output commands need — spec, records, proposal batches, test
+figures — loaded once into a :class:`StudyResults`, plus tables of it as
+pandas DataFrames. Reading never touches the Ax database, so it is fast and
+safe while ``boengine run`` is still writing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.records import ObjectiveSet, TrialRecord
+from engine.spec import ExperimentSpec, parse_spec
+from engine.store import StudyStore, read_json
+from strategies.exceptions import InputError
+
+__all__ = ["StudyResults"]
+
+
+@dataclass
+class StudyResults:
+    """Spec, meta, trial records, batches and test figures of one study."""
+
+    store: StudyStore
+    spec: ExperimentSpec
+    meta: dict[str, Any]
+    records: list[TrialRecord]
+    batches: list[dict[str, Any]]
+    test: dict[int, dict[str, float]]
+
+    @classmethod
+    def load(cls, directory: str | Path) -> StudyResults:
+        store = StudyStore(directory)
+        if not store.exists():
+            raise InputError(
+                f"{store.dir}: not a boengine study (no spec.json); give a directory made by 'boengine run'"
+            )
+        from engine.finish import read_test_metrics
+
+        spec = parse_spec(store.read_spec(), source=str(store.spec_path))
+        records = []
+        for path in (store.dir / "trials").glob("*/result.json"):
+            records.append(TrialRecord.from_dict(read_json(path)))
+        records.sort(key=lambda r: r.index)
+        return cls(store, spec, store.read_meta(), records, store.read_batches(), read_test_metrics(store))
+
+    @cached_property
+    def objectives(self) -> ObjectiveSet:
+        return ObjectiveSet.from_spec(self.spec)
+
+    @cached_property
+    def front(self) -> list[TrialRecord]:
+        return self.objectives.front(self.records)
+
+    @property
+    def hypervolume(self) -> float:
+        return self.objectives.hypervolume(self.records)
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.spec.space.tunable)
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in ("completed", "early_stopped", "failed", "abandoned", "running")}
+        for r in self.records:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+    def epochs_saved(self) -> int:
+        """Epochs not trained thanks to early stopping."""
+        cap = self.spec.budget.max_epochs
+        return sum(max(0, cap - r.epochs) for r in self.records if r.status == "early_stopped")
+
+    def trial_rows(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per trial (``status --json``)."""
+        return [
+            {
+                "index": r.index,
+                "status": r.status,
+                "reason": r.reason,
+                "source": r.source,
+                "parameters": r.params,
+                "metrics": r.metrics,
+                "test_metrics": self.test.get(r.index),
+                "epochs": r.epochs,
+                "seconds": r.seconds.get("total"),
+            }
+            for r in self.records
+        ]
+
+    def pareto_frame(self) -> pd.DataFrame:
+        """The front: trial, source, searched parameters, validation and test objectives."""
+        rows = []
+        extra = ("num_trades", "win_rate_pct", "profit_factor", "exposure_pct")
+        for r in self.front:
+            row: dict[str, Any] = {"trial": r.index, "source": r.source}
+            row.update({k: r.params[k] for k in self.searched})
+            for name in self.objectives.names:
+                row[f"val_{name}"] = r.metrics.get(name, math.nan)
+            row.update({f"val_{k}": r.metrics[k] for k in extra if k in r.metrics})
+            test = self.test.get(r.index, {})
+            for name in self.objectives.names:
+                row[f"test_{name}"] = test.get(name, math.nan)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def pareto_records(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "trial": r.index,
+                "source": r.source,
+                "parameters": r.params,
+                "validation": {k: r.metrics[k] for k in r.metrics},
+                "test": self.test.get(r.index),
+                "checkpoint": str(self.store.checkpoint_path(r.index))
+                if self.store.checkpoint_path(r.index).is_file() else None,
+            }
+            for r in self.front
+        ]
+
+    def feasible_frame(self) -> pd.DataFrame:
+        """Objectives of every feasible trial with a front flag (for plots)."""
+        front = {r.index for r in self.front}
+        rows = [
+            {"trial": r.index, "on_front": r.index in front, **{n: r.metrics[n] for n in self.objectives.names}}
+            for r in self.records
+            if self.objectives.feasible(r)
+        ]
+        return pd.DataFrame(rows, columns=["trial", "on_front", *self.objectives.names])

@@ -1,0 +1,182 @@
+"""The objective of one trial: train a configuration, backtest it on validation.
+
+:func:`evaluate` builds the family's model (``strategies.build_model``,
+imported lazily), trains it with :func:`objectives.training.train_model`,
+restores the best epoch (lowest validation loss) and backtests its actions on
+the validation split. :func:`evaluate_checkpoint` scores saved weights on
+another split (the held-out test, for the final Pareto set only).
+
+Metric keys: the :class:`~objectives.backtest.BacktestResult` fields
+(``return_pct``, ``sharpe``, ``max_drawdown_pct``, ``win_rate_pct``,
+``num_trades``, ``profit_factor``, ``exposure_pct``, ``avg_trade_pct``,
+``bh_return_pct``, ``bh_sharpe``, ``bh_max_drawdown_pct``) plus
+``<split>_accuracy`` and ``<split>_loss`` (``val_accuracy``, ``val_loss`` in
+:class:`EvalResult`). A non-finite metric raises :class:`TrialError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from objectives.config import BacktestSpec
+from objectives.dataset import PreparedData
+from objectives.train_config import TrainConfig
+from objectives.training import (
+    EpochCallback,
+    EpochReport,
+    SplitScore,
+    TrialTensors,
+    resolve_device,
+    score_split,
+    train_model,
+)
+from strategies.exceptions import ConfigError, TrialError
+
+__all__ = ["EvalResult", "EvalSettings", "evaluate", "evaluate_checkpoint", "evaluate_module", "score_module"]
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a trial is run (the same for every trial of a study)."""
+
+    max_epochs: int = 50
+    time_budget_s: float | None = None
+    backtest: BacktestSpec = field(default_factory=BacktestSpec)
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ConfigError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.time_budget_s is not None and self.time_budget_s < 0:
+            raise ConfigError(f"time_budget_s must be >= 0 or None, got {self.time_budget_s}")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What one trial reports.
+
+    Attributes:
+        metrics: validation backtest metrics plus ``val_accuracy``, ``val_loss``.
+        epochs_run, best_epoch: epochs trained; the epoch whose weights were kept.
+        curve: one :class:`EpochReport` per epoch.
+        stopped_by_callback: the ``on_epoch`` callback asked to stop.
+        seconds: ``train``, ``backtest``, ``total``.
+        input_size: number of features the model was built for.
+        stop_reason: ``max_epochs``, ``early_stopping``, ``time_budget`` or ``callback``.
+    """
+
+    metrics: dict[str, float]
+    epochs_run: int
+    best_epoch: int
+    curve: list[EpochReport]
+    stopped_by_callback: bool
+    seconds: dict[str, float]
+    input_size: int
+    stop_reason: str = "max_epochs"
+
+
+def _family(family: str) -> tuple[Any, Mapping[str, Any]]:
+    import strategies  # lazy: keeps objectives importable while a family registry is absent
+
+    return strategies, strategies.get_family(family).train_defaults
+
+
+def _build(family: str, params: Mapping[str, Any], data: PreparedData, seed: int) -> tuple[nn.Module, TrainConfig]:
+    strategies, defaults = _family(family)
+    cfg = TrainConfig.from_params(params, defaults)
+    model = strategies.build_model(family, params, data.n_features, seed=seed)
+    return model, cfg
+
+
+def evaluate(
+    family: str,
+    params: Mapping[str, Any],
+    data: PreparedData,
+    settings: EvalSettings,
+    *,
+    on_epoch: EpochCallback | None = None,
+    checkpoint_path: Path | None = None,
+) -> EvalResult:
+    """Build, train and validate one configuration of ``family``; see :func:`evaluate_module`."""
+    model, cfg = _build(family, params, data, settings.seed)
+    return evaluate_module(model, cfg, data, settings, on_epoch=on_epoch, checkpoint_path=checkpoint_path)
+
+
+def evaluate_module(
+    model: nn.Module,
+    cfg: TrainConfig,
+    data: PreparedData,
+    settings: EvalSettings,
+    *,
+    on_epoch: EpochCallback | None = None,
+    checkpoint_path: Path | None = None,
+) -> EvalResult:
+    """Train an already built ``model`` and backtest its best epoch on validation.
+
+    Saves the best weights (``state_dict``) to ``checkpoint_path`` when given.
+    """
+    started = time.perf_counter()
+    trained = train_model(model, data, cfg, max_epochs=settings.max_epochs, seed=settings.seed,
+                          backtest=settings.backtest, device=settings.device,
+                          time_budget_s=settings.time_budget_s, on_epoch=on_epoch)
+    train_s = time.perf_counter() - started
+    if checkpoint_path is not None:
+        Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(trained.best_state, checkpoint_path)
+    t0 = time.perf_counter()
+    metrics = score_module(model, cfg, data, settings, "val")
+    backtest_s = time.perf_counter() - t0
+    return EvalResult(
+        metrics=metrics,
+        epochs_run=trained.epochs_run,
+        best_epoch=trained.best_epoch,
+        curve=list(trained.curve),
+        stopped_by_callback=trained.stopped_by_callback,
+        seconds={"train": train_s, "backtest": backtest_s, "total": time.perf_counter() - started},
+        input_size=data.n_features,
+        stop_reason=trained.stop_reason,
+    )
+
+
+def evaluate_checkpoint(
+    family: str,
+    params: Mapping[str, Any],
+    data: PreparedData,
+    settings: EvalSettings,
+    checkpoint_path: Path,
+    split: str = "test",
+) -> dict[str, float]:
+    """Load saved weights and score them on ``split`` (keys as in :attr:`EvalResult.metrics`, prefix ``split``)."""
+    model, cfg = _build(family, params, data, settings.seed)
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return score_module(model, cfg, data, settings, split)
+
+
+def score_module(model: nn.Module, cfg: TrainConfig, data: PreparedData, settings: EvalSettings,
+                 split: str) -> dict[str, float]:
+    """Metrics of a trained ``model`` on ``split`` (no training)."""
+    bars = data.splits.bars(split)
+    if len(bars) < 2:
+        raise TrialError(f"split {split!r} has {len(bars)} decision bars; nothing to backtest")
+    device = resolve_device(settings.device)
+    model.to(device)
+    tensors = TrialTensors(data, cfg.seq_len, int(bars[-1]) + 1, device, cfg.class_weights)
+    score: SplitScore = score_split(model, tensors, bars, cfg, data, settings.backtest,
+                                    max(4 * cfg.batch_size, 64))
+    metrics = score.backtest.to_dict()
+    metrics[f"{split}_accuracy"] = score.accuracy
+    metrics[f"{split}_loss"] = score.loss
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if bad:
+        raise TrialError(f"non-finite metrics on {split}: {', '.join(bad)}")
+    return metrics

@@ -1,0 +1,345 @@
+"""The name -> family registry, and building models from trial parameters.
+
+A *family* is one model architecture as experiment specs name it (``lstm``,
+``moe_transformer``, ...). Family modules register themselves with
+:func:`register_family`, a decorator on the ``nn.Module`` class that takes the
+family's config dataclass. A trial's parameter dict mixes model parameters
+(``model_param_names``) and training parameters (:data:`TRAINING_PARAMS`,
+owned by the training loop); :func:`build_model` uses the former, ignores
+the latter and rejects anything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import torch
+from torch import nn
+
+from strategies.exceptions import ConfigError
+from strategies.space import ChoiceParam, FloatParam, IntParam, Param, SearchSpace
+
+__all__ = [
+    "TRAINING_PARAMS",
+    "Family",
+    "FamilyConfig",
+    "build_model",
+    "check_encoder",
+    "count_parameters",
+    "cpu_training_params",
+    "family_names",
+    "get_family",
+    "gpu_training_params",
+    "model_config",
+    "read_params",
+    "recipe",
+    "register_family",
+    "require",
+    "resolve_d_model",
+]
+
+TRAINING_PARAMS: frozenset[str] = frozenset(
+    {
+        "learning_rate",
+        "weight_decay",
+        "batch_size",
+        "seq_len",
+        "schedule",  # "none" | "cosine" | "warmup_cosine" | "plateau"
+        "warmup_epochs",
+        "loss",  # "ce" | "focal" | "label_smoothing" | "ls_focal"
+        "focal_gamma",
+        "label_smoothing",
+        "class_weights",
+        "profit_loss",  # "mse" | "huber"
+        "profit_weight",
+        "huber_delta",
+        "grid_weight",
+        "aux_weight",
+        "grad_clip",
+        "patience",
+        "augment",
+        "confidence_gate",
+    }
+)
+"""Trial parameters that belong to the training loop, not to the model."""
+
+FEATURE_SETS = ("ohlcv", "basic", "multi_timeframe")
+
+
+class FamilyConfig(Protocol):
+    """What a family's config dataclass provides.
+
+    ``PARAMS`` names the trial parameters the config reads; ``from_params``
+    derives the full config from them (e.g. ``d_model = n_heads * head_dim``);
+    ``num_parameters`` is the closed-form parameter count of the model.
+    """
+
+    PARAMS: ClassVar[frozenset[str]]
+
+    @property
+    def input_size(self) -> int: ...
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], input_size: int) -> FamilyConfig: ...
+
+    def num_parameters(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Family:
+    """One registered model family.
+
+    Attributes:
+        name: the name experiment specs use.
+        config_cls: frozen dataclass of constructor settings with the original defaults.
+        default_space: a search space sized for CPU studies (minutes on 2 cores).
+        gpu_space: the search space at the original sizes (d_model up to 512, sequence up to 500).
+        default_feature_set: the feature set (``ohlcv``, ``basic``, ``multi_timeframe``)
+            the family is trained on, given the trial parameters.
+        train_defaults: the original training recipe, one value per name in
+            :data:`TRAINING_PARAMS`.
+        model_param_names: trial parameters that configure the model.
+        model_cls: builds the ``nn.Module`` from a ``config_cls`` instance.
+    """
+
+    name: str
+    config_cls: type[FamilyConfig]
+    default_space: Callable[[], SearchSpace]
+    gpu_space: Callable[[], SearchSpace]
+    default_feature_set: Callable[[Mapping[str, Any]], str]
+    train_defaults: Mapping[str, Any]
+    model_param_names: frozenset[str]
+    model_cls: Callable[[Any], nn.Module]
+
+
+_REGISTRY: dict[str, Family] = {}
+M = TypeVar("M", bound=type[nn.Module])
+
+
+def register_family(
+    name: str,
+    *,
+    config_cls: type[FamilyConfig],
+    default_space: Callable[[], SearchSpace],
+    gpu_space: Callable[[], SearchSpace],
+    feature_set: str | Callable[[Mapping[str, Any]], str],
+    train_defaults: Mapping[str, Any],
+) -> Callable[[M], M]:
+    """Class decorator registering the decorated ``nn.Module`` as family ``name``."""
+    if name in _REGISTRY:
+        raise ValueError(f"strategy '{name}' is registered twice")
+    missing = TRAINING_PARAMS - set(train_defaults)
+    extra = set(train_defaults) - TRAINING_PARAMS
+    if missing or extra:
+        raise ValueError(
+            f"strategy '{name}': train_defaults missing {sorted(missing)}, extra {sorted(extra)}"
+        )
+    if isinstance(feature_set, str) and feature_set not in FEATURE_SETS:
+        raise ValueError(f"strategy '{name}': unknown feature set '{feature_set}'")
+    feature_set_fn = _constant(feature_set) if isinstance(feature_set, str) else feature_set
+
+    def decorate(model_cls: M) -> M:
+        _REGISTRY[name] = Family(
+            name=name,
+            config_cls=config_cls,
+            default_space=default_space,
+            gpu_space=gpu_space,
+            default_feature_set=feature_set_fn,
+            train_defaults=MappingProxyType(dict(train_defaults)),
+            model_param_names=frozenset(config_cls.PARAMS),
+            model_cls=model_cls,
+        )
+        return model_cls
+
+    return decorate
+
+
+def _constant(feature_set: str) -> Callable[[Mapping[str, Any]], str]:
+    def feature_set_fn(params: Mapping[str, Any]) -> str:
+        return feature_set
+
+    return feature_set_fn
+
+
+def family_names() -> tuple[str, ...]:
+    """Registered family names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get_family(name: str) -> Family:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(_REGISTRY)
+        raise ConfigError(f"unknown strategy '{name}'; known: {known}") from None
+
+
+def model_config(family: str, params: Mapping[str, Any], input_size: int) -> FamilyConfig:
+    """The family's config for one trial's parameters (training keys are ignored).
+
+    Raises:
+        ConfigError: a key is neither a model nor a training parameter, or a
+            value is invalid (e.g. ``d_model`` not divisible by ``n_heads``).
+    """
+    fam = get_family(family)
+    unknown = sorted(k for k in params if k not in fam.model_param_names and k not in TRAINING_PARAMS)
+    if unknown:
+        raise ConfigError(
+            f"strategy '{family}': unknown parameter(s) {unknown}; model parameters are "
+            f"{sorted(fam.model_param_names)}, training parameters {sorted(TRAINING_PARAMS)}"
+        )
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+        raise ConfigError(f"input_size must be a positive integer, got {input_size!r}")
+    return fam.config_cls.from_params(params, input_size)
+
+
+def build_model(
+    family: str, params: Mapping[str, Any], input_size: int, *, seed: int | None = None
+) -> nn.Module:
+    """Build family ``family`` for a trial's ``params`` on ``input_size`` features.
+
+    With ``seed`` the initial weights depend on it alone (the global torch RNG
+    is forked, not reseeded). Build under ``torch.device("meta")`` to count
+    parameters of large models without allocating them.
+    """
+    fam = get_family(family)
+    cfg = model_config(family, params, input_size)
+    if seed is None:
+        return fam.model_cls(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return fam.model_cls(cfg)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of distinct parameters (shared tensors are counted once)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+# --- helpers for the families' ``from_params`` ---------------------------------------------
+
+
+def require(ok: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(message)
+
+
+def check_encoder(d_model: int, n_heads: int, num_layers: int, ffn_mult: int) -> None:
+    """Validate the sizes of an attention encoder (heads must divide ``d_model``)."""
+    require(n_heads >= 1, f"n_heads must be >= 1, got {n_heads}")
+    require(
+        d_model >= 4 and d_model % n_heads == 0,
+        f"d_model must be >= 4 and divisible by n_heads={n_heads}, got {d_model}; "
+        "search n_heads and head_dim instead",
+    )
+    require(num_layers >= 1, f"num_layers must be >= 1, got {num_layers}")
+    require(ffn_mult >= 1, f"ffn_mult must be >= 1, got {ffn_mult}")
+
+
+def read_params(config_cls: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Values of ``config_cls``'s fields named in both ``PARAMS`` and ``params``.
+
+    Each value is coerced to the type of the field's default (bool, int, float
+    or str); ``4.0`` is a valid int, ``True`` is not.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config_cls):
+        if f.name in params and f.name in config_cls.PARAMS:
+            out[f.name] = _coerce(f.name, params[f.name], type(f.default))
+    return out
+
+
+def resolve_d_model(params: Mapping[str, Any], default_heads: int, default_d_model: int) -> tuple[int, int]:
+    """``(n_heads, d_model)`` from ``n_heads`` and ``head_dim`` (or ``d_model``) in ``params``.
+
+    Searching ``n_heads`` and ``head_dim`` with ``d_model = n_heads * head_dim``
+    keeps every proposal buildable; a given ``d_model`` must agree.
+    """
+    n_heads = _coerce("n_heads", params.get("n_heads", default_heads), int)
+    if "head_dim" in params:
+        d_model = n_heads * _coerce("head_dim", params["head_dim"], int)
+        given = params.get("d_model")
+        require(
+            given is None or _coerce("d_model", given, int) == d_model,
+            f"d_model must equal n_heads * head_dim = {d_model}, got {given}; give one of d_model, head_dim",
+        )
+        return n_heads, d_model
+    return n_heads, _coerce("d_model", params.get("d_model", default_d_model), int)
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        require(isinstance(value, bool), f"parameter '{name}' must be true or false, got {value!r}")
+        return value
+    if kind is str:
+        require(isinstance(value, str), f"parameter '{name}' must be a string, got {value!r}")
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        require(number and float(value).is_integer(), f"parameter '{name}' must be an integer, got {value!r}")
+        return int(value)
+    require(number, f"parameter '{name}' must be a finite number, got {value!r}")
+    return float(value)
+
+
+# --- training parameters every family searches ---------------------------------------------
+
+
+def cpu_training_params(seq_len: tuple[int, int] = (16, 64)) -> tuple[Param, ...]:
+    """Learning rate, weight decay, batch size and sequence length for CPU studies.
+
+    The families' CPU spaces are sized so that one trial (about 4,000 training
+    windows, about 10 epochs, one torch thread) trains in roughly 20-60 s.
+    Batches are 32 or 64: on a CPU smaller batches are dominated by per-step
+    overhead (batch 16 costs about 1.5-2x the time per epoch).
+    """
+    return (
+        FloatParam("learning_rate", 1e-4, 3e-3, log=True),
+        FloatParam("weight_decay", 1e-5, 1e-2, log=True),
+        ChoiceParam("batch_size", (32, 64)),
+        IntParam("seq_len", *seq_len),
+    )
+
+
+def gpu_training_params(seq_lens: tuple[int, ...] = (50, 100, 300, 500)) -> tuple[Param, ...]:
+    """The same at the original sizes (reference discrete sets: batch 8/16/32, seq up to 500)."""
+    return (
+        FloatParam("learning_rate", 1e-4, 2e-3, log=True),
+        FloatParam("weight_decay", 1e-5, 1e-2, log=True),
+        ChoiceParam("batch_size", (8, 16, 32)),
+        ChoiceParam("seq_len", seq_lens),
+    )
+
+
+_COMMON_RECIPE: dict[str, Any] = {
+    "schedule": "none",
+    "warmup_epochs": 0,
+    "loss": "ce",
+    "focal_gamma": 2.0,
+    "label_smoothing": 0.2,
+    "class_weights": True,
+    "profit_loss": "mse",
+    "profit_weight": 1.0,
+    "huber_delta": 0.01,
+    "grid_weight": 0.0,
+    "aux_weight": 0.0,
+    "grad_clip": 1.0,
+    "patience": 10,
+    "augment": False,
+    "confidence_gate": 0.4,
+}
+"""Shared by every original recipe (reference §3): AdamW, clip 1.0, patience 10, gate 0.4."""
+
+
+def recipe(**overrides: Any) -> dict[str, Any]:
+    """A complete training recipe: the common values with the family's ``overrides``."""
+    extra = set(overrides) - TRAINING_PARAMS
+    if extra:
+        raise ValueError(f"recipe: unknown training parameters {sorted(extra)}")
+    return {**_COMMON_RECIPE, **overrides}

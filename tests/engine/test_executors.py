@@ -1,0 +1,121 @@
+"""One contract, every executor: results, failures, timeouts, crashes, reports, stop requests.
+
+Each executor is started once and serves every case (worker start-up is the
+slow part), through :func:`tests.engine.faulty.dispatch`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from engine.executors import EXECUTORS, Executor, make_executor, thread_plan
+from engine.trial import TrialJob, TrialOutcome, execute
+from strategies.exceptions import ConfigError
+from tests.engine import faulty
+
+TIMEOUT_S = 20.0  # includes a cold worker's start-up (Ray imports torch in a fresh process)
+
+
+def job(index: int, behaviour: str, **kw: Any) -> TrialJob:
+    params = {**{f"x{i}": 0.3 for i in range(6)}, "behaviour": behaviour}
+    base: dict[str, Any] = {"trial_index": index, "strategy": "synthetic:dtlz2", "params": params, "seed": 0,
+                            "max_epochs": 3}
+    return TrialJob(**(base | kw))
+
+
+JOBS = [
+    job(0, "ok"),
+    job(1, "raise"),
+    job(2, "nan"),
+    job(3, "hang"),
+    job(4, "crash"),
+    job(5, "slow", max_epochs=15),
+    job(6, "ok"),
+]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("local"), pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])],
+)
+def results(request: pytest.FixtureRequest) -> tuple[dict[int, TrialOutcome], list[tuple[int, dict[str, float]]], float]:
+    """Run every job once on one executor; stop the slow one after its 2nd epoch."""
+    if request.param == "ray":
+        pytest.importorskip("ray")
+    ex: Executor = make_executor(request.param, workers=2, threads=1, trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch)
+    reports: list[tuple[int, dict[str, float]]] = []
+    out: dict[int, TrialOutcome] = {}
+    queue = list(JOBS)
+    start = time.monotonic()
+    try:
+        ex.start()
+        while len(out) < len(JOBS) and time.monotonic() - start < 240:
+            while queue and len(ex.running) < ex.capacity:
+                ex.submit(queue.pop(0))
+            for o in ex.wait(0.2):
+                out[o.trial_index] = o
+            for index, report in ex.drain_reports():
+                reports.append((index, report))
+                if index == 5 and report["epoch"] >= 2:
+                    ex.request_stop(index)
+        assert not ex.running
+    finally:
+        ex.shutdown()
+    return out, reports, time.monotonic() - start
+
+
+def test_registry_has_both() -> None:
+    assert {"local", "ray"} <= set(EXECUTORS)
+    with pytest.raises(ConfigError, match="unknown kind 'slurm'"):
+        make_executor("slurm", workers=1, threads=1, trial_timeout_s=1, fn=execute)
+
+
+def test_thread_plan_never_oversubscribes() -> None:
+    assert thread_plan(None, None, 2) == (2, 1)
+    assert thread_plan(1, None, 2) == (1, 2)
+    assert thread_plan(None, 2, 4) == (2, 2)
+    with pytest.raises(ConfigError, match="exceeds the 2 cores"):
+        thread_plan(2, 2, 2)
+
+
+def test_every_job_comes_back(results: Any) -> None:
+    out, _, _ = results
+    assert sorted(out) == [j.trial_index for j in JOBS]
+
+
+def test_completes_and_reports_epochs(results: Any) -> None:
+    out, reports, _ = results
+    assert out[0].status == out[6].status == "completed"
+    assert set(out[0].metrics) == {"return_pct", "sharpe", "max_drawdown_pct"}
+    assert sorted(int(r["epoch"]) for i, r in reports if i == 0) == [1, 2, 3]
+
+
+def test_raising_objective_is_a_failure_with_reason(results: Any) -> None:
+    out, _, _ = results
+    assert out[1].status == "failed" and "unknown synthetic problem" in (out[1].reason or "")
+
+
+def test_nan_metric_is_a_failure(results: Any) -> None:
+    out, _, _ = results
+    assert out[2].status == "failed" and "non-finite metrics: sharpe" in (out[2].reason or "")
+
+
+def test_hanging_trial_times_out(results: Any) -> None:
+    out, _, elapsed = results
+    assert out[3].status == "failed" and "timeout" in (out[3].reason or "")
+    assert out[3].seconds["total"] < TIMEOUT_S + 10
+    assert elapsed < 120
+
+
+def test_crashed_worker_is_a_failure(results: Any) -> None:
+    out, _, _ = results
+    assert out[4].status == "failed"
+
+
+def test_stop_request_stops_after_the_epoch(results: Any) -> None:
+    out, _, _ = results
+    assert out[5].status == "early_stopped"
+    assert 2 <= out[5].epochs < 15

@@ -1,0 +1,124 @@
+"""The experiment spec: valid files parse, bad ones fail with one clear line (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.cli import main
+from engine.spec import load_spec, parse_spec
+from strategies.exceptions import SpecError
+from strategies.space import ChoiceParam, FixedParam, FloatParam
+
+EXPERIMENTS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments").glob("*.json"))
+
+
+def base() -> dict[str, Any]:
+    return {"name": "t", "strategy": "moe_transformer"}
+
+
+def test_every_experiment_file_validates() -> None:
+    assert len(EXPERIMENTS) >= 8
+    for path in EXPERIMENTS:
+        spec = load_spec(path)
+        assert spec.space.tunable, path
+
+
+def test_defaults_are_the_three_objectives() -> None:
+    spec = parse_spec(base())
+    assert {k: o.goal for k, o in spec.objectives.items()} == {
+        "return_pct": "max",
+        "sharpe": "max",
+        "max_drawdown_pct": "min",
+    }
+
+
+def test_overrides_apply_with_the_family_type() -> None:
+    raw = base() | {
+        "search_space": {
+            "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+            "n_heads": {"values": [2, 4], "ordered": True},
+            "predict_profit": True,
+        }
+    }
+    space = parse_spec(raw).space
+    assert space["learning_rate"] == FloatParam("learning_rate", 1e-4, 1e-2, True)
+    assert space["n_heads"] == ChoiceParam("n_heads", (2, 4), True)
+    assert space["predict_profit"] == FixedParam("predict_profit", True)
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"budgett": {"trials": 3}}, "budgett: unknown key; known keys: name,"),
+        ({"budget": {"trails": 3}}, "budget.trails: unknown key; known keys: trials,"),
+        ({"budget": {"trials": "many"}}, "budget.trials: Input should be a valid integer"),
+        ({"search_space": {"learning_rate": {"low": 0.1, "high": 0.01}}}, "low must be below high"),
+        ({"strategy": "gpt5"}, "unknown strategy 'gpt5'; known:"),
+        ({"search_space": {"lr": 0.1}}, "unknown parameter 'lr'"),
+        ({"constraints": ["num_trades > 10"]}, "must look like 'num_trades >= 10'"),
+        ({"objectives": {"pnl": {"goal": "max", "threshold": 0}}}, "does not report 'pnl'"),
+        ({"backtest": {"fee_bps": 0, "slippage_bps": 0}}, "costs are always on"),
+        ({"budget": {"trials": 4, "sobol_trials": 8}}, "sobol_trials (8) exceeds trials (4)"),
+    ],
+)
+def test_bad_specs_fail_with_one_line(patch: dict[str, Any], expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(base() | patch, source="x.json")
+    message = str(info.value)
+    assert message.startswith("x.json: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"budgett": {"trials": 3}},
+        {"budget": {"trials": "many"}},
+        {"search_space": {"learning_rate": {"low": 0.1, "high": 0.01}}},
+        {"strategy": "gpt5"},
+    ],
+)
+def test_cli_validate_exits_2_with_one_line(
+    tmp_path: Path, patch: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(base() | patch))
+    monkeypatch.setattr("sys.argv", ["boengine", "validate", str(path)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: ")
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_cli_validate_ok(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    moe = next(p for p in EXPERIMENTS if p.name == "moe.json")
+    monkeypatch.setattr("sys.argv", ["boengine", "validate", str(moe)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_invalid_json_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"name": "x",\n "strategy": }')
+    with pytest.raises(SpecError, match=r"broken.json: invalid JSON at line 2"):
+        load_spec(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec(tmp_path / "nope.json")
+
+
+def test_synthetic_section_only_for_synthetic() -> None:
+    with pytest.raises(SpecError, match="synthetic problems only"):
+        parse_spec(base() | {"synthetic": {"epoch_seconds": 1}})

@@ -68,8 +68,14 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in OUR_PACKAGES:
         logging.getLogger(name).setLevel(ours)
-    # Ax logs every proposal at INFO through its own handler; keep its warnings only.
-    from ax.utils.common.logger import set_stderr_log_level
+    # Ax logs every proposal at INFO through its own handler (and an INFO line while
+    # it is imported); keep its warnings only.
+    if not verbose:
+        logging.disable(logging.INFO)
+    try:
+        from ax.utils.common.logger import set_stderr_log_level
+    finally:
+        logging.disable(logging.NOTSET)
 
     logging.getLogger("ax").propagate = False
     set_stderr_log_level(logging.INFO if verbose else logging.WARNING)
@@ -130,12 +136,7 @@ def run(
     s = _spec(spec)
     directory = study_dir or Path("studies") / s.name
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    file_handler = _log_to_file(directory)
-    try:
-        outcome = run_study(s, directory, fresh=fresh, warm_start=warm_start or (), progress=make_progress(progress.value))
-    finally:
-        logging.getLogger().removeHandler(file_handler)
-        file_handler.close()
+    outcome = run_study(s, directory, fresh=fresh, warm_start=warm_start or (), progress=make_progress(progress.value))
     if outcome.interrupted:
         raise typer.Exit(130)
     front = outcome.front
@@ -149,15 +150,6 @@ def run(
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _log_to_file(directory: Path) -> logging.Handler:
-    directory.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(directory / "study.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    logging.getLogger().addHandler(handler)
-    return handler
 
 
 @app.command()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from engine.spec import ExperimentSpec
 from strategies import get_family
 from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
+
+if TYPE_CHECKING:
+    from objectives import PreparedData
 
 __all__ = ["feature_set_for", "max_seq_len", "prepare_study_data", "training_bars"]
 
@@ -34,13 +36,12 @@ def max_seq_len(space: SearchSpace) -> int:
     return int(p.value)  # type: ignore[arg-type]
 
 
-def prepare_study_data(spec: ExperimentSpec, directory: Path) -> dict[str, Any]:
-    """Features, labels and splits computed once and saved for the workers; returns facts for meta.json."""
+def prepare_study_data(spec: ExperimentSpec) -> tuple[PreparedData, dict[str, Any]]:
+    """Features, labels and splits, computed once per study, and facts for meta.json."""
     from objectives import prepare_data
 
     data = prepare_data(spec.data, feature_set=feature_set_for(spec), max_seq_len=max_seq_len(spec.space))
-    data.save(directory)
-    return {
+    return data, {
         "input_size": data.n_features,
         "feature_set": data.meta.get("feature_set"),
         "feature_names": list(data.feature_names),

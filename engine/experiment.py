@@ -121,7 +121,7 @@ def configure_client(spec: ExperimentSpec, url: str) -> Client:
     )
     client.configure_optimization(objective=objective_string(spec), outcome_constraints=outcome_constraints(spec))
     curve = spec.early_stopping.metric
-    client.configure_metrics([MapMetric(name=curve, lower_is_better=CURVE_METRICS[curve])])
+    client.configure_metrics([MapMetric(name=curve, lower_is_better=CURVE_METRICS[curve])])  # type: ignore[list-item]
     client.set_generation_strategy(
         build_generation_strategy(spec.optimizer, sobol_trials=spec.budget.sobol_trials, seed=spec.seed)
     )

@@ -64,6 +64,7 @@ class StudyLoop:
         self.trial_fn = trial_fn
         self.meta = dict(meta)
         self.objectives = ObjectiveSet.from_spec(spec)
+        self._ax_metrics = (*self.objectives.names, *(c.metric for c in spec.constraints))
         self.records: dict[int, TrialRecord] = {}
         self._queued: deque[tuple[dict[str, Any], str]] = deque()
         self._consecutive_failures = 0
@@ -238,8 +239,9 @@ class StudyLoop:
         self.progress.batch(sorted(proposals), seconds, node)
         if len(proposals) < n:
             self._ask_blocked = True  # ask again once a trial finishes
-        for index, params in sorted(proposals.items()):
-            self._submit(executor, index, dict(params), "sobol" if node.lower().startswith("sobol") else "model")
+        source = "sobol" if node.lower().startswith("sobol") else "model"
+        for index, proposed in sorted(proposals.items()):
+            self._submit(executor, index, dict(proposed), source)
 
     def _node_name(self, index: int) -> str:
         trial = self.client._experiment.trials[index]
@@ -301,9 +303,11 @@ class StudyLoop:
         rec.reason = outcome.reason
         rec.epochs = outcome.epochs or rec.epochs
         rec.seconds = dict(outcome.seconds)
-        if outcome.status == "completed" and outcome.checkpoint is not None:
+        if rec.status == "early_stopped" and rec.epochs >= self.spec.budget.max_epochs and rec.metrics:
+            rec.status = "completed"  # the stop request came after the last epoch: fully trained
+        if rec.status == "completed" and outcome.checkpoint is not None:
             self.store.write_checkpoint(rec.index, outcome.checkpoint)
-        if outcome.status == "early_stopped" and not self._has_curve_data(rec.index):
+        if rec.status == "early_stopped" and not self._has_curve_data(rec.index):
             rec.status = "failed"
             rec.reason = "stopped before reporting any epoch"
         self._save(rec)  # disk first: a crash after this line is recovered on resume
@@ -317,7 +321,10 @@ class StudyLoop:
 
     def _tell_ax(self, rec: TrialRecord) -> None:
         if rec.status == "completed":
-            self.client.complete_trial(rec.index, raw_data={k: float(v) for k, v in rec.metrics.items()})
+            # Only what the optimizer models: every other metric would be fitted as a
+            # tracking metric (more GP time for nothing); result.json keeps them all.
+            raw = {k: float(rec.metrics[k]) for k in self._ax_metrics if k in rec.metrics}
+            self.client.complete_trial(rec.index, raw_data=raw)
         elif rec.status == "early_stopped":
             # Only the learning curve is attached: partial objective values must never
             # reach the GP as if they were final.

@@ -22,6 +22,9 @@ KNOWN_METRICS: tuple[str, ...] = (
     "profit_factor",
     "exposure_pct",
     "avg_trade_pct",
+    "bh_return_pct",
+    "bh_sharpe",
+    "bh_max_drawdown_pct",
     "val_accuracy",
     "val_loss",
 )
@@ -37,13 +40,14 @@ CURVE_METRICS: dict[str, bool] = {  # name -> lower is better
 SYNTHETIC_PREFIX = "synthetic:"
 
 
-def strategy_space(strategy: str) -> SearchSpace:
-    """The default search space of a model family or synthetic problem."""
+def strategy_space(strategy: str, preset: str = "cpu") -> SearchSpace:
+    """The default search space of a model family (``cpu`` or ``gpu`` sized) or synthetic problem."""
     if strategy.startswith(SYNTHETIC_PREFIX):
         from objectives.synthetic import get_problem
 
         return get_problem(strategy.removeprefix(SYNTHETIC_PREFIX)).space()
-    return get_family(strategy).default_space()
+    family = get_family(strategy)
+    return family.gpu_space() if preset == "gpu" else family.default_space()
 
 
 def reported_metrics(strategy: str) -> tuple[str, ...]:

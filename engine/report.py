@@ -80,14 +80,19 @@ def _summary(res: StudyResults) -> dict[str, Any]:
 
 
 def _gap(res: StudyResults) -> dict[str, float]:
-    """Mean validation minus mean test value per objective over the front."""
+    """How much better the front looked on validation than on test, per objective (mean).
+
+    Positive means validation flattered the front (higher return or Sharpe,
+    or lower drawdown, than on the held-out test split).
+    """
     out = {}
     members = [r for r in res.front if r.index in res.test]
-    for name in res.objectives.names:
+    for name, maximize in zip(res.objectives.names, res.objectives.maximize):
         pairs = [(r.metrics[name], res.test[r.index].get(name, math.nan)) for r in members]
         pairs = [(v, t) for v, t in pairs if math.isfinite(t)]
         if pairs:
-            out[name] = float(np.mean([v for v, _ in pairs]) - np.mean([t for _, t in pairs]))
+            diff = float(np.mean([v for v, _ in pairs]) - np.mean([t for _, t in pairs]))
+            out[name] = diff if maximize else -diff
     return out
 
 
@@ -120,7 +125,8 @@ def _markdown(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -
     md += [front.to_markdown(index=False, floatfmt=".4g") if len(front) else "_empty: no feasible trial_", ""]
     gap = _gap(res)
     if gap:
-        md += ["Validation minus test, mean over the front (how much selection flattered validation): "
+        md += ["How much better the front looked on validation than on the held-out test split "
+               "(mean over the front; positive = validation flattered it): "
                + ", ".join(f"{k} {v:+.3g}" for k, v in gap.items()), ""]
     elif not res.spec.is_synthetic:
         md += ["_No test figures yet: they are computed when the study finishes its budget._", ""]

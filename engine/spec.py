@@ -157,6 +157,10 @@ class ExperimentSpec(_Frozen):
     description: str = ""
     strategy: str
     data: DataSpec = DataSpec()
+    search_space_preset: Literal["cpu", "gpu"] = Field(
+        default="cpu",
+        description="the family's default ranges: 'cpu' (minutes on 2 cores) or 'gpu' (the original sizes)",
+    )
     search_space: dict[str, Any] = Field(default_factory=dict)
     objectives: dict[str, ObjectiveSpec] = Field(
         default_factory=lambda: {k: ObjectiveSpec(**v) for k, v in DEFAULT_OBJECTIVES.items()}
@@ -183,7 +187,7 @@ class ExperimentSpec(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> ExperimentSpec:
         try:
-            base = strategy_space(self.strategy)
+            base = strategy_space(self.strategy, self.search_space_preset)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         if not self.is_synthetic and self.synthetic != SyntheticSpec():
@@ -213,8 +217,10 @@ class ExperimentSpec(_Frozen):
             )
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if not self.is_synthetic and self.data.feature_set is None:
-            _check_feature_set_fixed(self.strategy, self._space)
+        if not self.is_synthetic:
+            _check_training_values(self._space)
+            if self.data.feature_set is None:
+                _check_feature_set_fixed(self.strategy, self._space)
         return self
 
     @property
@@ -229,6 +235,26 @@ class ExperimentSpec(_Frozen):
     def canonical(self) -> dict[str, Any]:
         """A JSON-ready dict with every default filled in (what the study ran with)."""
         return self.model_dump(mode="json")
+
+
+def _check_training_values(space: SearchSpace) -> None:
+    """Every value a training parameter can take must be one the training loop accepts."""
+    from objectives import TrainConfig
+    from strategies import TRAINING_PARAMS
+
+    for p in space.params:
+        if p.name not in TRAINING_PARAMS:
+            continue
+        values: tuple[Any, ...] = (
+            (p.value,) if isinstance(p, FixedParam)
+            else p.values if isinstance(p, ChoiceParam)
+            else (p.low, p.high)
+        )
+        for v in values:
+            try:
+                TrainConfig.from_params({p.name: v})
+            except ConfigError as exc:
+                raise ValueError(f"search_space.{p.name}: {exc}") from None
 
 
 def _check_feature_set_fixed(strategy: str, space: SearchSpace) -> None:
@@ -260,10 +286,15 @@ def _parse_constraint(text: str) -> OutcomeConstraint:
 
 
 def _parse_param(name: str, raw: Any, base: SearchSpace) -> Param:
-    """One ``search_space`` entry -> a Param; the type defaults to the family's."""
-    if name not in base:
+    """One ``search_space`` entry -> a Param; the type defaults to the family's.
+
+    Besides the family's own parameters, any training parameter (say
+    ``confidence_gate`` or ``loss``) may be added; it then needs an explicit
+    ``type`` (or a fixed value), as there is no default to take it from.
+    """
+    default = base.get(name)
+    if default is None and not _is_training_param(name, base):
         raise ConfigError(f"search_space: unknown parameter '{name}'; known: {', '.join(base.names)}")
-    default = base[name]
     if not isinstance(raw, Mapping):
         return FixedParam(name, raw)
     unknown = set(raw) - {"type", "low", "high", "log", "values", "ordered", "value"}
@@ -287,7 +318,7 @@ def _parse_param(name: str, raw: Any, base: SearchSpace) -> Param:
     raise ConfigError(f"search_space.{name}: unknown type '{kind}'; use float, int, choice or fixed")
 
 
-def _default_kind(raw: Mapping[str, Any], default: Param) -> str:
+def _default_kind(raw: Mapping[str, Any], default: Param | None) -> str:
     if "value" in raw:
         return "fixed"
     if "values" in raw:
@@ -297,6 +328,13 @@ def _default_kind(raw: Mapping[str, Any], default: Param) -> str:
     if isinstance(default, IntParam):
         return "int"
     return "float" if any(isinstance(raw.get(k), float) for k in ("low", "high")) else "int"
+
+
+def _is_training_param(name: str, base: SearchSpace) -> bool:
+    """Training parameters can be searched for model families (not synthetic problems)."""
+    from strategies import TRAINING_PARAMS
+
+    return name in TRAINING_PARAMS and "learning_rate" in base
 
 
 def parse_spec(raw: Mapping[str, Any], *, source: str = "<spec>") -> ExperimentSpec:

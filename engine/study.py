@@ -10,8 +10,10 @@ Pareto set and the exports.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from engine.records import TrialRecord
 from engine.spec import ExperimentSpec, parse_spec
 from engine.store import StudyStore, spec_differences, write_json
 from engine.trial import execute
-from strategies.exceptions import SpecError, StudyError
+from strategies.exceptions import InputError, SpecError
 
 __all__ = ["StudyOutcome", "run_study"]
 
@@ -54,28 +56,38 @@ def run_study(
     progress: Progress | None = None,
     trial_fn: TrialFn = execute,
 ) -> StudyOutcome:
-    """Run (or resume) the study of ``spec`` in ``study_dir``."""
+    """Run (or resume) the study of ``spec`` in ``study_dir``.
+
+    Bad input (data that fail validation, a warm-start directory that is not a
+    study) is reported before anything is written.
+    """
     store = StudyStore(study_dir)
     if fresh and store.exists():
         with store.lock():
             moved = store.set_aside()
         logger.info("--fresh: the previous study was moved to %s", moved)
-    with store.lock():
+    warm_dirs = [*spec.warm_start.studies, *(str(d) for d in warm_start)]
+    prepared: tuple[Any, dict[str, Any]] | None = None
+    if not store.exists():
+        for d in warm_dirs:
+            if not StudyStore(d).exists():
+                raise InputError(f"warm start: {d} is not a boengine study directory (no spec.json)")
+        prepared = _prepare(spec, store)
+    created = not store.dir.exists()
+    with store.lock(), _study_log(store):
         resumed = store.exists()
         if resumed:
             _check_unchanged(store, spec)
             if warm_start:
                 logger.warning("warm start ignored: the study already exists (use --fresh to start over)")
-        loop = _open(spec, store, resumed=resumed, progress=progress or QuietProgress(), trial_fn=trial_fn)
-        if not resumed:
-            from engine.warmstart import attach_prior_studies, prior_configurations
-
-            dirs = [*spec.warm_start.studies, *(str(d) for d in warm_start)]
-            attach_prior_studies(loop, dirs)
-            if spec.warm_start.priors == "data_driven":
-                configs, info = prior_configurations(spec, loop.data_bars())
-                write_json(store.dir / "priors.json", {**info, "suggestions": configs})
-                loop.queue_configurations(configs, source="prior")
+        try:
+            loop = _open(spec, store, prepared, progress=progress or QuietProgress(), trial_fn=trial_fn)
+            if not resumed:
+                _warm_start(loop, spec, store, warm_dirs)
+        except BaseException:
+            if created and not resumed:  # nothing half-written: a study that never started is removed
+                shutil.rmtree(store.dir, ignore_errors=True)
+            raise
         start = time.perf_counter()
         interrupted = loop.run()
         if not interrupted:
@@ -90,6 +102,31 @@ def run_study(
         )
 
 
+def _warm_start(loop: StudyLoop, spec: ExperimentSpec, store: StudyStore, warm_dirs: Sequence[str]) -> None:
+    from engine.warmstart import attach_prior_studies, prior_configurations
+
+    attach_prior_studies(loop, warm_dirs)
+    if spec.warm_start.priors == "data_driven":
+        configs, info = prior_configurations(spec, loop.data_bars())
+        write_json(store.dir / "priors.json", {**info, "suggestions": configs})
+        loop.queue_configurations(configs, source="prior")
+
+
+@contextmanager
+def _study_log(store: StudyStore) -> Iterator[None]:
+    """Copy this process's log records to the study's own ``study.log`` while it runs."""
+    handler = logging.FileHandler(store.log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def _check_unchanged(store: StudyStore, spec: ExperimentSpec) -> None:
     old = store.read_spec()
     diffs = spec_differences(old, spec.canonical())
@@ -102,41 +139,42 @@ def _check_unchanged(store: StudyStore, spec: ExperimentSpec) -> None:
 
 
 def _open(
-    spec: ExperimentSpec, store: StudyStore, *, resumed: bool, progress: Progress, trial_fn: TrialFn
+    spec: ExperimentSpec,
+    store: StudyStore,
+    prepared: tuple[Any, dict[str, Any]] | None,
+    *,
+    progress: Progress,
+    trial_fn: TrialFn,
 ) -> StudyLoop:
-    if resumed:
+    if store.exists():
         meta = store.read_meta()
         client = load_client(spec, meta["storage_url"])
         loop = StudyLoop(spec, store, client, progress=progress, trial_fn=trial_fn, meta=meta)
         loop.recover()
         return loop
-    meta = _prepare(spec, store)
+    assert prepared is not None, "a new study needs its prepared data"
+    data, meta = prepared
+    if data is not None:
+        data.save(store.data_dir)
     store.create(spec.canonical(), meta)
-    try:
-        client = configure_client(spec, meta["storage_url"])
-    except Exception:
-        # Nothing half-written: a study whose Ax experiment could not be created is removed.
-        import shutil
-
-        shutil.rmtree(store.dir / "trials", ignore_errors=True)
-        store.spec_path.unlink(missing_ok=True)
-        raise
+    client = configure_client(spec, meta["storage_url"])
     return StudyLoop(spec, store, client, progress=progress, trial_fn=trial_fn, meta=meta)
 
 
-def _prepare(spec: ExperimentSpec, store: StudyStore) -> dict[str, Any]:
-    """Prepare data once per study (skipped for synthetic problems); return the meta record."""
+def _prepare(spec: ExperimentSpec, store: StudyStore) -> tuple[Any, dict[str, Any]]:
+    """Prepare data in memory (nothing written yet); return it with the meta record."""
     meta: dict[str, Any] = {
         "version": META_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "storage_url": store.default_storage_url,
     }
     if spec.is_synthetic:
-        return meta
+        return None, meta
     from engine.data import prepare_study_data
 
-    meta.update(prepare_study_data(spec, store.data_dir))
-    return meta
+    data, facts = prepare_study_data(spec)
+    meta.update(facts)
+    return data, meta
 
 
 def load_study_spec(store: StudyStore) -> ExperimentSpec:
@@ -144,10 +182,3 @@ def load_study_spec(store: StudyStore) -> ExperimentSpec:
     return parse_spec(store.read_spec(), source=str(store.spec_path))
 
 
-def require_study(directory: str | Path) -> StudyStore:
-    store = StudyStore(directory)
-    if not store.exists():
-        raise StudyError(
-            f"{store.dir}: not a boengine study (no spec.json/meta.json); run 'boengine run SPEC' first"
-        )
-    return store

@@ -63,12 +63,12 @@ class SyntheticProblem:
 
     def thresholds(self) -> dict[str, float]:
         """The problem's reference point in boengine's metric names and signs."""
-        ref = self.function.ref_point.tolist()
+        ref = self.function.ref_point.tolist()  # type: ignore[operator]
         return {m: sign * r for (m, sign), r in zip(self.metrics, ref)}
 
     @property
     def max_hypervolume(self) -> float:
-        return float(self.function.max_hv)
+        return float(self.function.max_hv)  # type: ignore[arg-type]
 
     def __call__(self, params: Mapping[str, Any]) -> dict[str, float]:
         x = torch.tensor([[float(params[f"x{i}"]) for i in range(self.dim)]], dtype=torch.double)
@@ -95,7 +95,7 @@ class SyntheticProblem:
                 time.sleep(epoch_seconds)
             frac = 1.0 - 2.0**-epoch
             report = {"epoch": float(epoch), f"val_{first}": final[first] * frac}
-            if on_epoch is not None and on_epoch(report):
+            if on_epoch is not None and on_epoch(report) and epoch < epochs:
                 return final, epoch, True
         return final, epochs, False
 

@@ -26,7 +26,7 @@ from strategies.registry import (
     register_family,
     require,
 )
-from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
+from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
 
 __all__ = ["LLMConfig", "LSTMConfig", "TradingLSTM"]
 
@@ -90,7 +90,7 @@ class LLMConfig(LSTMConfig):
         require(self.mode in ("hybrid", "pure_ml"), f"mode must be 'hybrid' or 'pure_ml', got {self.mode!r}")
 
 
-def _lstm_space(extra: tuple[ChoiceParam, ...] = ()) -> SearchSpace:
+def _lstm_space(extra: tuple[Param, ...] = ()) -> SearchSpace:
     """CPU-sized: hidden 16-128, 1-2 layers, sequence 10-50.
 
     Measured (one CPU thread, AdamW step with CE + MSE, clip 1.0, input 46):
@@ -110,7 +110,7 @@ def _lstm_space(extra: tuple[ChoiceParam, ...] = ()) -> SearchSpace:
     )
 
 
-def _lstm_gpu_space(extra: tuple[ChoiceParam, ...] = ()) -> SearchSpace:
+def _lstm_gpu_space(extra: tuple[Param, ...] = ()) -> SearchSpace:
     return SearchSpace(
         (
             *gpu_training_params(seq_lens=(10, 20, 30, 50, 100)),

@@ -200,6 +200,9 @@ class SearchSpace:
                 return p
         raise KeyError(name)
 
+    def get(self, name: str, default: Param | None = None) -> Param | None:
+        return next((p for p in self.params if p.name == name), default)
+
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)

@@ -1,0 +1,236 @@
+"""End-to-end studies on synthetic problems: the loop, failures, warm start, lock, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ax.core.base_trial import TrialStatus
+
+from engine.best import pick_trial, strategy_entry, write_config
+from engine.export import write_pareto
+from engine.results import StudyResults
+from engine.store import StudyStore
+from engine.study import StudyOutcome, run_study
+from strategies.exceptions import SpecError, StudyError
+from tests.engine import faulty
+from tests.engine.conftest import DTLZ2_OBJECTIVES, synthetic_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, StudyOutcome]:
+    """A small study that reaches the GP: 4 Sobol trials, then 6 model-based in batches of 2."""
+    directory = tmp_path_factory.mktemp("studies") / "first"
+    spec = synthetic_spec("first", budget={"trials": 10, "sobol_trials": 4})
+    return directory, run_study(spec, directory)
+
+
+def test_study_runs_to_budget_with_model_based_trials(finished: tuple[Path, StudyOutcome]) -> None:
+    directory, outcome = finished
+    assert not outcome.interrupted
+    assert [r.status for r in outcome.records] == ["completed"] * 10
+    assert {r.source for r in outcome.records} == {"sobol", "model"}
+    assert outcome.front and outcome.hypervolume > 0
+    batches = StudyStore(directory).read_batches()
+    assert sum(len(b["trials"]) for b in batches) == 10
+    assert all(b["seconds"] >= 0 for b in batches)
+
+
+def test_exports_and_report(finished: tuple[Path, StudyOutcome], tmp_path: Path) -> None:
+    directory, outcome = finished
+    assert (directory / "pareto.csv").is_file() and (directory / "report.html").is_file()
+    report = (directory / "report.md").read_text()
+    assert "Pareto set" in report and "Hypervolume over trials" in report
+    for fmt in ("json", "html", "png"):
+        path = write_pareto(directory, fmt, tmp_path / f"front.{fmt}")
+        assert path.stat().st_size > 0
+    payload = json.loads((tmp_path / "front.json").read_text())
+    assert [p["trial"] for p in payload["front"]] == [r.index for r in outcome.front]
+    html = (tmp_path / "front.html").read_text()
+    assert 'src="http' not in html and len(html) > 1_000_000  # plotly.js inline: works offline
+
+
+def test_best_writes_and_merges_config(finished: tuple[Path, StudyOutcome], tmp_path: Path) -> None:
+    directory, _ = finished
+    res = StudyResults.load(directory)
+    config = tmp_path / "strategy_config.json"
+    config.write_text(json.dumps({"default_strategy": "lstm", "lstm": {"seq_length": 30},
+                                  "synthetic:dtlz2": {"description": "kept"}}))
+    rec = pick_trial(res, "knee")
+    write_config(config, res.spec.strategy, strategy_entry(res, rec, "knee"))
+    written = json.loads(config.read_text())
+    assert written["lstm"] == {"seq_length": 30} and written["default_strategy"] == "lstm"
+    entry = written["synthetic:dtlz2"]
+    assert entry["description"] == "kept" and entry["boengine"]["trial"] == rec.index
+    assert entry["hyperparameters"] == rec.params
+    best_sharpe = pick_trial(res, "sharpe")
+    assert best_sharpe.metrics["sharpe"] == max(r.metrics["sharpe"] for r in res.front)
+
+
+def test_status_json_lists_trials_and_batches(finished: tuple[Path, StudyOutcome], capsys: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cli import main
+
+    directory, _ = finished
+    monkeypatch.setattr(sys, "argv", ["boengine", "status", str(directory), "--json"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert [t["index"] for t in payload["trials"]] == list(range(10))
+    assert {"index", "status", "reason", "parameters", "metrics", "seconds"} <= set(payload["trials"][0])
+    assert all({"trials", "seconds"} <= set(b) for b in payload["batches"])
+
+
+def test_changed_spec_is_refused(finished: tuple[Path, StudyOutcome]) -> None:
+    directory, _ = finished
+    spec = synthetic_spec("first", budget={"trials": 12, "sobol_trials": 4})
+    with pytest.raises(SpecError, match=r"spec changed since this study started \(budget.trials\)"):
+        run_study(spec, directory)
+
+
+def test_warm_start_attaches_previous_trials(finished: tuple[Path, StudyOutcome], tmp_path: Path) -> None:
+    directory, first = finished
+    spec = synthetic_spec("second", budget={"trials": 12, "sobol_trials": 4})
+    outcome = run_study(spec, tmp_path / "second", warm_start=[directory])
+    attached = [r for r in outcome.records if r.source == "warm_start:first"]
+    assert len(attached) == 10
+    assert {json.dumps(r.params, sort_keys=True) for r in attached} == {
+        json.dumps(r.params, sort_keys=True) for r in first.records
+    }
+    new = [r for r in outcome.records if not r.source.startswith("warm_start")]
+    # the Sobol budget was spent by the attached trials: the first proposals are model-based
+    assert [r.source for r in new] == ["model", "model"]
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path: Path) -> None:
+    spec = synthetic_spec("failing", budget={"trials": 8, "sobol_trials": 8, "max_consecutive_failures": 8})
+    outcome = run_study(spec, tmp_path / "s", trial_fn=faulty.raise_when_x0_high)
+    failed = [r for r in outcome.records if r.status == "failed"]
+    completed = [r for r in outcome.records if r.status == "completed"]
+    assert len(outcome.records) == 8 and failed and completed
+    assert all(r.params["x0"] > 0.5 and "unknown synthetic problem" in (r.reason or "") for r in failed)
+    assert all(r.params["x0"] <= 0.5 for r in completed)
+
+
+def test_consecutive_failures_stop_the_study(tmp_path: Path) -> None:
+    spec = synthetic_spec("nan", budget={"trials": 8, "sobol_trials": 8, "max_consecutive_failures": 3},
+                          executor={"workers": 1})
+    with pytest.raises(StudyError, match=r"3 trials failed in a row; last \(trial 2\): non-finite metrics: sharpe"):
+        run_study(spec, tmp_path / "s", trial_fn=faulty.nan_always)
+    res = StudyResults.load(tmp_path / "s")
+    assert [r.status for r in res.records] == ["failed"] * 3
+
+
+def test_lock_refuses_a_concurrent_run(tmp_path: Path) -> None:
+    spec = synthetic_spec("locked")
+    with StudyStore(tmp_path / "s").lock(), pytest.raises(StudyError, match="another 'boengine run'"):
+        run_study(spec, tmp_path / "s")
+
+
+def test_early_stopping_stops_bad_curves(tmp_path: Path) -> None:
+    spec = synthetic_spec(
+        "es",
+        budget={"trials": 10, "sobol_trials": 10, "max_epochs": 6},
+        early_stopping={"enabled": True, "metric": "val_return_pct", "percentile": 50, "min_epochs": 2,
+                        "min_curves": 3},
+        synthetic={"epoch_seconds": 0.4},
+    )
+    outcome = run_study(spec, tmp_path / "s")
+    stopped = [r for r in outcome.records if r.status == "early_stopped"]
+    assert stopped and all(r.epochs < 6 for r in stopped)
+    res = StudyResults.load(tmp_path / "s")
+    assert res.epochs_saved() == sum(6 - r.epochs for r in stopped)
+    # Ax knows them as early-stopped, with no objective values attached
+    from engine.experiment import load_client
+
+    client = load_client(spec, StudyStore(tmp_path / "s").read_meta()["storage_url"])
+    trials = client._experiment.trials
+    assert {i for i, t in trials.items() if t.status == TrialStatus.EARLY_STOPPED} == {r.index for r in stopped}
+    data = client._experiment.lookup_data().df
+    assert set(data[data.trial_index.isin([r.index for r in stopped])].metric_name) == {"val_return_pct"}
+
+
+# -- the process is killed: resume --------------------------------------------------------
+
+
+def _spec_file(tmp_path: Path, name: str) -> Path:
+    raw = {
+        "name": name,
+        "strategy": "synthetic:dtlz2",
+        "objectives": DTLZ2_OBJECTIVES,
+        "budget": {"trials": 10, "sobol_trials": 10, "max_epochs": 4, "trial_timeout_s": 120},
+        "early_stopping": {"enabled": False},
+        "synthetic": {"epoch_seconds": 0.5},
+        "executor": {"workers": 2},
+        "seed": 11,
+    }
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "engine.cli", "--quiet", *args]
+
+
+def _completed(directory: Path) -> dict[int, dict[str, Any]]:
+    out = {}
+    for path in (directory / "trials").glob("*/result.json"):
+        rec = json.loads(path.read_text())
+        if rec["status"] == "completed":
+            out[rec["index"]] = rec
+    return out
+
+
+def _wait_for(directory: Path, n: int, proc: subprocess.Popen[bytes], limit: float = 180) -> None:
+    deadline = time.monotonic() + limit
+    while len(_completed(directory)) < n:
+        assert proc.poll() is None, "the study ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/status").read_text().find("zombie") < 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_resume_after_the_process_is_killed(tmp_path: Path, sig: signal.Signals) -> None:
+    spec = _spec_file(tmp_path, "killed")
+    directory = tmp_path / "study"
+    proc = subprocess.Popen(_cli("run", str(spec), "--study-dir", str(directory), "--progress", "quiet"), cwd=ROOT)
+    _wait_for(directory, 3, proc)
+    before = _completed(directory)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) >= 2  # the pool's workers (and the channel's manager)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=60)
+    assert code == (-9 if sig == signal.SIGKILL else 130)
+    time.sleep(3.0)  # orphaned workers notice their parent is gone and exit
+    assert not [pid for pid in children if _alive(int(pid))]
+    again = subprocess.run(_cli("run", str(spec), "--study-dir", str(directory), "--progress", "quiet"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    res = StudyResults.load(directory)
+    after = {r.index: r for r in res.records}
+    for index, rec in before.items():  # nothing completed was lost or changed
+        assert after[index].status == "completed" and after[index].metrics == rec["metrics"]
+    counted = [r for r in res.records if r.status != "abandoned"]
+    assert len(counted) == 10 and all(r.status == "completed" for r in counted)
+    assert len({r.index for r in res.records}) == len(res.records)
+    assert all(r.status == "abandoned" for r in res.records if r.index not in {c.index for c in counted})

@@ -186,8 +186,10 @@ def _status_table(res: Any) -> None:
     front = {r.index for r in res.front}
     table = Table(title=f"{res.spec.name} — {len(res.records)}/{res.spec.budget.trials} trials, "
                         f"hypervolume {res.hypervolume:.4g}")
-    for col in ("#", "status", "source", *names, *params, "epochs", "s", "reason"):
-        table.add_column(col, overflow="fold")
+    short = {"return_pct": "return %", "sharpe": "Sharpe", "max_drawdown_pct": "max DD %"}
+    for col in ("#", "status", "source", *(short.get(n, n) for n in names), *params, "epochs", "s"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("reason", overflow="fold")
     colors = {"completed": "green", "early_stopped": "yellow", "failed": "red", "abandoned": "dim"}
     for r in res.records:
         mark = "*" if r.index in front else ""
@@ -201,7 +203,7 @@ def _status_table(res: Any) -> None:
             f"{r.seconds['total']:.0f}" if "total" in r.seconds else "",
             (r.reason or "")[:80],
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(table)
     console.print(f"counts: {res.counts()}; * = Pareto front; epochs saved by early stopping: {res.epochs_saved()}")
 

@@ -99,8 +99,8 @@ def _png(res: StudyResults, path: Path) -> None:
         for _, row in front.iterrows():
             ax.annotate(str(int(row["trial"])), (row[a], row[b]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
-        ax.set_xlabel(a)
-        ax.set_ylabel(b)
+        ax.set_xlabel(f"{a} ({_direction(res, a)})")
+        ax.set_ylabel(f"{b} ({_direction(res, b)})")
         ax.grid(alpha=0.3)
     axes[0][0].legend(loc="best", fontsize=8)
     fig.suptitle(f"{res.spec.name}: validation objectives ({len(res.front)} on the front)")
@@ -108,3 +108,7 @@ def _png(res: StudyResults, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _direction(res: StudyResults, name: str) -> str:
+    return "higher is better" if res.objectives.maximize[res.objectives.names.index(name)] else "lower is better"

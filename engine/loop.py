@@ -148,6 +148,7 @@ class StudyLoop:
         """Run until the budget is spent; return True when interrupted (Ctrl-C)."""
         executor = self._make_executor()
         interrupted = False
+        started = time.time()
         self.progress.start(self.spec, self.snapshot())
         try:
             executor.start(self._shared_data())
@@ -170,6 +171,16 @@ class StudyLoop:
             for index in executor.shutdown():
                 self._abandon(index, "the study was interrupted while it ran")
             self.progress.stop(self.snapshot())
+            self.store.append_run(
+                {
+                    "start": started,
+                    "end": time.time(),
+                    "workers": executor.capacity,
+                    "threads": self._threads,
+                    "executor": self.spec.executor.kind,
+                    "interrupted": interrupted,
+                }
+            )
         return interrupted
 
     def _make_executor(self) -> Executor:

@@ -8,6 +8,7 @@ Layout of ``studies/<name>/``::
     data/              features, labels and prices prepared once, memory-mapped by workers
     trials/<i>/        curve.jsonl (per-epoch reports), result.json, model.pt (weights)
     batches.jsonl      one record per proposal batch: trials proposed, seconds taken
+    runs.jsonl         one record per ``boengine run``: start, end, workers
     test.json          held-out test metrics of the final Pareto set
     study.log          the run's log
     .lock              held by the one ``boengine run`` working on the study
@@ -143,6 +144,14 @@ class StudyStore:
 
     def read_batches(self) -> list[dict[str, Any]]:
         return read_jsonl(self.dir / "batches.jsonl")
+
+    def append_run(self, record: Mapping[str, Any]) -> None:
+        """One record per ``boengine run`` of the study: start, end, workers."""
+        with (self.dir / "runs.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(dict(record)) + "\n")
+
+    def read_runs(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.dir / "runs.jsonl")
 
 
 def spec_differences(old: Any, new: Any, prefix: str = "") -> list[str]:

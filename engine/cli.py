@@ -120,6 +120,10 @@ def run(
         typer.Option("--warm-start", help="Earlier study directory to attach completed trials from (repeatable)."),
     ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over; the old study is moved aside, not deleted.")] = False,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="SQLAlchemy URL for the Ax experiment of a new study [default: <study>/ax.db]."),
+    ] = None,
     progress: Annotated[ProgressMode, typer.Option(help="Live display; 'jsonl' prints one JSON event per line.")] = (
         ProgressMode.auto
     ),
@@ -136,7 +140,8 @@ def run(
     s = _spec(spec)
     directory = study_dir or Path("studies") / s.name
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    outcome = run_study(s, directory, fresh=fresh, warm_start=warm_start or (), progress=make_progress(progress.value))
+    outcome = run_study(s, directory, fresh=fresh, warm_start=warm_start or (), progress=make_progress(progress.value),
+                        storage_url=storage)
     if outcome.interrupted:
         raise typer.Exit(130)
     front = outcome.front

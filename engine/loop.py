@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from ax.exceptions.generation_strategy import MaxParallelismReachedException
 
 from engine.executors import Executor, TrialFn, available_cores, make_executor, thread_plan
 from engine.experiment import full_parameters
+from engine.generation import prebuild_kernels, set_torch_threads
 from engine.progress import Progress, Snapshot
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec
@@ -149,6 +151,10 @@ class StudyLoop:
         executor = self._make_executor()
         interrupted = False
         started = time.time()
+        set_torch_threads(self.spec.optimizer)  # the driver's GP fits: one thread, no oversubscription
+        # BoTorch compiles its fused qLogNEHVI kernel on first use (tens of seconds, once per
+        # environment): build it while the first (Sobol) trials train, not at the first model batch.
+        threading.Thread(target=prebuild_kernels, name="prebuild-kernels", daemon=True).start()
         self.progress.start(self.spec, self.snapshot())
         try:
             executor.start(self._shared_data())

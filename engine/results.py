@@ -44,7 +44,7 @@ class StudyResults:
             )
         from engine.finish import read_test_metrics
 
-        spec = parse_spec(store.read_spec(), source=str(store.spec_path))
+        spec = parse_spec(store.read_spec(), source=str(store.dir / "spec.given.json"))
         records = []
         for path in (store.dir / "trials").glob("*/result.json"):
             records.append(TrialRecord.from_dict(read_json(path)))

@@ -236,6 +236,10 @@ class ExperimentSpec(_Frozen):
         """A JSON-ready dict with every default filled in (what the study ran with)."""
         return self.model_dump(mode="json")
 
+    def given(self) -> dict[str, Any]:
+        """Only what the spec set explicitly: re-parsed by later versions, whose defaults may differ."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
 
 def _check_training_values(space: SearchSpace) -> None:
     """Every value a training parameter can take must be one the training loop accepts."""

@@ -2,7 +2,8 @@
 
 Layout of ``studies/<name>/``::
 
-    spec.json          the spec as run (every default filled in)
+    spec.json          the spec as run (every default filled in, for the record)
+    spec.given.json    the spec as written by the user (what resume compares and reloads)
     meta.json          storage URL, versions, data facts (input size, bars per year)
     ax.db              the Ax experiment and generation strategy (Ax's SQL store)
     data/              features, labels and prices prepared once, memory-mapped by workers
@@ -76,9 +77,10 @@ class StudyStore:
     def exists(self) -> bool:
         return self.spec_path.is_file() and self.meta_path.is_file()
 
-    def create(self, spec: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    def create(self, spec: Mapping[str, Any], given: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.meta_path, meta)
+        write_json(self.dir / "spec.given.json", given)
         write_json(self.spec_path, spec)  # last: its presence marks a complete study
 
     def set_aside(self) -> Path:
@@ -89,7 +91,9 @@ class StudyStore:
         return target
 
     def read_spec(self) -> dict[str, Any]:
-        return read_json(self.spec_path)
+        """The spec as the user wrote it (falls back to the full record)."""
+        given = self.dir / "spec.given.json"
+        return read_json(given if given.is_file() else self.spec_path)
 
     def read_meta(self) -> dict[str, Any]:
         return read_json(self.meta_path)

@@ -55,8 +55,13 @@ def run_study(
     warm_start: Sequence[str | Path] = (),
     progress: Progress | None = None,
     trial_fn: TrialFn = execute,
+    storage_url: str | None = None,
 ) -> StudyOutcome:
     """Run (or resume) the study of ``spec`` in ``study_dir``.
+
+    ``storage_url`` (any SQLAlchemy URL) keeps a new study's Ax experiment in
+    that database instead of ``<study_dir>/ax.db``; a resumed study uses the
+    URL it was created with.
 
     Bad input (data that fail validation, a warm-start directory that is not a
     study) is reported before anything is written.
@@ -72,7 +77,7 @@ def run_study(
         for d in warm_dirs:
             if not StudyStore(d).exists():
                 raise InputError(f"warm start: {d} is not a boengine study directory (no spec.json)")
-        prepared = _prepare(spec, store)
+        prepared = _prepare(spec, store, storage_url)
     created = not store.dir.exists()
     with store.lock(), _study_log(store):
         resumed = store.exists()
@@ -128,7 +133,7 @@ def _study_log(store: StudyStore) -> Iterator[None]:
 
 
 def _check_unchanged(store: StudyStore, spec: ExperimentSpec) -> None:
-    old = store.read_spec()
+    old = parse_spec(store.read_spec(), source=str(store.dir / "spec.given.json")).canonical()
     diffs = spec_differences(old, spec.canonical())
     if diffs:
         shown = ", ".join(diffs[:5]) + (" ..." if len(diffs) > 5 else "")
@@ -156,17 +161,17 @@ def _open(
     data, meta = prepared
     if data is not None:
         data.save(store.data_dir)
-    store.create(spec.canonical(), meta)
+    store.create(spec.canonical(), spec.given(), meta)
     client = configure_client(spec, meta["storage_url"])
     return StudyLoop(spec, store, client, progress=progress, trial_fn=trial_fn, meta=meta)
 
 
-def _prepare(spec: ExperimentSpec, store: StudyStore) -> tuple[Any, dict[str, Any]]:
+def _prepare(spec: ExperimentSpec, store: StudyStore, storage_url: str | None) -> tuple[Any, dict[str, Any]]:
     """Prepare data in memory (nothing written yet); return it with the meta record."""
     meta: dict[str, Any] = {
         "version": META_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "storage_url": store.default_storage_url,
+        "storage_url": storage_url or store.default_storage_url,
     }
     if spec.is_synthetic:
         return None, meta
@@ -175,10 +180,3 @@ def _prepare(spec: ExperimentSpec, store: StudyStore) -> tuple[Any, dict[str, An
     data, facts = prepare_study_data(spec)
     meta.update(facts)
     return data, meta
-
-
-def load_study_spec(store: StudyStore) -> ExperimentSpec:
-    """The spec a study ran with (``spec.json``), validated again."""
-    return parse_spec(store.read_spec(), source=str(store.spec_path))
-
-

@@ -38,7 +38,7 @@ def attach_prior_studies(loop: StudyLoop, directories: Sequence[str | Path]) -> 
         store = StudyStore(directory)
         if not store.exists():
             raise InputError(f"warm start: {directory} is not a boengine study directory (no spec.json)")
-        other = store.read_spec()
+        other = read_json(store.spec_path)
         if other.get("data") != loop.spec.data.model_dump(mode="json"):
             logger.warning("warm start: %s was run on other data settings; its figures may not transfer", directory)
         attached = skipped = 0

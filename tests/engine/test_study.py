@@ -101,7 +101,9 @@ def test_changed_spec_is_refused(finished: tuple[Path, StudyOutcome]) -> None:
 def test_warm_start_attaches_previous_trials(finished: tuple[Path, StudyOutcome], tmp_path: Path) -> None:
     directory, first = finished
     spec = synthetic_spec("second", budget={"trials": 12, "sobol_trials": 4})
-    outcome = run_study(spec, tmp_path / "second", warm_start=[directory])
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # any SQLAlchemy URL; the first study stays in its own file
+    outcome = run_study(spec, tmp_path / "second", warm_start=[directory], storage_url=url)
+    assert (tmp_path / "elsewhere.db").is_file() and not (tmp_path / "second" / "ax.db").exists()
     attached = [r for r in outcome.records if r.source == "warm_start:first"]
     assert len(attached) == 10
     assert {json.dumps(r.params, sort_keys=True) for r in attached} == {

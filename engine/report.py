@@ -115,65 +115,112 @@ def _priors(res: StudyResults) -> list[str]:
     return lines or ["none: the study started from quasi-random (Sobol) trials"]
 
 
-def _markdown(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> str:
-    md = [f"# Study report: {res.spec.name}", ""]
+Section = tuple[str, Any]  # ("h1" | "h2" | "p" | "list" | "table" | "figure", content)
+
+
+def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> list[Section]:
+    """The report as a list of blocks, rendered to Markdown and to HTML."""
+    out: list[Section] = [("h1", f"Study report: {res.spec.name}")]
     if res.spec.description:
-        md += [res.spec.description, ""]
-    md += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _summary(res).items()] + [""]
-    md += ["## Pareto set (validation vs held-out test)", ""]
+        out.append(("p", res.spec.description))
+    summary = pd.DataFrame(list(_summary(res).items()), columns=["", "value"])
+    out += [("table", summary), ("h2", "Pareto set (validation vs held-out test)")]
     front = res.pareto_frame()
-    md += [front.to_markdown(index=False, floatfmt=".4g") if len(front) else "_empty: no feasible trial_", ""]
+    out.append(("table", front) if len(front) else ("p", "Empty: no completed trial meets the constraints."))
+    if len(res.feasible_frame()):
+        out.append(("figure", "pareto"))
     gap = _gap(res)
     if gap:
-        md += ["How much better the front looked on validation than on the held-out test split "
-               "(mean over the front; positive = validation flattered it): "
-               + ", ".join(f"{k} {v:+.3g}" for k, v in gap.items()), ""]
+        out.append(("p", "How much better the front looked on validation than on the held-out test split "
+                          "(mean over the front; positive = validation flattered it): "
+                          + ", ".join(f"{k} {v:+.3g}" for k, v in gap.items())))
     elif not res.spec.is_synthetic:
-        md += ["_No test figures yet: they are computed when the study finishes its budget._", ""]
+        out.append(("p", "No test figures yet: they are computed when the study finishes its budget."))
     bh = next((r.metrics for r in res.records if "bh_return_pct" in r.metrics), None)
     if bh:
-        md += [f"Buy and hold on the validation split: return {bh['bh_return_pct']:.3g}%, "
-               f"Sharpe {bh.get('bh_sharpe', math.nan):.3g}, max drawdown {bh.get('bh_max_drawdown_pct', math.nan):.3g}%", ""]
-    md += ["## Hypervolume over trials", ""]
-    step = max(1, len(trace) // 12)
-    md += ["| trials | hypervolume |", "|---|---|"]
-    md += [f"| {i + 1} | {trace[i]:.4g} |" for i in range(0, len(trace), step)]
-    if trace and (len(trace) - 1) % step:
-        md += [f"| {len(trace)} | {trace[-1]:.4g} |"]
-    md += ["", "## Parameter importance", ""]
-    md += [importance.to_markdown(floatfmt=".2f") if len(importance)
-           else f"_needs at least {MIN_TRIALS_FOR_IMPORTANCE} feasible trials_", ""]
-    md += ["## Priors and warm start", ""] + [f"- {line}" for line in _priors(res)] + [""]
+        out.append(("p", f"Buy and hold on the validation split: return {bh['bh_return_pct']:.3g}%, "
+                         f"Sharpe {bh.get('bh_sharpe', math.nan):.3g}, "
+                         f"max drawdown {bh.get('bh_max_drawdown_pct', math.nan):.3g}%"))
+    out.append(("h2", "Hypervolume over trials"))
+    if trace:
+        step = max(1, len(trace) // 12)
+        rows = sorted({*range(0, len(trace), step), len(trace) - 1})
+        out += [("figure", "hypervolume"),
+                ("table", pd.DataFrame({"trials": [i + 1 for i in rows], "hypervolume": [trace[i] for i in rows]}))]
+    out.append(("h2", "Parameter importance"))
+    if len(importance):
+        out += [("figure", "importance"), ("table", importance.reset_index(names="parameter"))]
+    else:
+        out.append(("p", f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} feasible trials."))
+    out += [("h2", "Priors and warm start"), ("list", _priors(res))]
     bad = [r for r in res.records if r.status in ("failed", "early_stopped", "abandoned")]
-    md += ["## Failed, early-stopped and abandoned trials", ""]
-    md += [f"- trial {r.index}: {r.status}" + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
-           for r in bad] or ["none"]
-    return "\n".join(md) + "\n"
+    out += [("h2", "Failed, early-stopped and abandoned trials"),
+            ("list", [f"trial {r.index}: {r.status}" + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
+                      for r in bad] or ["none"])]
+    return out
 
 
-def _html(res: StudyResults, markdown: str, importance: pd.DataFrame, trace: list[float]) -> str:
+def _markdown(sections: list[Section]) -> str:
+    md: list[str] = []
+    for kind, content in sections:
+        if kind == "h1":
+            md += [f"# {content}", ""]
+        elif kind == "h2":
+            md += [f"## {content}", ""]
+        elif kind == "p":
+            md += [content, ""]
+        elif kind == "list":
+            md += [f"- {line}" for line in content] + [""]
+        elif kind == "table":
+            md += [content.to_markdown(index=False, floatfmt=".4g"), ""]
+    return "\n".join(md)
+
+
+def _figures(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> dict[str, list[Any]]:
     import plotly.express as px
 
     from engine.export import pareto_figures
 
-    figs = []
+    figs: dict[str, list[Any]] = {}
     if len(res.feasible_frame()):
-        figs.extend(pareto_figures(res))
+        figs["pareto"] = pareto_figures(res)
     if trace:
-        figs.append(px.line(x=list(range(1, len(trace) + 1)), y=trace, markers=True,
-                            labels={"x": "trials", "y": "hypervolume"}, title="Hypervolume over trials"))
+        figs["hypervolume"] = [px.line(x=list(range(1, len(trace) + 1)), y=trace, markers=True,
+                                       labels={"x": "trials", "y": "hypervolume"})]
     if len(importance):
         long = importance.reset_index(names="parameter").melt(id_vars="parameter", var_name="objective",
                                                                value_name="importance")
-        figs.append(px.bar(long, x="parameter", y="importance", color="objective", barmode="group",
-                           title="Parameter importance (permutation, random forest)"))
-    plots = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs))
+        figs["importance"] = [px.bar(long, x="parameter", y="importance", color="objective", barmode="group",
+                                     title="Permutation importance (random forest per objective)")]
+    return figs
+
+
+def _html(res: StudyResults, sections: list[Section], figs: dict[str, list[Any]]) -> str:
+    body: list[str] = []
+    first_plot = True
+    for kind, content in sections:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{html.escape(content)}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{html.escape(content)}</p>")
+        elif kind == "list":
+            body.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in content) + "</ul>")
+        elif kind == "table":
+            table = content.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}")
+            body.append(f"<div style='overflow-x:auto'>{table}</div>")
+        elif kind == "figure":
+            for fig in figs.get(content, []):
+                body.append(fig.to_html(full_html=False, include_plotlyjs=first_plot))
+                first_plot = False
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}"
+        "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+        "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+        "th{background:#f3f3f3}"
+    )
     return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(res.spec.name)} report</title>"
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
-        "pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}</style></head><body>"
-        f"{plots}<pre>{html.escape(markdown)}</pre></body></html>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(res.spec.name)} report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
     )
 
 
@@ -184,8 +231,8 @@ def write_report(store_or_dir: StudyStore | str | Path, out_dir: str | Path | No
     target = Path(out_dir) if out_dir else res.store.dir
     importance = parameter_importance(res, seed=res.spec.seed)
     trace = res.objectives.hypervolume_trace(res.records)
-    markdown = _markdown(res, importance, trace)
-    write_bytes(target / "report.md", markdown.encode())
-    write_bytes(target / "report.html", _html(res, markdown, importance, trace).encode())
+    sections = _sections(res, importance, trace)
+    write_bytes(target / "report.md", _markdown(sections).encode())
+    write_bytes(target / "report.html", _html(res, sections, _figures(res, importance, trace)).encode())
     logger.info("wrote %s and report.html", target / "report.md")
     return target / "report.md"

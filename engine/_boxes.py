@@ -38,9 +38,9 @@ def nondominated_cells_3d(Y: Tensor, ref_point: Tensor, feasible: Tensor | None 
     B, n, m = Y.shape
     if m != 3:
         raise ValueError(f"nondominated_cells_3d needs 3 objectives, got Y with {m}")
-    tk = {"dtype": Y.dtype, "device": Y.device}
-    inf = torch.tensor(float("inf"), **tk)
-    ref = ref_point.to(**tk)
+    dtype, device = Y.dtype, Y.device
+    inf = torch.tensor(float("inf"), dtype=dtype, device=device)
+    ref = ref_point.to(dtype=dtype, device=device)
     valid = (ref < Y).all(-1)
     if feasible is not None:
         valid = valid & feasible
@@ -57,7 +57,7 @@ def nondominated_cells_3d(Y: Tensor, ref_point: Tensor, feasible: Tensor | None 
     left_x = _left_neighbour_x(x, alive, ref[0])  # batch x slab x k
     z_lo = torch.cat([z[:, 1:], ref[2].expand(B, 1)], dim=-1)  # batch x slab
     # Column of point k: x in [left, x_k], y >= y_k; merged over slabs with the same left neighbour.
-    nan_row = torch.full((B, 1, n), float("nan"), **tk)
+    nan_row = torch.full((B, 1, n), float("nan"), dtype=dtype, device=device)
     same = torch.cat([nan_row, left_x[:, :-1]], dim=1) == left_x
     start = alive & ~(torch.cat([torch.zeros_like(alive[:, :1]), alive[:, :-1]], dim=1) & same)
     cell_z_lo = _run_min(start, alive, z_lo.unsqueeze(-1).expand(B, n, n))
@@ -66,7 +66,7 @@ def nondominated_cells_3d(Y: Tensor, ref_point: Tensor, feasible: Tensor | None 
     keep1 = start & (up1[..., 0] > lo1[..., 0]) & (up1[..., 2] > lo1[..., 2])
     # Right-most column of each slab: x >= the largest x above it.
     max_x = torch.where(alive, x.unsqueeze(1).expand(B, n, n), ref[0]).amax(dim=-1)  # batch x slab
-    start2 = torch.cat([torch.full((B, 1), float("nan"), **tk), max_x[:, :-1]], dim=1) != max_x
+    start2 = torch.cat([torch.full((B, 1), float("nan"), dtype=dtype, device=device), max_x[:, :-1]], dim=1) != max_x
     z_lo2 = _run_min(start2.unsqueeze(-1), torch.ones_like(start2).unsqueeze(-1), z_lo.unsqueeze(-1)).squeeze(-1)
     lo2 = torch.stack([max_x, ref[1].expand(B, n), z_lo2], -1)
     up2 = torch.stack([inf.expand(B, n), inf.expand(B, n), z], -1)

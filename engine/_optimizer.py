@@ -1,28 +1,21 @@
-"""Acquisition optimisation that carries its restarts across the candidates of a batch.
+"""Acquisition optimisation that never returns an observed or pending point.
 
-Ax asks for a batch of ``q`` trials as ``q`` single-candidate generations with
-the same fitted model; each adds the previous candidate as a pending point
-and re-optimises the acquisition function from fresh random starting points.
-Adding one pending point changes the acquisition function only near that
-point, so the optimizer's other local optima from the previous candidate are
-still good places to start.
+Ax asks for a batch of ``q`` trials as ``q`` single-candidate generations and
+de-duplicates only against trials already on the experiment. So the same
+point can come back twice within one batch (two workers train the same
+configuration), and when the optimum sits on an observed point (common at
+the corners of the space, where rounding of integer parameters also lands)
+Ax re-generates up to 5 times and then falls back to a uniform Sobol point.
+Both were seen here on BraninCurrin: 1 repeated pair and 4 Sobol fallbacks
+in 22 model batches.
 
-:class:`CarryOverAcquisition` (an Ax ``Acquisition``) does exactly that on the
-continuous path (``optimize_acqf``): the first candidate starts from the best
-of ``raw_samples`` random points as usual; each following candidate of the
-same model starts from the previous candidate's restart end points, except
-those at a pending point, topped up (by BoTorch) from the best of
-``raw_samples // 2`` fresh random points.
-
-Of the restart end points it returns the best one that does not repeat an
-observed or pending point (within 1e-4 in the unit cube). Ax only
-de-duplicates against trials already on the experiment: within a batch the
-same point could come back twice, and a repeat of an observed point makes Ax
-re-generate up to 5 times and then fall back to a Sobol point. Mixed or
-discrete search spaces use Ax's optimizers unchanged. Acquisition option
-``carry_over_restarts=False`` keeps the de-duplication but starts every
-candidate afresh.
-Registered with Ax's storage registry on import.
+:class:`DistinctAcquisition` (an Ax ``Acquisition``) runs BoTorch's
+``optimize_acqf`` as Ax does on the continuous path, keeps all restart end
+points, and returns the best one that does not repeat an observed or pending
+point (within 1e-4 in the unit cube). If every end point repeats one it
+takes the best new point of ``raw_samples`` random ones instead. Mixed or
+discrete search spaces use Ax's optimizers unchanged. Registered with Ax's
+storage registry on import.
 """
 
 from __future__ import annotations
@@ -36,15 +29,17 @@ from ax.generators.torch.botorch_modular.optimizer_argparse import optimizer_arg
 from ax.generators.utils import mk_discrete_choices
 from ax.storage.botorch_modular_registry import register_acquisition
 from botorch.optim.optimize import optimize_acqf
+from botorch.optim.utils.acquisition_utils import fix_features
+from botorch.utils.sampling import draw_sobol_samples, get_polytope_samples
 from torch import Tensor
 
-__all__ = ["CarryOverAcquisition"]
+__all__ = ["DistinctAcquisition"]
 
-_STATE = "_boengine_restart_ends"  # attribute on the fitted model: (pending rows, restart end points)
+MIN_DISTANCE = 1e-4  # in the transformed (unit cube) space
 
 
-class CarryOverAcquisition(Acquisition):
-    """Ax ``Acquisition`` whose continuous optimiser reuses restarts across a batch."""
+class DistinctAcquisition(Acquisition):
+    """Ax ``Acquisition`` whose continuous candidate is never an observed or pending point."""
 
     def optimize(  # type: ignore[override]
         self,
@@ -58,7 +53,7 @@ class CarryOverAcquisition(Acquisition):
         candidate_set: Tensor | None = None,
         sampling_strategy: Any = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Ax's ``Acquisition.optimize``; one continuous candidate starts from carried-over restarts."""
+        """Ax's ``Acquisition.optimize`` (``n x d`` candidates, values, weights)."""
         ssd = search_space_digest
         continuous = (
             n == 1
@@ -86,74 +81,65 @@ class CarryOverAcquisition(Acquisition):
                 sampling_strategy=sampling_strategy,
             )
         options = optimizer_argparse(self.acqf, optimizer="optimize_acqf", optimizer_options=optimizer_options)
-        options.pop("sequential", None)
-        kwargs = {
-            "bounds": torch.tensor(ssd.bounds, dtype=self.dtype, device=self.device).t(),
-            "inequality_constraints": inequality_constraints,
-            "fixed_features": fixed_features,
-            "rounding_func": rounding_func,
-        }
-        carried = self._carried_over(int(options["num_restarts"]))
-        if not self.options.get("carry_over_restarts", True):
-            carried = carried[:0]
-        ends, values = self._restarts(carried, options, **kwargs)
-        best = self._best_new(ends, values)
-        if best is None and carried.shape[0]:  # every end point repeats a known point: start afresh
-            ends, values = self._restarts(carried[:0], options, **kwargs)
-            best = self._best_new(ends, values)
-        if best is None:  # leave it to Ax's de-duplication (and its Sobol fallback)
-            best = int(values.argmax())
-        pending = self.X_pending if self.X_pending is not None else ends.new_zeros(0, ends.shape[-1])
-        object.__setattr__(self.surrogate.model, _STATE, (pending.detach().clone(), ends.detach()))
-        return ends[best], values[best].reshape(1), torch.ones(1, dtype=self.dtype)
-
-    def _restarts(
-        self, carried: Tensor, options: dict[str, Any], bounds: Tensor, rounding_func: Any, **kwargs: Any
-    ) -> tuple[Tensor, Tensor]:
-        """All restart end points (``restarts x 1 x d``, rounded) and their values (``restarts``)."""
-        options = dict(options)
-        if carried.shape[0]:  # BoTorch tops the carried points up from fresh random ones
-            options["raw_samples"] = max(int(options["raw_samples"]) // 2, 4)
+        options.pop("sequential", None)  # one candidate
+        bounds = torch.tensor(ssd.bounds, dtype=self.dtype, device=self.device).t()
         ends, values = optimize_acqf(
             acq_function=self.acqf,
             bounds=bounds,
             q=1,
+            inequality_constraints=inequality_constraints,
+            fixed_features=fixed_features,
             post_processing_func=rounding_func,
-            batch_initial_conditions=carried if carried.shape[0] else None,
             return_best_only=False,
-            **kwargs,
             **options,
-        )
+        )  # restarts x 1 x d (rounded), restarts
         if values is None:  # only when return_acq_values=False
             raise RuntimeError("optimize_acqf returned no acquisition values")
-        return ends, values
+        best = self._best_new(ends, values)
+        if best is None:
+            ends, values = self._random_points(options, bounds, inequality_constraints, fixed_features, rounding_func)
+            best = self._best_new(ends, values)
+        if best is None:  # nothing new found: leave it to Ax's de-duplication
+            best = int(values.argmax())
+        return ends[best], values[best].reshape(1), torch.ones(1, dtype=self.dtype)
 
-    def _best_new(self, ends: Tensor, values: Tensor) -> int | None:
-        """Index of the best end point that is not (within 1e-4) an observed or pending point."""
+    def _best_new(self, candidates: Tensor, values: Tensor) -> int | None:
+        """Index of the best of ``candidates`` (``k x 1 x d``) not at an observed or pending point."""
         known = [x for x in (self.X_observed, self.X_pending) if x is not None and x.shape[0]]
         if not known:
             return int(values.argmax())
-        dist = torch.cdist(ends.squeeze(-2), torch.cat(known)).min(dim=-1).values
+        distance = torch.cdist(candidates.squeeze(-2), torch.cat(known)).min(dim=-1).values
         for i in torch.argsort(values, descending=True).tolist():
-            if dist[i] > 1e-4:
+            if distance[i] > MIN_DISTANCE:
                 return int(i)
         return None
 
-    def _carried_over(self, restarts: int) -> Tensor:
-        """End points of the previous candidate's restarts, if it had the same model and one pending point less."""
-        d = len(self.search_space_digest.bounds)
-        none = torch.zeros(0, 1, d, dtype=self.dtype, device=self.device)
-        state = getattr(self.surrogate.model, _STATE, None)
-        pending = self.X_pending
-        if state is None or pending is None:
-            return none
-        before, ends = state
-        if pending.shape[0] != before.shape[0] + 1 or ends.shape[-1] != d:
-            return none
-        if before.shape[0] and not bool((torch.cdist(before, pending).min(dim=-1).values < 1e-9).all()):
-            return none
-        near_pending = torch.cdist(ends.squeeze(-2), pending).min(dim=-1).values < 1e-6
-        return ends[~near_pending][:restarts]
+    def _random_points(
+        self,
+        options: dict[str, Any],
+        bounds: Tensor,
+        inequality_constraints: list[tuple[Tensor, Tensor, float]] | None,
+        fixed_features: dict[int, float] | None,
+        rounding_func: Any,
+    ) -> tuple[Tensor, Tensor]:
+        """``raw_samples`` random feasible points (``n x 1 x d``, rounded) and their values."""
+        n = int(options["raw_samples"])
+        inner = options.get("options", {})
+        if inequality_constraints:
+            X = get_polytope_samples(
+                n=n,
+                bounds=bounds,
+                inequality_constraints=inequality_constraints,
+                n_burnin=int(inner.get("n_burnin", 10_000)),
+                n_thinning=int(inner.get("n_thinning", 32)),
+            ).unsqueeze(-2)
+        else:
+            X = draw_sobol_samples(bounds=bounds, n=n, q=1)
+        X = fix_features(X.to(bounds), fixed_features=fixed_features)
+        if rounding_func is not None:
+            X = rounding_func(X)
+        with torch.no_grad():
+            return X, self.acqf(X)
 
 
-register_acquisition(CarryOverAcquisition)
+register_acquisition(DistinctAcquisition)

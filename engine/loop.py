@@ -159,8 +159,9 @@ class StudyLoop:
         try:
             executor.start(self._shared_data())
             while True:
-                self._handle_reports(executor)
-                for outcome in executor.wait(POLL_SECONDS):
+                outcomes = executor.wait(POLL_SECONDS)
+                self._handle_reports(executor)  # before telling: a trial's last epochs belong to its curve
+                for outcome in outcomes:
                     self._tell(outcome)
                     self._ask_blocked = False
                 self._check_failures()
@@ -168,6 +169,8 @@ class StudyLoop:
                 remaining = self.spec.budget.trials - self.counted  # new proposals still allowed
                 if remaining <= 0 and not self._queued and not executor.running:
                     break
+                if self.spec.executor.synchronous and executor.running:
+                    continue  # reproducible batches: wait for the whole batch
                 if free > 0 and (self._queued or remaining > 0):
                     self._ask(executor, min(free, self._batch_size(executor)), remaining)
         except KeyboardInterrupt:

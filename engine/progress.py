@@ -145,9 +145,11 @@ class RichProgress(Progress):
         eta = "?" if math.isnan(snap.eta_s) else f"{snap.eta_s / 60:.1f} min"
         table.add_row(f"best: {best}", f"hypervolume {snap.hypervolume:.4g}", f"elapsed {snap.elapsed_s / 60:.1f} min",
                       f"ETA {eta}", "")
-        for line in self._last[-4:]:
-            table.add_row(line, "", "", "", "")
-        return Panel(table, title=f"boengine · {self._name}", expand=False)
+        from rich.console import Group
+        from rich.text import Text
+
+        recent = Text("\n".join(self._last[-4:]), style="dim", overflow="ellipsis", no_wrap=True)
+        return Panel(Group(table, recent), title=f"boengine · {self._name}", expand=False)
 
     def start(self, spec: Any, snap: Snapshot) -> None:
         from rich.live import Live

@@ -134,6 +134,11 @@ class ExecutorSpec(_Frozen):
     address: str | None = Field(default=None, description="Ray: 'auto' or host:port; none starts a local Ray")
     gpus_per_trial: float = Field(default=0.0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    synchronous: bool = Field(
+        default=False,
+        description="propose the next batch only when the whole previous one finished: the same spec "
+        "and seed then give the same proposals, at the cost of idle workers while a batch ends",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExecutorSpec:

@@ -40,7 +40,10 @@ def test_study_runs_to_budget_with_model_based_trials(finished: tuple[Path, Stud
     assert [r.status for r in outcome.records] == ["completed"] * 10
     assert {r.source for r in outcome.records} == {"sobol", "model"}
     assert outcome.front and outcome.hypervolume > 0
-    batches = StudyStore(directory).read_batches()
+    store = StudyStore(directory)
+    # every epoch of every trial reached its curve, including the last ones before completion
+    assert [[int(r["epoch"]) for r in store.read_curve(i)] for i in range(10)] == [[1, 2, 3]] * 10
+    batches = store.read_batches()
     assert sum(len(b["trials"]) for b in batches) == 10
     assert all(b["seconds"] >= 0 for b in batches)
 
@@ -89,6 +92,14 @@ def test_status_json_lists_trials_and_batches(finished: tuple[Path, StudyOutcome
     assert [t["index"] for t in payload["trials"]] == list(range(10))
     assert {"index", "status", "reason", "parameters", "metrics", "seconds"} <= set(payload["trials"][0])
     assert all({"trials", "seconds"} <= set(b) for b in payload["batches"])
+
+
+def test_synchronous_study_is_reproducible(tmp_path: Path) -> None:
+    spec = synthetic_spec("sync", budget={"trials": 8, "sobol_trials": 4}, executor={"synchronous": True})
+    runs = [run_study(spec, tmp_path / str(i)) for i in range(2)]
+    first, second = ([(r.params, r.metrics) for r in out.records] for out in runs)
+    assert first == second
+    assert [r.source for r in runs[0].records] == ["sobol"] * 4 + ["model"] * 4
 
 
 def test_changed_spec_is_refused(finished: tuple[Path, StudyOutcome]) -> None:

@@ -52,7 +52,9 @@ def analyze(directory: Path, cli_wall: float | None = None) -> dict[str, Any]:
         "wall_s": wall,
         "optimizer_s": optimizer,
         "optimizer_share": optimizer / wall if wall else float("nan"),
-        "median_batch_s": sorted(b["seconds"] for b in res.batches)[len(res.batches) // 2] if res.batches else None,
+        "median_batch_s": sorted(b["seconds"] for b in res.batches)[len(res.batches) // 2]
+        if res.batches
+        else None,
         "worker_busy_s": busy,
         "train_s": train,
         "backtest_s": backtest,
@@ -68,7 +70,9 @@ def analyze(directory: Path, cli_wall: float | None = None) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spec", default="experiments/moe.json")
     parser.add_argument("--study-dir", default=str(RESULTS / "throughput-study"))
     parser.add_argument("--analyze", help="only analyse an existing study directory")
@@ -77,8 +81,22 @@ def main() -> None:
     directory = Path(args.analyze or args.study_dir)
     if not args.analyze:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "engine.cli", "run", args.spec, "--study-dir", str(directory),
-                        "--fresh", "--progress", "plain"], cwd=ROOT, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "run",
+                args.spec,
+                "--study-dir",
+                str(directory),
+                "--fresh",
+                "--progress",
+                "plain",
+            ],
+            cwd=ROOT,
+            check=True,
+        )
         cli_wall = time.perf_counter() - start
     out = analyze(directory, cli_wall)
     RESULTS.mkdir(exist_ok=True)

@@ -81,7 +81,9 @@ def write_config(path: str | Path, key: str, entry: dict[str, Any]) -> None:
         try:
             config = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise InputError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg}); fix or move it first") from None
+            raise InputError(
+                f"{p}: not valid JSON (line {exc.lineno}: {exc.msg}); fix or move it first"
+            ) from None
         if not isinstance(config, dict):
             raise InputError(f"{p}: expected a JSON object at the top level")
     old = config.get(key)

@@ -99,7 +99,9 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, library warnings shown.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging, library warnings shown.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
 ) -> None:
     _setup_logging(verbose, quiet)
@@ -130,16 +132,22 @@ def run(
     ] = None,
     warm_start: Annotated[
         list[Path] | None,
-        typer.Option("--warm-start", help="Earlier study directory to attach completed trials from (repeatable)."),
+        typer.Option(
+            "--warm-start", help="Earlier study directory to attach completed trials from (repeatable)."
+        ),
     ] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start over; the old study is moved aside, not deleted.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start over; the old study is moved aside, not deleted.")
+    ] = False,
     storage: Annotated[
         str | None,
-        typer.Option("--storage", help="SQLAlchemy URL for the Ax experiment of a new study [default: <study>/ax.db]."),
+        typer.Option(
+            "--storage", help="SQLAlchemy URL for the Ax experiment of a new study [default: <study>/ax.db]."
+        ),
     ] = None,
-    progress: Annotated[ProgressMode, typer.Option(help="Live display; 'jsonl' prints one JSON event per line.")] = (
-        ProgressMode.auto
-    ),
+    progress: Annotated[
+        ProgressMode, typer.Option(help="Live display; 'jsonl' prints one JSON event per line.")
+    ] = (ProgressMode.auto),
 ) -> None:
     """Run a study, or resume it when the study exists and its spec is unchanged.
 
@@ -153,8 +161,14 @@ def run(
     s = _spec(spec)
     directory = study_dir or Path("studies") / s.name
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    outcome = run_study(s, directory, fresh=fresh, warm_start=warm_start or (), progress=make_progress(progress.value),
-                        storage_url=storage)
+    outcome = run_study(
+        s,
+        directory,
+        fresh=fresh,
+        warm_start=warm_start or (),
+        progress=make_progress(progress.value),
+        storage_url=storage,
+    )
     if outcome.interrupted:
         raise typer.Exit(130)
     front = outcome.front
@@ -173,7 +187,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 @app.command()
 def status(
     study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable records instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable records instead of a table.")
+    ] = False,
 ) -> None:
     """Trial table (status, reason, objectives, key parameters, seconds) and progress."""
     from engine.results import StudyResults
@@ -202,8 +218,10 @@ def _status_table(res: Any) -> None:
     names = res.objectives.names
     params = list(res.searched)[:6]
     front = {r.index for r in res.front}
-    table = Table(title=f"{res.spec.name} — {len(res.records)}/{res.spec.budget.trials} trials, "
-                        f"hypervolume {res.hypervolume:.4g}")
+    table = Table(
+        title=f"{res.spec.name} — {len(res.records)}/{res.spec.budget.trials} trials, "
+        f"hypervolume {res.hypervolume:.4g}"
+    )
     short = {"return_pct": "return %", "sharpe": "Sharpe", "max_drawdown_pct": "max DD %"}
     for col in ("#", "status", "source", *(short.get(n, n) for n in names), *params, "epochs", "s"):
         table.add_column(col, no_wrap=True)
@@ -223,7 +241,9 @@ def _status_table(res: Any) -> None:
         )
     console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(table)
-    console.print(f"counts: {res.counts()}; * = Pareto front; epochs saved by early stopping: {res.epochs_saved()}")
+    console.print(
+        f"counts: {res.counts()}; * = Pareto front; epochs saved by early stopping: {res.epochs_saved()}"
+    )
 
 
 def _short(value: Any) -> str:
@@ -234,7 +254,9 @@ def _short(value: Any) -> str:
 def pareto(
     study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.csv,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file [default: <study>/pareto.<format>].")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output file [default: <study>/pareto.<format>].")
+    ] = None,
 ) -> None:
     """Export the Pareto set: parameters, validation and held-out test objectives."""
     from engine.export import write_pareto
@@ -246,7 +268,9 @@ def pareto(
 @app.command()
 def best(
     study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
-    pick: Annotated[Pick, typer.Option(help="The knee of the front, or the best on one objective.")] = Pick.knee,
+    pick: Annotated[
+        Pick, typer.Option(help="The knee of the front, or the best on one objective.")
+    ] = Pick.knee,
     write_config: Annotated[
         Path | None, typer.Option("--write-config", help="Merge the choice into this JSON strategy config.")
     ] = None,
@@ -268,7 +292,9 @@ def best(
 @app.command()
 def report(
     study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for report.md/html [default: the study].")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Directory for report.md/html [default: the study].")
+    ] = None,
 ) -> None:
     """Write report.md and a self-contained report.html (front, hypervolume, importance, failures, priors)."""
     from engine.report import write_report
@@ -278,8 +304,12 @@ def report(
 
 @app.command()
 def priors(
-    data: Annotated[str, typer.Option("--data", help="builtin:eurusd_1h, builtin:msft_1d or a CSV/Parquet path.")],
-    strategy: Annotated[str | None, typer.Option(help="Suggest for this family only [default: every family].")] = None,
+    data: Annotated[
+        str, typer.Option("--data", help="builtin:eurusd_1h, builtin:msft_1d or a CSV/Parquet path.")
+    ],
+    strategy: Annotated[
+        str | None, typer.Option(help="Suggest for this family only [default: every family].")
+    ] = None,
     n: Annotated[int, typer.Option(min=1, max=32, help="Suggestions per family.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -292,7 +322,9 @@ def priors(
     ddo = DataDrivenOptimizer.from_bars(train_bars(DataSpec(source=data)))
     suggestions = {f: ddo.suggest(f, get_family(f).default_space(), n=n, seed=seed) for f in families}
     if as_json:
-        typer.echo(json.dumps({"data": data, **ddo.to_dict(), "suggestions": suggestions}, indent=2, default=str))
+        typer.echo(
+            json.dumps({"data": data, **ddo.to_dict(), "suggestions": suggestions}, indent=2, default=str)
+        )
         return
     typer.echo(f"data: {data} (training split)\n{ddo.describe()}")
     for fam, configs in suggestions.items():

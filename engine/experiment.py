@@ -61,13 +61,19 @@ def _ax_param(p: Param) -> RangeParameterConfig | ChoiceParameterConfig:
     if isinstance(p, ChoiceParam):
         first = p.values[0]
         kind = (
-            "bool" if isinstance(first, bool)
-            else "str" if isinstance(first, str)
-            else "int" if all(isinstance(v, int) for v in p.values)
+            "bool"
+            if isinstance(first, bool)
+            else "str"
+            if isinstance(first, str)
+            else "int"
+            if all(isinstance(v, int) for v in p.values)
             else "float"
         )
         return ChoiceParameterConfig(
-            name=p.name, values=list(p.values), parameter_type=kind, is_ordered=p.ordered  # type: ignore[arg-type]
+            name=p.name,
+            values=list(p.values),
+            parameter_type=kind,
+            is_ordered=p.ordered,  # type: ignore[arg-type]
         )
     raise TypeError(f"not a searched parameter: {p}")
 
@@ -119,7 +125,9 @@ def configure_client(spec: ExperimentSpec, url: str) -> Client:
         name=spec.name,
         description=spec.description or None,
     )
-    client.configure_optimization(objective=objective_string(spec), outcome_constraints=outcome_constraints(spec))
+    client.configure_optimization(
+        objective=objective_string(spec), outcome_constraints=outcome_constraints(spec)
+    )
     curve = spec.early_stopping.metric
     client.configure_metrics([MapMetric(name=curve, lower_is_better=CURVE_METRICS[curve])])  # type: ignore[list-item]
     client.set_generation_strategy(

@@ -28,9 +28,10 @@ def write_pareto(store_or_dir: StudyStore | str | Path, fmt: str, out: str | Pat
     elif fmt == "json":
         payload = {
             "study": res.spec.name,
-            "objectives": {n: {"goal": "max" if mx else "min", "threshold": t}
-                           for n, mx, t in zip(res.objectives.names, res.objectives.maximize,
-                                               res.objectives.thresholds)},
+            "objectives": {
+                n: {"goal": "max" if mx else "min", "threshold": t}
+                for n, mx, t in zip(res.objectives.names, res.objectives.maximize, res.objectives.thresholds)
+            },
             "hypervolume": res.hypervolume,
             "front": res.pareto_records(),
         }
@@ -54,7 +55,10 @@ def pareto_figures(res: StudyResults) -> list[Any]:
     names = list(res.objectives.names)
     figs = [
         px.scatter_matrix(
-            df, dimensions=names, color="set", hover_data=["trial"],
+            df,
+            dimensions=names,
+            color="set",
+            hover_data=["trial"],
             title=f"{res.spec.name}: validation objectives of feasible trials",
             color_discrete_map={"Pareto front": "#d62728", "other feasible": "#7f7f7f"},
         )
@@ -62,7 +66,12 @@ def pareto_figures(res: StudyResults) -> list[Any]:
     if len(names) >= 3:
         figs.append(
             px.scatter_3d(
-                df, x=names[0], y=names[1], z=names[2], color="set", hover_data=["trial"],
+                df,
+                x=names[0],
+                y=names[1],
+                z=names[2],
+                color="set",
+                hover_data=["trial"],
                 title="Pareto front in 3-D",
                 color_discrete_map={"Pareto front": "#d62728", "other feasible": "#7f7f7f"},
             )
@@ -71,7 +80,9 @@ def pareto_figures(res: StudyResults) -> list[Any]:
 
 
 def _html(res: StudyResults) -> str:
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(pareto_figures(res))]
+    parts = [
+        fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(pareto_figures(res))
+    ]
     table = res.pareto_frame().to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
@@ -97,8 +108,13 @@ def _png(res: StudyResults, path: Path) -> None:
         ax.scatter(other[a], other[b], c="#999999", s=18, label="other feasible")
         ax.scatter(front[a], front[b], c="#d62728", s=30, label="Pareto front")
         for _, row in front.iterrows():
-            ax.annotate(str(int(row["trial"])), (row[a], row[b]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                str(int(row["trial"])),
+                (row[a], row[b]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         ax.set_xlabel(f"{a} ({_direction(res, a)})")
         ax.set_ylabel(f"{b} ({_direction(res, b)})")
         ax.grid(alpha=0.3)
@@ -111,4 +127,6 @@ def _png(res: StudyResults, path: Path) -> None:
 
 
 def _direction(res: StudyResults, name: str) -> str:
-    return "higher is better" if res.objectives.maximize[res.objectives.names.index(name)] else "lower is better"
+    return (
+        "higher is better" if res.objectives.maximize[res.objectives.names.index(name)] else "lower is better"
+    )

@@ -41,7 +41,9 @@ def evaluate_front_on_test(
 
     set_worker_threads(threads)
     data = PreparedData.load(store.data_dir, mmap=True)
-    settings = EvalSettings(max_epochs=spec.budget.max_epochs, backtest=spec.backtest, seed=spec.seed, device="cpu")
+    settings = EvalSettings(
+        max_epochs=spec.budget.max_epochs, backtest=spec.backtest, seed=spec.seed, device="cpu"
+    )
     for rec in todo:
         try:
             done[rec.index] = evaluate_checkpoint(
@@ -53,7 +55,9 @@ def evaluate_front_on_test(
     return done
 
 
-def finish_study(spec: ExperimentSpec, store: StudyStore, records: Sequence[TrialRecord], *, threads: int) -> dict[str, Any]:
+def finish_study(
+    spec: ExperimentSpec, store: StudyStore, records: Sequence[TrialRecord], *, threads: int
+) -> dict[str, Any]:
     """Test-evaluate the front and write ``pareto.csv`` and the report."""
     from engine.export import write_pareto
     from engine.report import write_report

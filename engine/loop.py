@@ -242,7 +242,9 @@ class StudyLoop:
         seconds = time.perf_counter() - start
         if not proposals:
             if not executor.running:
-                raise StudyError("the optimizer proposed no trial and none is running; check the search space")
+                raise StudyError(
+                    "the optimizer proposed no trial and none is running; check the search space"
+                )
             self._ask_blocked = True
             return
         node = self._node_name(next(iter(proposals)))
@@ -308,7 +310,9 @@ class StudyLoop:
             return
         for index in sorted(touched - self._stop_requested):
             if self.client.should_stop_trial_early(index):
-                logger.info("trial %d: early stop requested (%s in the worst %g%%)", index, es.metric, es.percentile)
+                logger.info(
+                    "trial %d: early stop requested (%s in the worst %g%%)", index, es.metric, es.percentile
+                )
                 executor.request_stop(index)
                 self._stop_requested.add(index)
 
@@ -374,7 +378,9 @@ class StudyLoop:
     # -- progress -----------------------------------------------------------------------------
     def snapshot(self, executor: Executor | None = None) -> Snapshot:
         recs = list(self.records.values())
-        counts = {s: sum(r.status == s for r in recs) for s in ("completed", "early_stopped", "failed", "running")}
+        counts = {
+            s: sum(r.status == s for r in recs) for s in ("completed", "early_stopped", "failed", "running")
+        }
         best: dict[str, float] = {}
         for name in self.objectives.names:
             rec = self.objectives.best(recs, name)

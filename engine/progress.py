@@ -19,8 +19,16 @@ from typing import Any, TextIO
 
 from engine.records import TrialRecord
 
-__all__ = ["PROGRESS_MODES", "JsonlProgress", "PlainProgress", "Progress", "QuietProgress", "RichProgress",
-           "Snapshot", "make_progress"]
+__all__ = [
+    "PROGRESS_MODES",
+    "JsonlProgress",
+    "PlainProgress",
+    "Progress",
+    "QuietProgress",
+    "RichProgress",
+    "Snapshot",
+    "make_progress",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +47,11 @@ class Snapshot:
 
     @property
     def done(self) -> int:
-        return self.counts.get("completed", 0) + self.counts.get("early_stopped", 0) + self.counts.get("failed", 0)
+        return (
+            self.counts.get("completed", 0)
+            + self.counts.get("early_stopped", 0)
+            + self.counts.get("failed", 0)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +82,9 @@ class QuietProgress(Progress):
     """Nothing at all."""
 
 
-def _fmt_metrics(metrics: dict[str, float], names: tuple[str, ...] = ("return_pct", "sharpe", "max_drawdown_pct")) -> str:
+def _fmt_metrics(
+    metrics: dict[str, float], names: tuple[str, ...] = ("return_pct", "sharpe", "max_drawdown_pct")
+) -> str:
     shown = [f"{n}={metrics[n]:.3g}" for n in names if n in metrics]
     return " ".join(shown) if shown else ", ".join(f"{k}={v:.3g}" for k, v in list(metrics.items())[:3])
 
@@ -86,8 +100,15 @@ class PlainProgress(Progress):
 
     def trial_finished(self, rec: TrialRecord, snap: Snapshot) -> None:
         what = rec.reason if rec.status == "failed" else _fmt_metrics(rec.metrics)
-        logger.info("trial %d %s: %s [%d/%d, hv=%.4g]", rec.index, rec.status, what, snap.done, snap.budget,
-                    snap.hypervolume)
+        logger.info(
+            "trial %d %s: %s [%d/%d, hv=%.4g]",
+            rec.index,
+            rec.status,
+            what,
+            snap.done,
+            snap.budget,
+            snap.hypervolume,
+        )
 
 
 class JsonlProgress(Progress):
@@ -110,8 +131,15 @@ class JsonlProgress(Progress):
         self._emit("trial_started", trial=rec.index, params=rec.params, source=rec.source)
 
     def trial_finished(self, rec: TrialRecord, snap: Snapshot) -> None:
-        self._emit("trial_finished", trial=rec.index, status=rec.status, reason=rec.reason, metrics=rec.metrics,
-                   epochs=rec.epochs, **snap.to_dict())
+        self._emit(
+            "trial_finished",
+            trial=rec.index,
+            status=rec.status,
+            reason=rec.reason,
+            metrics=rec.metrics,
+            epochs=rec.epochs,
+            **snap.to_dict(),
+        )
 
     def stop(self, snap: Snapshot) -> None:
         self._emit("stop", **snap.to_dict())
@@ -143,8 +171,13 @@ class RichProgress(Progress):
         )
         best = "  ".join(f"{k} {v:.4g}" for k, v in snap.best.items()) or "no feasible trial yet"
         eta = "?" if math.isnan(snap.eta_s) else f"{snap.eta_s / 60:.1f} min"
-        table.add_row(f"best: {best}", f"hypervolume {snap.hypervolume:.4g}", f"elapsed {snap.elapsed_s / 60:.1f} min",
-                      f"ETA {eta}", "")
+        table.add_row(
+            f"best: {best}",
+            f"hypervolume {snap.hypervolume:.4g}",
+            f"elapsed {snap.elapsed_s / 60:.1f} min",
+            f"ETA {eta}",
+            "",
+        )
         from rich.console import Group
         from rich.text import Text
 

@@ -74,7 +74,9 @@ def _summary(res: StudyResults) -> dict[str, Any]:
         "failed": counts["failed"],
         "abandoned": counts["abandoned"],
         "trial seconds (sum)": f"{sum(secs):.0f}",
-        "optimizer seconds (sum / median per batch)": f"{sum(opt):.1f} / {statistics.median(opt):.2f}" if opt else "-",
+        "optimizer seconds (sum / median per batch)": f"{sum(opt):.1f} / {statistics.median(opt):.2f}"
+        if opt
+        else "-",
         "hypervolume": f"{res.hypervolume:.4g}",
     }
 
@@ -107,7 +109,9 @@ def _priors(res: StudyResults) -> list[str]:
     path = res.store.dir / "priors.json"
     if path.is_file():
         info = read_json(path)
-        stats = ", ".join(f"{k} {v:.4g}" for k, v in info.get("statistics", {}).items() if isinstance(v, float))
+        stats = ", ".join(
+            f"{k} {v:.4g}" for k, v in info.get("statistics", {}).items() if isinstance(v, float)
+        )
         lines.append(f"DataDrivenOptimizer statistics (training split): {stats}")
         fired = info.get("rules_fired")
         if fired is not None:
@@ -131,22 +135,37 @@ def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -
         out.append(("figure", "pareto"))
     gap = _gap(res)
     if gap:
-        out.append(("p", "How much better the front looked on validation than on the held-out test split "
-                          "(mean over the front; positive = validation flattered it): "
-                          + ", ".join(f"{k} {v:+.3g}" for k, v in gap.items())))
+        out.append(
+            (
+                "p",
+                "How much better the front looked on validation than on the held-out test split "
+                "(mean over the front; positive = validation flattered it): "
+                + ", ".join(f"{k} {v:+.3g}" for k, v in gap.items()),
+            )
+        )
     elif not res.spec.is_synthetic:
         out.append(("p", "No test figures yet: they are computed when the study finishes its budget."))
     bh = next((r.metrics for r in res.records if "bh_return_pct" in r.metrics), None)
     if bh:
-        out.append(("p", f"Buy and hold on the validation split: return {bh['bh_return_pct']:.3g}%, "
-                         f"Sharpe {bh.get('bh_sharpe', math.nan):.3g}, "
-                         f"max drawdown {bh.get('bh_max_drawdown_pct', math.nan):.3g}%"))
+        out.append(
+            (
+                "p",
+                f"Buy and hold on the validation split: return {bh['bh_return_pct']:.3g}%, "
+                f"Sharpe {bh.get('bh_sharpe', math.nan):.3g}, "
+                f"max drawdown {bh.get('bh_max_drawdown_pct', math.nan):.3g}%",
+            )
+        )
     out.append(("h2", "Hypervolume over trials"))
     if trace:
         step = max(1, len(trace) // 12)
         rows = sorted({*range(0, len(trace), step), len(trace) - 1})
-        out += [("figure", "hypervolume"),
-                ("table", pd.DataFrame({"trials": [i + 1 for i in rows], "hypervolume": [trace[i] for i in rows]}))]
+        out += [
+            ("figure", "hypervolume"),
+            (
+                "table",
+                pd.DataFrame({"trials": [i + 1 for i in rows], "hypervolume": [trace[i] for i in rows]}),
+            ),
+        ]
     out.append(("h2", "Parameter importance"))
     if len(importance):
         out += [("figure", "importance"), ("table", importance.reset_index(names="parameter"))]
@@ -154,9 +173,18 @@ def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -
         out.append(("p", f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} feasible trials."))
     out += [("h2", "Priors and warm start"), ("list", _priors(res))]
     bad = [r for r in res.records if r.status in ("failed", "early_stopped", "abandoned")]
-    out += [("h2", "Failed, early-stopped and abandoned trials"),
-            ("list", [f"trial {r.index}: {r.status}" + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
-                      for r in bad] or ["none"])]
+    out += [
+        ("h2", "Failed, early-stopped and abandoned trials"),
+        (
+            "list",
+            [
+                f"trial {r.index}: {r.status}"
+                + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
+                for r in bad
+            ]
+            or ["none"],
+        ),
+    ]
     return out
 
 
@@ -185,13 +213,28 @@ def _figures(res: StudyResults, importance: pd.DataFrame, trace: list[float]) ->
     if len(res.feasible_frame()):
         figs["pareto"] = pareto_figures(res)
     if trace:
-        figs["hypervolume"] = [px.line(x=list(range(1, len(trace) + 1)), y=trace, markers=True,
-                                       labels={"x": "trials", "y": "hypervolume"})]
+        figs["hypervolume"] = [
+            px.line(
+                x=list(range(1, len(trace) + 1)),
+                y=trace,
+                markers=True,
+                labels={"x": "trials", "y": "hypervolume"},
+            )
+        ]
     if len(importance):
-        long = importance.reset_index(names="parameter").melt(id_vars="parameter", var_name="objective",
-                                                               value_name="importance")
-        figs["importance"] = [px.bar(long, x="parameter", y="importance", color="objective", barmode="group",
-                                     title="Permutation importance (random forest per objective)")]
+        long = importance.reset_index(names="parameter").melt(
+            id_vars="parameter", var_name="objective", value_name="importance"
+        )
+        figs["importance"] = [
+            px.bar(
+                long,
+                x="parameter",
+                y="importance",
+                color="objective",
+                barmode="group",
+                title="Permutation importance (random forest per objective)",
+            )
+        ]
     return figs
 
 

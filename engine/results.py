@@ -120,7 +120,8 @@ class StudyResults:
                 "validation": {k: r.metrics[k] for k in r.metrics},
                 "test": self.test.get(r.index),
                 "checkpoint": str(self.store.checkpoint_path(r.index))
-                if self.store.checkpoint_path(r.index).is_file() else None,
+                if self.store.checkpoint_path(r.index).is_file()
+                else None,
             }
             for r in self.front
         ]
@@ -129,7 +130,11 @@ class StudyResults:
         """Objectives of every feasible trial with a front flag (for plots)."""
         front = {r.index for r in self.front}
         rows = [
-            {"trial": r.index, "on_front": r.index in front, **{n: r.metrics[n] for n in self.objectives.names}}
+            {
+                "trial": r.index,
+                "on_front": r.index in front,
+                **{n: r.metrics[n] for n in self.objectives.names},
+            }
             for r in self.records
             if self.objectives.feasible(r)
         ]

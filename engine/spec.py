@@ -82,7 +82,10 @@ class BudgetSpec(_Frozen):
 
     trials: int = Field(default=24, ge=1, le=100_000, description="total trials, warm-start ones included")
     batch_size: int | None = Field(
-        default=None, ge=1, le=1024, description="trials proposed at once (q); default: the executor's workers"
+        default=None,
+        ge=1,
+        le=1024,
+        description="trials proposed at once (q); default: the executor's workers",
     )
     sobol_trials: int = Field(default=8, ge=1, description="quasi-random trials before the GP takes over")
     max_epochs: int = Field(default=10, ge=1, le=10_000, description="training epochs per trial at most")
@@ -118,7 +121,9 @@ class EarlyStoppingSpec(_Frozen):
 class WarmStartSpec(_Frozen):
     """Start from what is already known."""
 
-    studies: tuple[str, ...] = Field(default=(), description="earlier study directories to attach trials from")
+    studies: tuple[str, ...] = Field(
+        default=(), description="earlier study directories to attach trials from"
+    )
     priors: Literal["data_driven"] | None = Field(
         default=None, description="'data_driven': evaluate DataDrivenOptimizer suggestions first"
     )
@@ -151,7 +156,10 @@ class SyntheticSpec(_Frozen):
     """Settings of the synthetic problems (``"strategy": "synthetic:..."``) only."""
 
     epoch_seconds: float = Field(
-        default=0.0, ge=0, le=3600, description="simulated training time per epoch (for engine tests and demos)"
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="simulated training time per epoch (for engine tests and demos)",
     )
 
 
@@ -198,7 +206,9 @@ class ExperimentSpec(_Frozen):
         if not self.is_synthetic and self.synthetic != SyntheticSpec():
             raise ValueError("synthetic: settings for synthetic problems only; remove the section")
         if self.is_synthetic and self.warm_start.priors is not None:
-            raise ValueError("warm_start.priors: data-driven priors need a model family, not a synthetic problem")
+            raise ValueError(
+                "warm_start.priors: data-driven priors need a model family, not a synthetic problem"
+            )
         known = reported_metrics(self.strategy)
         for metric in self.objectives:
             if metric not in known:
@@ -255,8 +265,10 @@ def _check_training_values(space: SearchSpace) -> None:
         if p.name not in TRAINING_PARAMS:
             continue
         values: tuple[Any, ...] = (
-            (p.value,) if isinstance(p, FixedParam)
-            else p.values if isinstance(p, ChoiceParam)
+            (p.value,)
+            if isinstance(p, FixedParam)
+            else p.values
+            if isinstance(p, ChoiceParam)
             else (p.low, p.high)
         )
         for v in values:
@@ -283,7 +295,7 @@ def _check_feature_set_fixed(strategy: str, space: SearchSpace) -> None:
         ):
             raise ValueError(
                 f"search_space.{p.name}: it selects the feature set, which is prepared once per study; "
-                f"fix it to one value (e.g. \"{p.name}\": {json.dumps(p.values[0])})"
+                f'fix it to one value (e.g. "{p.name}": {json.dumps(p.values[0])})'
             )
 
 

@@ -127,9 +127,7 @@ def _execute_synthetic(job: TrialJob, on_epoch: Callable[[Mapping[str, float]], 
     return TrialOutcome(job.trial_index, status, metrics=metrics, epochs=epochs)
 
 
-def _execute_model(
-    job: TrialJob, on_epoch: Callable[[Mapping[str, float]], bool], data: Any
-) -> TrialOutcome:
+def _execute_model(job: TrialJob, on_epoch: Callable[[Mapping[str, float]], bool], data: Any) -> TrialOutcome:
     from objectives import EvalSettings, evaluate
 
     prepared = data if data is not None else _load_prepared(str(job.data_dir))
@@ -174,4 +172,3 @@ def _load_prepared(directory: str) -> Any:
     from objectives import PreparedData
 
     return PreparedData.load(Path(directory), mmap=True)
-

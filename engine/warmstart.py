@@ -40,7 +40,9 @@ def attach_prior_studies(loop: StudyLoop, directories: Sequence[str | Path]) -> 
             raise InputError(f"warm start: {directory} is not a boengine study directory (no spec.json)")
         other = read_json(store.spec_path)
         if other.get("data") != loop.spec.data.model_dump(mode="json"):
-            logger.warning("warm start: %s was run on other data settings; its figures may not transfer", directory)
+            logger.warning(
+                "warm start: %s was run on other data settings; its figures may not transfer", directory
+            )
         attached = skipped = 0
         for path in sorted((store.dir / "trials").glob("*/result.json")):
             rec = TrialRecord.from_dict(read_json(path))
@@ -51,13 +53,19 @@ def attach_prior_studies(loop: StudyLoop, directories: Sequence[str | Path]) -> 
                 continue
             loop.attach_completed(rec.params, rec.metrics, source=f"warm_start:{store.dir.name}")
             attached += 1
-        logger.info("warm start from %s: %d trials attached, %d outside the search space skipped",
-                    directory, attached, skipped)
+        logger.info(
+            "warm start from %s: %d trials attached, %d outside the search space skipped",
+            directory,
+            attached,
+            skipped,
+        )
         total += attached
     return total
 
 
-def prior_configurations(spec: ExperimentSpec, bars: pd.DataFrame) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def prior_configurations(
+    spec: ExperimentSpec, bars: pd.DataFrame
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The DataDrivenOptimizer's suggestions inside the search space, and its statistics."""
     from strategies import DataDrivenOptimizer, get_family
 

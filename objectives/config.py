@@ -110,7 +110,5 @@ class BacktestSpec(_Frozen):
     @model_validator(mode="after")
     def _costs_on(self) -> BacktestSpec:
         if self.fee_bps + self.slippage_bps <= 0:
-            raise ValueError(
-                "costs are always on: set fee_bps and/or slippage_bps above 0 (e.g. 1.0 each)"
-            )
+            raise ValueError("costs are always on: set fee_bps and/or slippage_bps above 0 (e.g. 1.0 each)")
         return self

@@ -74,11 +74,7 @@ class IntParam:
         _check_range(self.name, self.low, self.high, self.log)
 
     def contains(self, value: Any) -> bool:
-        return (
-            _is_number(value)
-            and float(value) == int(value)
-            and self.low <= int(value) <= self.high
-        )
+        return _is_number(value) and float(value) == int(value) and self.low <= int(value) <= self.high
 
     def sample(self, rng: np.random.Generator) -> int:
         if self.log:

@@ -33,7 +33,9 @@ def dispatch(job: TrialJob, channel: Channel, data: Any = None) -> TrialOutcome:
 def raise_when_x0_high(job: TrialJob, channel: Channel, data: Any = None) -> TrialOutcome:
     """Fail every configuration with x0 > 0.5 (a study must carry on)."""
     if float(job.params["x0"]) > 0.5:
-        return dispatch(TrialJob(**{**job.__dict__, "params": {**job.params, "behaviour": "raise"}}), channel, data)
+        return dispatch(
+            TrialJob(**{**job.__dict__, "params": {**job.params, "behaviour": "raise"}}), channel, data
+        )
     return execute(job, channel, data)
 
 

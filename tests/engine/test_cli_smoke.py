@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def boengine(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +38,19 @@ def test_smoke_run_writes_front_with_test_figures(smoke_study: Path) -> None:
     assert (front["val_num_trades"] >= 1).all()  # the spec's outcome constraint
     assert (smoke_study / "report.html").stat().st_size > 1_000_000
     results = [json.loads(p.read_text()) for p in (smoke_study / "trials").glob("*/result.json")]
-    assert len(results) == 6 and all((smoke_study / "trials" / str(r["index"]) / "model.pt").is_file()
-                                     for r in results if r["status"] == "completed")
+    assert len(results) == 6 and all(
+        (smoke_study / "trials" / str(r["index"]) / "model.pt").is_file()
+        for r in results
+        if r["status"] == "completed"
+    )
 
 
 @pytest.mark.slow
 def test_best_pareto_status_report(smoke_study: Path, tmp_path: Path) -> None:
     config = tmp_path / "strategy_config.json"
-    config.write_text(json.dumps({"default_strategy": "moe_transformer", "moe_transformer": {"seq_length": 500}}))
+    config.write_text(
+        json.dumps({"default_strategy": "moe_transformer", "moe_transformer": {"seq_length": 500}})
+    )
     out = boengine("best", str(smoke_study), "--pick", "knee", "--write-config", str(config))
     assert out.returncode == 0, out.stderr
     written = json.loads(config.read_text())

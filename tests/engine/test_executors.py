@@ -21,8 +21,13 @@ TIMEOUT_S = 20.0  # includes a cold worker's start-up (Ray imports torch in a fr
 
 def job(index: int, behaviour: str, **kw: Any) -> TrialJob:
     params = {**{f"x{i}": 0.3 for i in range(6)}, "behaviour": behaviour}
-    base: dict[str, Any] = {"trial_index": index, "strategy": "synthetic:dtlz2", "params": params, "seed": 0,
-                            "max_epochs": 3}
+    base: dict[str, Any] = {
+        "trial_index": index,
+        "strategy": "synthetic:dtlz2",
+        "params": params,
+        "seed": 0,
+        "max_epochs": 3,
+    }
     return TrialJob(**(base | kw))
 
 
@@ -41,11 +46,15 @@ JOBS = [
     scope="module",
     params=[pytest.param("local"), pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])],
 )
-def results(request: pytest.FixtureRequest) -> tuple[dict[int, TrialOutcome], list[tuple[int, dict[str, float]]], float]:
+def results(
+    request: pytest.FixtureRequest,
+) -> tuple[dict[int, TrialOutcome], list[tuple[int, dict[str, float]]], float]:
     """Run every job once on one executor; stop the slow one after its 2nd epoch."""
     if request.param == "ray":
         pytest.importorskip("ray")
-    ex: Executor = make_executor(request.param, workers=2, threads=1, trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch)
+    ex: Executor = make_executor(
+        request.param, workers=2, threads=1, trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch
+    )
     reports: list[tuple[int, dict[str, float]]] = []
     out: dict[int, TrialOutcome] = {}
     queue = list(JOBS)

@@ -16,7 +16,9 @@ OBJ = ObjectiveSet(
 )
 
 
-def rec(i: int, ret: float, sharpe: float, dd: float, trades: float = 20, status: str = "completed") -> TrialRecord:
+def rec(
+    i: int, ret: float, sharpe: float, dd: float, trades: float = 20, status: str = "completed"
+) -> TrialRecord:
     metrics = {"return_pct": ret, "sharpe": sharpe, "max_drawdown_pct": dd, "num_trades": trades}
     return TrialRecord(index=i, status=status, params={}, metrics=metrics)
 

@@ -19,7 +19,11 @@ def test_spec_differences_name_the_fields() -> None:
 
 def test_lock_refuses_a_second_holder(tmp_path: Path) -> None:
     store = StudyStore(tmp_path / "s")
-    with store.lock(), pytest.raises(StudyError, match="another 'boengine run'"), StudyStore(tmp_path / "s").lock():
+    with (
+        store.lock(),
+        pytest.raises(StudyError, match="another 'boengine run'"),
+        StudyStore(tmp_path / "s").lock(),
+    ):
         pass
     with store.lock():  # released again
         pass

@@ -66,8 +66,15 @@ def test_best_writes_and_merges_config(finished: tuple[Path, StudyOutcome], tmp_
     directory, _ = finished
     res = StudyResults.load(directory)
     config = tmp_path / "strategy_config.json"
-    config.write_text(json.dumps({"default_strategy": "lstm", "lstm": {"seq_length": 30},
-                                  "synthetic:dtlz2": {"description": "kept"}}))
+    config.write_text(
+        json.dumps(
+            {
+                "default_strategy": "lstm",
+                "lstm": {"seq_length": 30},
+                "synthetic:dtlz2": {"description": "kept"},
+            }
+        )
+    )
     rec = pick_trial(res, "knee")
     write_config(config, res.spec.strategy, strategy_entry(res, rec, "knee"))
     written = json.loads(config.read_text())
@@ -79,8 +86,9 @@ def test_best_writes_and_merges_config(finished: tuple[Path, StudyOutcome], tmp_
     assert best_sharpe.metrics["sharpe"] == max(r.metrics["sharpe"] for r in res.front)
 
 
-def test_status_json_lists_trials_and_batches(finished: tuple[Path, StudyOutcome], capsys: Any,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_json_lists_trials_and_batches(
+    finished: tuple[Path, StudyOutcome], capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from engine.cli import main
 
     directory, _ = finished
@@ -112,7 +120,9 @@ def test_changed_spec_is_refused(finished: tuple[Path, StudyOutcome]) -> None:
 def test_warm_start_attaches_previous_trials(finished: tuple[Path, StudyOutcome], tmp_path: Path) -> None:
     directory, first = finished
     spec = synthetic_spec("second", budget={"trials": 12, "sobol_trials": 4})
-    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # any SQLAlchemy URL; the first study stays in its own file
+    url = (
+        f"sqlite:///{tmp_path / 'elsewhere.db'}"  # any SQLAlchemy URL; the first study stays in its own file
+    )
     outcome = run_study(spec, tmp_path / "second", warm_start=[directory], storage_url=url)
     assert (tmp_path / "elsewhere.db").is_file() and not (tmp_path / "second" / "ax.db").exists()
     attached = [r for r in outcome.records if r.source == "warm_start:first"]
@@ -136,9 +146,12 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path: Path) -> No
 
 
 def test_consecutive_failures_stop_the_study(tmp_path: Path) -> None:
-    spec = synthetic_spec("nan", budget={"trials": 8, "sobol_trials": 8, "max_consecutive_failures": 3},
-                          executor={"workers": 1})
-    with pytest.raises(StudyError, match=r"3 trials failed in a row; last \(trial 2\): non-finite metrics: sharpe"):
+    spec = synthetic_spec(
+        "nan", budget={"trials": 8, "sobol_trials": 8, "max_consecutive_failures": 3}, executor={"workers": 1}
+    )
+    with pytest.raises(
+        StudyError, match=r"3 trials failed in a row; last \(trial 2\): non-finite metrics: sharpe"
+    ):
         run_study(spec, tmp_path / "s", trial_fn=faulty.nan_always)
     res = StudyResults.load(tmp_path / "s")
     assert [r.status for r in res.records] == ["failed"] * 3
@@ -154,8 +167,13 @@ def test_early_stopping_stops_bad_curves(tmp_path: Path) -> None:
     spec = synthetic_spec(
         "es",
         budget={"trials": 10, "sobol_trials": 10, "max_epochs": 6},
-        early_stopping={"enabled": True, "metric": "val_return_pct", "percentile": 50, "min_epochs": 2,
-                        "min_curves": 3},
+        early_stopping={
+            "enabled": True,
+            "metric": "val_return_pct",
+            "percentile": 50,
+            "min_epochs": 2,
+            "min_curves": 3,
+        },
         synthetic={"epoch_seconds": 0.4},
     )
     outcome = run_study(spec, tmp_path / "s")
@@ -168,7 +186,9 @@ def test_early_stopping_stops_bad_curves(tmp_path: Path) -> None:
 
     client = load_client(spec, StudyStore(tmp_path / "s").read_meta()["storage_url"])
     trials = client._experiment.trials
-    assert {i for i, t in trials.items() if t.status == TrialStatus.EARLY_STOPPED} == {r.index for r in stopped}
+    assert {i for i, t in trials.items() if t.status == TrialStatus.EARLY_STOPPED} == {
+        r.index for r in stopped
+    }
     data = client._experiment.lookup_data().df
     assert set(data[data.trial_index.isin([r.index for r in stopped])].metric_name) == {"val_return_pct"}
 
@@ -226,7 +246,9 @@ def _alive(pid: int) -> bool:
 def test_resume_after_the_process_is_killed(tmp_path: Path, sig: signal.Signals) -> None:
     spec = _spec_file(tmp_path, "killed")
     directory = tmp_path / "study"
-    proc = subprocess.Popen(_cli("run", str(spec), "--study-dir", str(directory), "--progress", "quiet"), cwd=ROOT)
+    proc = subprocess.Popen(
+        _cli("run", str(spec), "--study-dir", str(directory), "--progress", "quiet"), cwd=ROOT
+    )
     _wait_for(directory, 3, proc)
     before = _completed(directory)
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
@@ -236,8 +258,13 @@ def test_resume_after_the_process_is_killed(tmp_path: Path, sig: signal.Signals)
     assert code == (-9 if sig == signal.SIGKILL else 130)
     time.sleep(3.0)  # orphaned workers notice their parent is gone and exit
     assert not [pid for pid in children if _alive(int(pid))]
-    again = subprocess.run(_cli("run", str(spec), "--study-dir", str(directory), "--progress", "quiet"), cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        _cli("run", str(spec), "--study-dir", str(directory), "--progress", "quiet"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stderr
     res = StudyResults.load(directory)
     after = {r.index: r for r in res.records}

@@ -257,7 +257,8 @@ class DataDrivenOptimizer:
         """
         if n < 1:
             raise ConfigError(f"n must be >= 1, got {n}")
-        base = fit_point(space, {**_family_defaults(family), **self.family_point(family)})
+        target = {**_family_defaults(family), **self.family_point(family)}
+        base = fit_point(space, scale_into(space, get_family(family).gpu_space(), target))
         points = [base]
         rng = np.random.default_rng(seed)
         for _ in range(n - 1):
@@ -307,6 +308,64 @@ def _family_defaults(family: str) -> dict[str, Any]:
 
 
 # --- fitting points into a search space ------------------------------------------------------
+
+#: Parameters that size a model: outside a (scaled-down) space they keep their relative place.
+SIZE_PARAMS = ("d_model", "hidden_size", "num_layers", "seq_len", "num_experts")
+#: The range of the original ``min_confidence`` anchors (reference §5.3 and §10).
+MIN_CONFIDENCE_RANGE = (0.55, 0.7)
+
+
+def scale_into(space: SearchSpace, original: SearchSpace, target: Mapping[str, Any]) -> dict[str, Any]:
+    """Map rule and default values onto ``space`` by their relative place, where absolute values can't hold.
+
+    - A size (d_model, hidden size, layers, sequence length, experts) outside
+      ``space``'s range keeps its relative position (log scale) in the
+      family's ``original`` (GPU-sized) range: with the CPU spaces the rules'
+      d_model 256 is the middle of 64..512 and becomes the middle of 16..64,
+      instead of every suggestion being clipped to the largest (slowest) model.
+    - ``confidence_gate`` comes from the rules' ``min_confidence``, a gate on
+      the original's blended confidence (action probability and predicted
+      profit) with anchors 0.55..0.7; its relative position there is kept in
+      the space's range of the softmax-probability gate.
+    """
+    out = dict(target)
+    for name in SIZE_PARAMS:
+        value, have, orig = out.get(name), _numeric_range(space, name), _numeric_range(original, name)
+        if _is_num(value) and have and orig and not have[0] <= float(value) <= have[1]:
+            out[name] = _relative(float(value), orig, have, log=True)
+    gate = space.get("confidence_gate")
+    if isinstance(gate, FloatParam) and _is_num(out.get("confidence_gate")):
+        out["confidence_gate"] = _relative(
+            float(out["confidence_gate"]), MIN_CONFIDENCE_RANGE, (gate.low, gate.high)
+        )
+    return out
+
+
+def _numeric_range(space: SearchSpace, name: str) -> tuple[float, float] | None:
+    """(low, high) of a numeric parameter, or of ``n_heads * head_dim`` for ``d_model``."""
+    if name == "d_model" and name not in space and {"n_heads", "head_dim"} <= set(space.names):
+        products = [float(h) * float(d) for h in _candidates(space["n_heads"]) for d in _candidates(space["head_dim"])
+                    if _is_num(h) and _is_num(d)]  # fmt: skip
+        return (min(products), max(products)) if products else None
+    p = space.get(name)
+    if isinstance(p, (IntParam, FloatParam)):
+        return float(p.low), float(p.high)
+    if isinstance(p, ChoiceParam) and all(_is_num(v) for v in p.values):
+        return float(min(p.values)), float(max(p.values))  # type: ignore[type-var, arg-type]
+    return None
+
+
+def _relative(value: float, src: tuple[float, float], dst: tuple[float, float], log: bool = False) -> float:
+    if log and min(*src, *dst) > 0:
+        value, src, dst = (
+            math.log(value),
+            (math.log(src[0]), math.log(src[1])),
+            (math.log(dst[0]), math.log(dst[1])),
+        )
+        t = (value - src[0]) / (src[1] - src[0]) if src[1] > src[0] else 0.5
+        return math.exp(dst[0] + min(max(t, 0.0), 1.0) * (dst[1] - dst[0]))
+    t = (value - src[0]) / (src[1] - src[0]) if src[1] > src[0] else 0.5
+    return dst[0] + min(max(t, 0.0), 1.0) * (dst[1] - dst[0])
 
 
 def fit_point(space: SearchSpace, target: Mapping[str, Any]) -> dict[str, Scalar]:

@@ -158,8 +158,14 @@ def test_suggestion_carries_the_rules() -> None:
     gpu = vol.suggest("transformer_enhanced", get_family("transformer_enhanced").gpu_space(), n=1)[0]
     assert (gpu["n_heads"], gpu["head_dim"], gpu["num_layers"], gpu["learning_rate"]) == (8, 64, 6, 5e-4)
     cpu = vol.suggest("moe_transformer", get_family("moe_transformer").default_space(), n=1)[0]
-    assert int(cpu["n_heads"]) * int(cpu["head_dim"]) == 64  # clipped to the CPU space
-    assert cpu["num_layers"] == 2
+    assert (
+        int(cpu["n_heads"]) * int(cpu["head_dim"]) == 64
+    )  # 512: the top of the original range, so of the CPU's
+    assert cpu["num_layers"] == 2  # 6 of 2..8 (log) -> 1.73 of 1..2
+    quiet = DataDrivenOptimizer.from_bars(bars(QUIET))
+    small = quiet.suggest("moe_transformer", get_family("moe_transformer").default_space(), n=1)[0]
+    # d_model 256 is the log-middle of the original 64..512: 40 of the CPU's 16..64, nearest 32
+    assert int(small["n_heads"]) * int(small["head_dim"]) == 32 and small["num_layers"] == 1
     gated = get_family("lstm").default_space().with_overrides([FixedParam("hidden_size", 32)])
     space = SearchSpace((*gated.params, IntParam("patience", 5, 10)))
     with pytest.raises(KeyError):
@@ -172,8 +178,10 @@ def test_confidence_gate_comes_from_min_confidence() -> None:
     from strategies.space import FloatParam
 
     space = get_family("lstm").default_space().with_overrides([FloatParam("confidence_gate", 0.3, 0.8)])
-    vol = DataDrivenOptimizer.from_bars(bars(ZIGZAG))
-    assert vol.suggest("lstm", space, n=1)[0]["confidence_gate"] == 0.7
+    vol = DataDrivenOptimizer.from_bars(bars(ZIGZAG))  # min_confidence 0.7: the top of the anchors 0.55..0.7
+    assert vol.suggest("lstm", space, n=1)[0]["confidence_gate"] == pytest.approx(0.8)
+    quiet = DataDrivenOptimizer.from_bars(bars(QUIET))  # the default 0.6: a third of the way
+    assert quiet.suggest("lstm", space, n=1)[0]["confidence_gate"] == pytest.approx(0.3 + 0.5 / 3)
 
 
 def test_suggestions_are_seeded() -> None:

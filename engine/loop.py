@@ -99,8 +99,14 @@ class StudyLoop:
 
     @property
     def counted(self) -> int:
-        """Trials that count towards the budget (abandoned ones are re-proposed)."""
-        return sum(r.status != "abandoned" for r in self.records.values()) + len(self._queued)
+        """Trials that count towards the budget: evaluated here (priors included), not abandoned.
+
+        Trials attached from earlier studies cost nothing here and don't count;
+        abandoned ones are proposed again.
+        """
+        return len(self._queued) + sum(
+            r.status != "abandoned" and not r.source.startswith("warm_start") for r in self.records.values()
+        )
 
     # -- resume ------------------------------------------------------------------
     def recover(self) -> None:
@@ -289,7 +295,7 @@ class StudyLoop:
             epoch_seconds=self.spec.synthetic.epoch_seconds,
         )
         executor.submit(job)
-        self.progress.trial_started(record, self.snapshot(executor))
+        self.progress.trial_started(record, self.snapshot())
 
     # -- reports and early stopping ----------------------------------------------------------
     def _handle_reports(self, executor: Executor) -> None:
@@ -376,10 +382,11 @@ class StudyLoop:
             )
 
     # -- progress -----------------------------------------------------------------------------
-    def snapshot(self, executor: Executor | None = None) -> Snapshot:
+    def snapshot(self) -> Snapshot:
         recs = list(self.records.values())
+        here = [r for r in recs if not r.source.startswith("warm_start")]  # what the budget counts
         counts = {
-            s: sum(r.status == s for r in recs) for s in ("completed", "early_stopped", "failed", "running")
+            s: sum(r.status == s for r in here) for s in ("completed", "early_stopped", "failed", "running")
         }
         best: dict[str, float] = {}
         for name in self.objectives.names:

@@ -43,8 +43,9 @@ def _net(df: pd.DataFrame, pos: pd.Series, cost: float) -> pd.Series:
     return pos * df["ret"] - cost * change
 
 
-def pandas_backtest(close: np.ndarray, positions: np.ndarray, fee_bps: float, slippage_bps: float,
-                    ppy: float) -> dict[str, float]:
+def pandas_backtest(
+    close: np.ndarray, positions: np.ndarray, fee_bps: float, slippage_bps: float, ppy: float
+) -> dict[str, float]:
     """The backtest written the straightforward pandas way (Series ops and a groupby over trades)."""
     cost = (fee_bps + slippage_bps) / 1e4
     df = pd.DataFrame({"close": close, "pos": positions})
@@ -61,14 +62,26 @@ def pandas_backtest(close: np.ndarray, positions: np.ndarray, fee_bps: float, sl
     trades = groups["growth"].prod() * (1 - cost * groups["pos"].last().abs()) - 1
     won, lost = trades > 1e-12, trades < -1e-12
     wins, losses = trades[won].sum(), -trades[lost].sum()
-    pf = 0.0 if not won.any() else PROFIT_FACTOR_CAP if not lost.any() else min(wins / losses, PROFIT_FACTOR_CAP)
+    pf = (
+        0.0
+        if not won.any()
+        else PROFIT_FACTOR_CAP
+        if not lost.any()
+        else min(wins / losses, PROFIT_FACTOR_CAP)
+    )
     bh_ret, bh_sharpe, bh_mdd = _equity_metrics(_net(df, pd.Series(1.0, index=df.index), cost), ppy)
     return {
-        "return_pct": ret_pct, "sharpe": sharpe, "max_drawdown_pct": mdd,
-        "win_rate_pct": 100 * won.mean() if len(trades) else 0.0, "num_trades": len(trades),
-        "profit_factor": pf, "exposure_pct": 100 * (df["pos"].iloc[:-1] != 0).mean(),
+        "return_pct": ret_pct,
+        "sharpe": sharpe,
+        "max_drawdown_pct": mdd,
+        "win_rate_pct": 100 * won.mean() if len(trades) else 0.0,
+        "num_trades": len(trades),
+        "profit_factor": pf,
+        "exposure_pct": 100 * (df["pos"].iloc[:-1] != 0).mean(),
         "avg_trade_pct": 100 * trades.mean() if len(trades) else 0.0,
-        "bh_return_pct": bh_ret, "bh_sharpe": bh_sharpe, "bh_max_drawdown_pct": bh_mdd,
+        "bh_return_pct": bh_ret,
+        "bh_sharpe": bh_sharpe,
+        "bh_max_drawdown_pct": bh_mdd,
     }
 
 
@@ -96,10 +109,15 @@ def main() -> None:
     choice = rng.choice([-1.0, 0.0, 1.0], size=args.bars)
     positions = choice[np.maximum.accumulate(np.where(change, np.arange(args.bars), 0))]
 
-    t_np, c_np, fast = _best_of(lambda: run_backtest(close, positions, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS,
-                                               periods_per_year=PERIODS_PER_YEAR).to_dict(), args.repeats)
-    t_pd, c_pd, slow = _best_of(lambda: pandas_backtest(close, positions, FEE_BPS, SLIPPAGE_BPS, PERIODS_PER_YEAR),
-                          args.repeats)
+    t_np, c_np, fast = _best_of(
+        lambda: run_backtest(
+            close, positions, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, periods_per_year=PERIODS_PER_YEAR
+        ).to_dict(),
+        args.repeats,
+    )
+    t_pd, c_pd, slow = _best_of(
+        lambda: pandas_backtest(close, positions, FEE_BPS, SLIPPAGE_BPS, PERIODS_PER_YEAR), args.repeats
+    )
     assert isinstance(fast, dict) and isinstance(slow, dict)
     for key, value in slow.items():
         if not math.isclose(fast[key], value, rel_tol=1e-8, abs_tol=1e-9):
@@ -110,10 +128,14 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     print(f"| objectives.backtest.run_backtest (numpy) | {t_np:.4f} | {c_np:.4f} | 1.0x |")
     print(f"| plain pandas (Series ops + groupby) | {t_pd:.4f} | {c_pd:.4f} | {t_pd / t_np:.1f}x |")
-    print(f"metrics agree (rel 1e-8): return_pct {fast['return_pct']:.4f}, sharpe {fast['sharpe']:.4f}, "
-          f"max_drawdown_pct {fast['max_drawdown_pct']:.4f}")
-    print(f"target < 0.1 s: {'met' if t_np < 0.1 else 'MISSED'} (wall; CPU {c_np:.3f} s, which a busy machine "
-          "inflates less)")
+    print(
+        f"metrics agree (rel 1e-8): return_pct {fast['return_pct']:.4f}, sharpe {fast['sharpe']:.4f}, "
+        f"max_drawdown_pct {fast['max_drawdown_pct']:.4f}"
+    )
+    print(
+        f"target < 0.1 s: {'met' if t_np < 0.1 else 'MISSED'} (wall; CPU {c_np:.3f} s, which a busy machine "
+        "inflates less)"
+    )
 
 
 if __name__ == "__main__":

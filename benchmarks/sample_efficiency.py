@@ -58,34 +58,36 @@ from common import (  # sibling module; run as `python benchmarks/sample_efficie
 from engine.generation import OptimizerSpec, prebuild_kernels
 
 COLUMNS = [
-    "method", "problem", "seed", "budget", "evaluations", "hv", "log10_regret",
-    "propose_s_total", "propose_s_median_batch", "propose_s_max_batch", "spec", "date", "load_1min",
+    "method",
+    "problem",
+    "seed",
+    "budget",
+    "evaluations",
+    "hv",
+    "log10_regret",
+    "propose_s_total",
+    "propose_s_median_batch",
+    "propose_s_max_batch",
+    "spec",
+    "date",
+    "load_1min",
 ]
 KEY = ["method", "problem", "seed", "budget"]
-Ask = Callable[[int], list[Params]]
-Tell = Callable[[list[tuple[Params, Metrics]]], None]
+Ask = Callable[[int], list[tuple[Any, Params]]]  # (handle, parameters)
+Tell = Callable[[list[tuple[Any, Metrics]]], None]
 
 
 def ax_runner(problem: Problem, method: str, seed: int, spec: OptimizerSpec | None) -> tuple[Ask, Tell]:
-    base = "boengine" if method.startswith("boengine") else method
-    client = make_client(problem, base, seed=seed, sobol_trials=8, spec=spec)
-    pending: dict[str, int] = {}
+    client = make_client(problem, method, seed=seed, sobol_trials=8, spec=spec)
 
-    def ask(q: int) -> list[Params]:
-        proposals = client.get_next_trials(max_trials=q)
-        for index, params in proposals.items():
-            pending[_key(params)] = index
-        return list(proposals.values())
+    def ask(q: int) -> list[tuple[Any, Params]]:
+        return list(client.get_next_trials(max_trials=q).items())
 
-    def tell(results: list[tuple[Params, Metrics]]) -> None:
-        for params, metrics in results:
-            client.complete_trial(pending.pop(_key(params)), {k: float(v) for k, v in metrics.items()})
+    def tell(results: list[tuple[Any, Metrics]]) -> None:
+        for index, metrics in results:
+            client.complete_trial(index, {k: float(v) for k, v in metrics.items()})
 
     return ask, tell
-
-
-def _key(params: Params) -> str:
-    return repr(sorted(params.items()))
 
 
 def optuna_runner(problem: Problem, method: str, seed: int) -> tuple[Ask, Tell]:
@@ -108,20 +110,16 @@ def optuna_runner(problem: Problem, method: str, seed: int) -> tuple[Ask, Tell]:
         raise ValueError(f"unknown method {method!r}")
     directions = ["minimize" if o.minimize else "maximize" for o in problem.objectives]
     study = optuna.create_study(directions=directions, sampler=sampler)
-    open_trials: dict[str, Any] = {}
 
-    def ask(q: int) -> list[Params]:
+    def ask(q: int) -> list[tuple[Any, Params]]:
         out = []
-        for _ in range(q):
+        for _ in range(q):  # ask and suggest one by one: later trials see earlier ones as running
             trial = study.ask()
-            params = _suggest(trial, problem)
-            open_trials[_key(params)] = trial
-            out.append(params)
+            out.append((trial, _suggest(trial, problem)))
         return out
 
-    def tell(results: list[tuple[Params, Metrics]]) -> None:
-        for params, metrics in results:
-            trial = open_trials.pop(_key(params))
+    def tell(results: list[tuple[Any, Metrics]]) -> None:
+        for trial, metrics in results:
             trial.set_user_attr("constraints", [b - metrics[m] for m, b in problem.outcome_constraints])
             study.tell(trial, [metrics[o.name] for o in problem.objectives])
 
@@ -146,10 +144,19 @@ def _suggest(trial: Any, problem: Problem) -> Params:
 
 
 def run_one(
-    problem: Problem, method: str, seed: int, budgets: list[int], q: int, spec: OptimizerSpec | None
+    problem: Problem,
+    method: str,
+    seed: int,
+    budgets: list[int],
+    q: int,
+    spec: OptimizerSpec | None,
+    label: str | None = None,
 ) -> list[dict[str, Any]]:
-    ask, tell = optuna_runner(problem, method, seed) if method.startswith("optuna") else ax_runner(
-        problem, method, seed, spec
+    """One run of ``method`` up to the largest budget; a row per budget, named ``label`` (or the method)."""
+    ask, tell = (
+        optuna_runner(problem, method, seed)
+        if method.startswith("optuna")
+        else ax_runner(problem, method, seed, spec)
     )
     observed: list[Metrics] = []
     batch_seconds: list[float] = []
@@ -157,21 +164,27 @@ def run_one(
     for budget in sorted(budgets):
         while len(observed) < budget:
             start = time.perf_counter()
-            params = ask(min(q, budget - len(observed)))
+            asked = ask(min(q, budget - len(observed)))
             batch_seconds.append(time.perf_counter() - start)
-            results = [(p, problem.evaluate(p)) for p in params]
+            results = [(handle, problem.evaluate(p)) for handle, p in asked]
             tell(results)
             observed.extend(m for _, m in results)
         hv = problem.hypervolume(observed)
         rows.append(
             {
-                "method": method, "problem": problem.name, "seed": seed, "budget": budget,
-                "evaluations": len(observed), "hv": hv, "log10_regret": problem.log10_regret(hv),
+                "method": label or method,
+                "problem": problem.name,
+                "seed": seed,
+                "budget": budget,
+                "evaluations": len(observed),
+                "hv": hv,
+                "log10_regret": problem.log10_regret(hv),
                 "propose_s_total": sum(batch_seconds),
                 "propose_s_median_batch": statistics.median(batch_seconds),
                 "propose_s_max_batch": max(batch_seconds),
-                "spec": spec.model_dump_json(exclude_defaults=True) if spec and method.startswith("boengine") else "",
-                "date": time.strftime("%Y-%m-%d"), "load_1min": machine_info()["load_1min"],
+                "spec": spec.model_dump_json(exclude_defaults=True) if spec and method == "boengine" else "",
+                "date": time.strftime("%Y-%m-%d"),
+                "load_1min": machine_info()["load_1min"],
             }
         )
     return rows
@@ -181,7 +194,9 @@ def summary(rows: list[dict[str, str]], budgets: list[int]) -> str:
     groups: dict[tuple[str, str, int], list[float]] = {}
     for r in rows:
         if int(r["budget"]) in budgets:
-            groups.setdefault((r["problem"], r["method"], int(r["budget"])), []).append(float(r["log10_regret"]))
+            groups.setdefault((r["problem"], r["method"], int(r["budget"])), []).append(
+                float(r["log10_regret"])
+            )
     problems = sorted({k[0] for k in groups})
     methods = sorted({k[1] for k in groups})
     body = []
@@ -205,7 +220,9 @@ def parse_spec(items: Sequence[str]) -> OptimizerSpec:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 24,48, no ax_default")
     parser.add_argument("--problems", default="branin_currin,dtlz2")
     parser.add_argument("--methods", default="boengine,sobol,optuna_tpe,optuna_nsga2,optuna_gp,ax_default")
@@ -213,7 +230,9 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budgets", default="24,48,96")
     parser.add_argument("--q", type=int, default=4)
-    parser.add_argument("--spec", nargs="*", default=[], help="OptimizerSpec overrides for boengine, key=value")
+    parser.add_argument(
+        "--spec", nargs="*", default=[], help="OptimizerSpec overrides for boengine, key=value"
+    )
     parser.add_argument("--label", default="boengine", help="method name recorded for a boengine variant")
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th run starting at i")
     parser.add_argument("--results", default=str(RESULTS / "sample_efficiency.csv"))
@@ -225,21 +244,29 @@ def main() -> None:
     prebuild_kernels()
     budgets = [int(b) for b in args.budgets.split(",")]
     spec = parse_spec(args.spec)
-    methods = [args.label if m == "boengine" else m for m in args.methods.split(",")]
+    methods = args.methods.split(",")
+    label = {m: (args.label if m == "boengine" else m) for m in methods}
     results = ResultsFile(_path(args.results), COLUMNS)
     done = results.done(KEY)
     shard, shards = (int(v) for v in args.shard.split("/"))
-    runs = [(p, m, s) for p in args.problems.split(",") for s in range(args.first_seed, args.first_seed + args.seeds)
-            for m in methods]
+    runs = [
+        (p, m, s)
+        for p in args.problems.split(",")
+        for s in range(args.first_seed, args.first_seed + args.seeds)
+        for m in methods
+    ]
     for i, (pname, method, seed) in enumerate(runs):
-        if i % shards != shard or all((method, pname, str(seed), str(b)) in done for b in budgets):
+        if i % shards != shard or all((label[method], pname, str(seed), str(b)) in done for b in budgets):
             continue
         start = time.perf_counter()
-        rows = run_one(PROBLEMS[pname](), method, seed, budgets, args.q, spec)
+        rows = run_one(PROBLEMS[pname](), method, seed, budgets, args.q, spec, label[method])
         results.append(rows)
-        print(f"{pname:14s} {method:22s} seed {seed:2d}: "
-              + ", ".join(f"@{r['budget']} {r['log10_regret']:.3f}" for r in rows)
-              + f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"{pname:14s} {label[method]:22s} seed {seed:2d}: "
+            + ", ".join(f"@{r['budget']} {r['log10_regret']:.3f}" for r in rows)
+            + f"  ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     print(summary(results.rows(), budgets))
 
 

@@ -34,6 +34,7 @@ from typing import Any, cast
 import torch
 from ax.storage.botorch_modular_registry import register_acquisition_function
 from botorch.acquisition.input_constructors import acqf_input_constructor, construct_inputs_qLogNEHVI
+from botorch.acquisition.multi_objective import logei
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import MCMultiOutputObjective
 from botorch.acquisition.multi_objective.utils import prune_inferior_points_multi_objective
@@ -44,7 +45,8 @@ from botorch.models.transforms.outcome import Standardize
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from botorch.sampling.base import MCSampler
 from botorch.utils.low_rank import _reshape_base_samples
-from botorch.utils.objective import compute_feasibility_indicator
+from botorch.utils.objective import compute_feasibility_indicator, compute_smoothed_feasibility_indicator
+from botorch.utils.safe_math import logmeanexp, logsumexp
 from gpytorch.kernels import RBFKernel
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.likelihoods.noise_models import HomoskedasticNoise
@@ -97,15 +99,27 @@ class _LeanPosterior:
             L_T = psd_safe_cholesky(K)
             y = torch.stack([g.train_targets.reshape(-1, 1) for g in gps])
             alpha = torch.cholesky_solve(y - const, L_T)
-            W_B = torch.linalg.solve_triangular(L_T, _rbf(T.unsqueeze(0), B.unsqueeze(0), inv_ls), upper=False)
+            W_B = torch.linalg.solve_triangular(
+                L_T, _rbf(T.unsqueeze(0), B.unsqueeze(0), inv_ls), upper=False
+            )
             means, stds = [], []
             for g in gps:
                 tf = getattr(g, "outcome_transform", None)
                 means.append(tf.means.reshape(()) if tf is not None else torch.zeros((), dtype=T.dtype))
                 stds.append(tf.stdvs.reshape(()) if tf is not None else torch.ones((), dtype=T.dtype))
         view = (-1, 1, 1, 1)
-        return cls(T, B, inv_ls, const, L_T, alpha, W_B, L_B.detach(),
-                   torch.stack(means).view(view), torch.stack(stds).view(view))
+        return cls(
+            T,
+            B,
+            inv_ls,
+            const,
+            L_T,
+            alpha,
+            W_B,
+            L_B.detach(),
+            torch.stack(means).view(view),
+            torch.stack(stds).view(view),
+        )
 
     def sample(self, X: Tensor, base: Tensor) -> Tensor:
         """``sample_shape x batch x q x m`` samples of f(X) given the baseline samples.
@@ -304,6 +318,33 @@ class FastqLogNEHVI(qLogNoisyExpectedHypervolumeImprovement):
         self._lean_q = q
         return True
 
+    def _compute_log_qehvi(self, samples: Tensor, X: Tensor | None = None) -> Tensor:
+        """BoTorch's smoothed log-EHVI; for one point (q = 1) without its subset bookkeeping.
+
+        With one point there is one subset, so the inclusion-exclusion sums of
+        BoTorch's general code are identities; this computes the same value
+        (fused log cell areas, plus log feasibility, log-sum over cells, log-mean
+        over samples) with fewer tensor operations.
+        """
+        cells_lo = cast(Tensor, self.cell_lower_bounds)
+        if samples.shape[-2] != 1 or logei._C is None or not self.fat or samples.device.type != "cpu":
+            return super()._compute_log_qehvi(samples=samples, X=X)
+        obj = cast(MCMultiOutputObjective, self.objective)(samples, X=X)  # samples x batch x 1 x m
+        batch = obj.shape[:-2]
+        n_tbatch = len(batch) - (cells_lo.ndim - 2)
+        view = (cells_lo.shape[0], *[1] * n_tbatch, *cells_lo.shape[1:])
+        lower = cells_lo.view(view).expand(*batch, *cells_lo.shape[-2:])
+        upper = cast(Tensor, self.cell_upper_bounds).view(view).expand(*batch, *cells_lo.shape[-2:])
+        log_areas = logei._FusedLogAreas.apply(obj.unsqueeze(-3), lower, upper, self.tau_relu, self.tau_max)[
+            ..., 0
+        ]  # samples x batch x cells
+        if self.constraints is not None:
+            log_feas = compute_smoothed_feasibility_indicator(
+                constraints=self.constraints, samples=samples, eta=self.eta, log=True, fat=self.fat
+            )  # samples x batch x 1
+            log_areas = log_areas + log_feas
+        return logmeanexp(logsumexp(log_areas, dim=-1), dim=0)
+
     @property
     def _hypervolumes(self) -> Tensor:
         """Hypervolume over X_baseline (and cached pending points) per MC sample."""
@@ -327,12 +368,21 @@ def _pruned_baseline(
     the model object (it goes when the model is refitted) and reused.
     """
     ref = torch.as_tensor(ref_point, dtype=X_baseline.dtype, device=X_baseline.device)
-    key = (X_baseline.shape, X_baseline.detach().cpu().numpy().tobytes(), ref.cpu().numpy().tobytes(), num_samples)
+    key = (
+        X_baseline.shape,
+        X_baseline.detach().cpu().numpy().tobytes(),
+        ref.cpu().numpy().tobytes(),
+        num_samples,
+    )
     cached = getattr(model, "_boengine_pruned", None)
     if cached is not None and cached[0] == key:
         return cached[1]
     pruned = prune_inferior_points_multi_objective(
-        model=model, X=X_baseline, objective=objective, constraints=constraints, ref_point=ref,
+        model=model,
+        X=X_baseline,
+        objective=objective,
+        constraints=constraints,
+        ref_point=ref,
         num_samples=num_samples,
     )
     object.__setattr__(model, "_boengine_pruned", (key, pruned))

@@ -62,12 +62,19 @@ def nondominated_cells_3d(Y: Tensor, ref_point: Tensor, feasible: Tensor | None 
     start = alive & ~(torch.cat([torch.zeros_like(alive[:, :1]), alive[:, :-1]], dim=1) & same)
     cell_z_lo = _run_min(start, alive, z_lo.unsqueeze(-1).expand(B, n, n))
     lo1 = torch.stack([left_x, y.unsqueeze(1).expand(B, n, n), cell_z_lo], -1)
-    up1 = torch.stack([x.unsqueeze(1).expand(B, n, n), inf.expand(B, n, n), z.unsqueeze(-1).expand(B, n, n)], -1)
+    up1 = torch.stack(
+        [x.unsqueeze(1).expand(B, n, n), inf.expand(B, n, n), z.unsqueeze(-1).expand(B, n, n)], -1
+    )
     keep1 = start & (up1[..., 0] > lo1[..., 0]) & (up1[..., 2] > lo1[..., 2])
     # Right-most column of each slab: x >= the largest x above it.
     max_x = torch.where(alive, x.unsqueeze(1).expand(B, n, n), ref[0]).amax(dim=-1)  # batch x slab
-    start2 = torch.cat([torch.full((B, 1), float("nan"), dtype=dtype, device=device), max_x[:, :-1]], dim=1) != max_x
-    z_lo2 = _run_min(start2.unsqueeze(-1), torch.ones_like(start2).unsqueeze(-1), z_lo.unsqueeze(-1)).squeeze(-1)
+    start2 = (
+        torch.cat([torch.full((B, 1), float("nan"), dtype=dtype, device=device), max_x[:, :-1]], dim=1)
+        != max_x
+    )
+    z_lo2 = _run_min(start2.unsqueeze(-1), torch.ones_like(start2).unsqueeze(-1), z_lo.unsqueeze(-1)).squeeze(
+        -1
+    )
     lo2 = torch.stack([max_x, ref[1].expand(B, n), z_lo2], -1)
     up2 = torch.stack([inf.expand(B, n), inf.expand(B, n), z], -1)
     keep2 = start2 & (up2[..., 2] > lo2[..., 2])
@@ -116,7 +123,9 @@ def _run_min(start: Tensor, alive: Tensor, values: Tensor) -> Tensor:
     run = torch.cumsum(start.long(), dim=1)
     key = torch.where(alive, run, torch.zeros_like(run))
     vals = torch.where(alive, values, torch.full_like(values, float("inf")))
-    out = torch.full((values.shape[0], values.shape[1] + 1, values.shape[2]), float("inf"), dtype=values.dtype)
+    out = torch.full(
+        (values.shape[0], values.shape[1] + 1, values.shape[2]), float("inf"), dtype=values.dtype
+    )
     out = out.to(values.device).scatter_reduce(1, key, vals, reduce="amin", include_self=True)
     return out.gather(1, key)
 
@@ -132,7 +141,9 @@ def _compact(lo: Tensor, up: Tensor, keep: Tensor) -> Tensor:
     return torch.stack([lo, up])
 
 
-def hypervolume_from_cells(Y: Tensor, ref_point: Tensor, cells: Tensor, feasible: Tensor | None = None) -> Tensor:
+def hypervolume_from_cells(
+    Y: Tensor, ref_point: Tensor, cells: Tensor, feasible: Tensor | None = None
+) -> Tensor:
     """``batch`` hypervolumes dominated by ``Y`` (``batch x n x m``) given its cells.
 
     The box from ``ref_point`` to the per-batch ideal point minus the

@@ -7,11 +7,12 @@ same data, so their hyperparameters are close.
 
 :class:`WarmStartSingleTaskGP` fits a model on ``n`` training points by
 starting from the hyperparameters of an *anchor* fit and running at most
-``warm_maxiter`` L-BFGS-B iterations. The anchor is a cold fit on the first
-``a(n)`` points (``a(n)`` the largest of 8, 12, 18, 27, ... (x1.5) below
-``n``), with their targets standardised on their own. It is computed once and
-kept in a small process-level cache keyed by its data, so it is refitted
-only every ~50 % of growth (or after a restart). Because the anchor depends
+``warm_maxiter`` L-BFGS-B iterations. The anchor is BoTorch's cold fit on the
+first ``a(n)`` points (``a(n)`` the largest of 8, 16, 32, 48, 72, 108, ...
+below ``n``), with their targets standardised on their own. Anchors are kept
+in a small process-level cache keyed by their data, so one is fitted per
+doubling (up to 32 points) or per 50 % of growth (beyond), and once after a
+restart. Because the anchor depends
 only on the current training data, the fit, and so the proposals, are a
 function of the data alone: the same data give the same model whether the
 process is fresh, resumed, or has fitted other studies before.
@@ -41,17 +42,19 @@ from torch import Tensor
 __all__ = ["WarmStartSingleTaskGP", "anchor_size", "clear_warm_start_cache", "warm_start_stats"]
 
 FIRST_ANCHOR = 8
-ANCHOR_GROWTH = 1.5
 _CACHE_SIZE = 64
 _ANCHORS: OrderedDict[str, dict[str, Tensor]] = OrderedDict()
 _STATS = {"warm": 0, "cold": 0, "anchor": 0}
 
 
+DOUBLE_UNTIL = 32
+
+
 def anchor_size(n: int) -> int | None:
-    """The largest anchor size below ``n`` (None when ``n <= FIRST_ANCHOR``)."""
+    """The largest anchor size below ``n``: 8, 16, 32, then x1.5 (48, 72, 108, ...); None up to 8."""
     size, below = FIRST_ANCHOR, None
     while size < n:
-        below, size = size, math.ceil(size * ANCHOR_GROWTH)
+        below, size = size, (2 * size if size < DOUBLE_UNTIL else math.ceil(size * 1.5))
     return below
 
 
@@ -121,7 +124,10 @@ class WarmStartSingleTaskGP(SingleTaskGP):
         start = self._anchor(size) if size is not None and self.train_targets.dim() == 1 else None
         optimizer_kwargs = dict(optimizer_kwargs or {})
         if start is not None and self._load_hyperparameters(start):
-            optimizer_kwargs["options"] = {"maxiter": self.warm_maxiter, **optimizer_kwargs.get("options", {})}
+            optimizer_kwargs["options"] = {
+                "maxiter": self.warm_maxiter,
+                **optimizer_kwargs.get("options", {}),
+            }
             _STATS["warm"] += 1
         else:
             _STATS["cold"] += 1
@@ -130,7 +136,7 @@ class WarmStartSingleTaskGP(SingleTaskGP):
         )
 
     def _anchor(self, size: int) -> dict[str, Tensor] | None:
-        """Hyperparameters of a cold fit on the first ``size`` points (cached by content)."""
+        """Hyperparameters of BoTorch's cold fit on the first ``size`` points (cached by content)."""
         X = self.train_inputs[0][..., :size, :].detach()
         y = self.train_targets[..., :size].detach()
         if float(y.std()) <= 0.0:

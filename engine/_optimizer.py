@@ -80,7 +80,9 @@ class DistinctAcquisition(Acquisition):
                 candidate_set=candidate_set,
                 sampling_strategy=sampling_strategy,
             )
-        options = optimizer_argparse(self.acqf, optimizer="optimize_acqf", optimizer_options=optimizer_options)
+        options = optimizer_argparse(
+            self.acqf, optimizer="optimize_acqf", optimizer_options=optimizer_options
+        )
         options.pop("sequential", None)  # one candidate
         bounds = torch.tensor(ssd.bounds, dtype=self.dtype, device=self.device).t()
         ends, values = optimize_acqf(
@@ -97,7 +99,9 @@ class DistinctAcquisition(Acquisition):
             raise RuntimeError("optimize_acqf returned no acquisition values")
         best = self._best_new(ends, values)
         if best is None:
-            ends, values = self._random_points(options, bounds, inequality_constraints, fixed_features, rounding_func)
+            ends, values = self._random_points(
+                options, bounds, inequality_constraints, fixed_features, rounding_func
+            )
             best = self._best_new(ends, values)
         if best is None:  # nothing new found: leave it to Ax's de-duplication
             best = int(values.argmax())

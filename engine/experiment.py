@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ax.api.client import Client
 from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig, StorageConfig
@@ -59,19 +59,19 @@ def _ax_param(p: Param) -> RangeParameterConfig | ChoiceParameterConfig:
             name=p.name, bounds=(p.low, p.high), parameter_type="int", scaling="log" if p.log else "linear"
         )
     if isinstance(p, ChoiceParam):
-        first = p.values[0]
-        kind = (
-            "bool"
-            if isinstance(first, bool)
-            else "str"
-            if isinstance(first, str)
-            else "int"
-            if all(isinstance(v, int) for v in p.values)
-            else "float"
-        )
+        values = list(p.values)
+        kind: Literal["float", "int", "str", "bool"]
+        if isinstance(values[0], bool):
+            kind = "bool"
+        elif isinstance(values[0], str):
+            kind = "str"
+        elif all(isinstance(v, int) for v in values):
+            kind = "int"
+        else:
+            kind = "float"
         return ChoiceParameterConfig(
             name=p.name,
-            values=list(p.values),
+            values=values,  # type: ignore[arg-type]  # homogeneous by SearchSpace validation
             parameter_type=kind,
             is_ordered=p.ordered,  # type: ignore[arg-type]
         )

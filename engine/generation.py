@@ -105,17 +105,13 @@ class OptimizerSpec(BaseModel):
         ge=8,
         description="quasi-MC samples of the posterior in qLogNEHVI (BoTorch default 128).",
     )
-    num_restarts: int = Field(
-        4, ge=1, description="starting points optimised per candidate (Ax default 20)."
-    )
+    num_restarts: int = Field(4, ge=1, description="starting points optimised per candidate (Ax default 20).")
     raw_samples: int = Field(
         64,
         ge=8,
         description="random points scored to choose the starting points (Ax default 1024).",
     )
-    maxiter: int = Field(
-        20, ge=5, description="optimizer iterations per candidate (BoTorch default 200)."
-    )
+    maxiter: int = Field(20, ge=5, description="optimizer iterations per candidate (BoTorch default 200).")
     polytope_burnin: int = Field(
         200,
         ge=0,
@@ -311,8 +307,12 @@ def prebuild_kernels() -> KernelStatus:
 
     start = time.perf_counter()
     logei._try_load_fused_kernel()
-    status = KernelStatus(loaded=logei._C is not None, build_dir=_kernel_build_dir(), seconds=time.perf_counter() - start)
-    logger.info("fused qLogEHVI kernel loaded=%s from %s in %.1f s", status.loaded, status.build_dir, status.seconds)
+    status = KernelStatus(
+        loaded=logei._C is not None, build_dir=_kernel_build_dir(), seconds=time.perf_counter() - start
+    )
+    logger.info(
+        "fused qLogEHVI kernel loaded=%s from %s in %.1f s", status.loaded, status.build_dir, status.seconds
+    )
     return status
 
 
@@ -324,5 +324,7 @@ def _kernel_build_dir() -> str:
         import sys
 
         accel = "cpu" if torch.version.cuda is None else f"cu{torch.version.cuda.replace('.', '')}"
-        root = os.path.join(get_default_build_root(), f"py{sys.version_info.major}{sys.version_info.minor}_{accel}")
+        root = os.path.join(
+            get_default_build_root(), f"py{sys.version_info.major}{sys.version_info.minor}_{accel}"
+        )
     return os.path.join(root, "logei_fused_ext")

@@ -81,8 +81,11 @@ class BudgetSpec(_Frozen):
     """How much the study may spend."""
 
     trials: int = Field(
-        default=24, ge=1, le=100_000, description="trials evaluated by this study (priors included; "
-        "trials attached from earlier studies are extra)"
+        default=24,
+        ge=1,
+        le=100_000,
+        description="trials evaluated by this study (priors included; "
+        "trials attached from earlier studies are extra)",
     )
     batch_size: int | None = Field(
         default=None,

@@ -149,8 +149,9 @@ def run_backtest(
     close = np.asarray(close, dtype=np.float64)
     positions = np.asarray(positions, dtype=np.float64)
     if close.ndim != 1 or close.shape != positions.shape or len(close) < 2:
-        raise ValueError(f"close and positions must be 1-D of equal length >= 2, got {close.shape} "
-                         f"and {positions.shape}")
+        raise ValueError(
+            f"close and positions must be 1-D of equal length >= 2, got {close.shape} and {positions.shape}"
+        )
     ppy = DEFAULT_PERIODS_PER_YEAR if periods_per_year is None else float(periods_per_year)
     cost = (fee_bps + slippage_bps) / 1e4
     ret = np.empty(len(close))  # ret[t] = close[t+1] / close[t] - 1; the last bar earns nothing
@@ -168,7 +169,13 @@ def run_backtest(
     trades = _trade_returns(positions, gross, change, cost)
     won, lost = trades > _FLAT_TRADE, trades < -_FLAT_TRADE
     wins, losses = float(trades[won].sum()), float(-trades[lost].sum())
-    pf = 0.0 if not won.any() else PROFIT_FACTOR_CAP if not lost.any() else min(wins / losses, PROFIT_FACTOR_CAP)
+    pf = (
+        0.0
+        if not won.any()
+        else PROFIT_FACTOR_CAP
+        if not lost.any()
+        else min(wins / losses, PROFIT_FACTOR_CAP)
+    )
     bh_net = ret.copy()  # long 1.0 throughout: entry at bar 0, exit after the last bar
     bh_net[0] -= cost
     bh_net[-1] -= cost

@@ -99,7 +99,7 @@ def load_bars(
         ``open, high, low, close, volume`` then ``extra_columns``.
     """
     if source.startswith(_BUILTIN_PREFIX):
-        name = source[len(_BUILTIN_PREFIX):]
+        name = source[len(_BUILTIN_PREFIX) :]
         if name not in BUILTIN_SOURCES:
             known = ", ".join(_BUILTIN_PREFIX + k for k in BUILTIN_SOURCES)
             raise DataError(f"unknown built-in data source {source!r}; known: {known}")
@@ -139,8 +139,10 @@ def infer_periods_per_year(index: pd.DatetimeIndex) -> float:
 
 def _read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise DataError(f"data file {path} does not exist; give a .csv or .parquet path or a built-in "
-                        f"source ({', '.join(_BUILTIN_PREFIX + k for k in BUILTIN_SOURCES)})")
+        raise DataError(
+            f"data file {path} does not exist; give a .csv or .parquet path or a built-in "
+            f"source ({', '.join(_BUILTIN_PREFIX + k for k in BUILTIN_SOURCES)})"
+        )
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt"):
@@ -165,8 +167,10 @@ def _resolve_columns(raw: pd.DataFrame, path: Path, mapping: Mapping[str, str]) 
     for field in _FIELDS:
         if field in mapping:
             if mapping[field] not in raw.columns:
-                raise DataError(f"{path}: column {mapping[field]!r} (mapped to {field}) not found; "
-                                f"file columns: {', '.join(map(str, raw.columns))}")
+                raise DataError(
+                    f"{path}: column {mapping[field]!r} (mapped to {field}) not found; "
+                    f"file columns: {', '.join(map(str, raw.columns))}"
+                )
             found[field] = mapping[field]
             continue
         for alias in _ALIASES[field]:
@@ -180,18 +184,26 @@ def _resolve_columns(raw: pd.DataFrame, path: Path, mapping: Mapping[str, str]) 
     if 0 < len(ohl) < 3:
         missing += [f for f in ("open", "high", "low") if f not in found]
     if missing:
-        raise DataError(f"{path}: missing columns {missing}; file columns: "
-                        f"{', '.join(map(str, raw.columns))}; map them with data.columns")
+        raise DataError(
+            f"{path}: missing columns {missing}; file columns: "
+            f"{', '.join(map(str, raw.columns))}; map them with data.columns"
+        )
     return found
 
 
-def _to_bars(raw: pd.DataFrame, path: Path, mapping: Mapping[str, str],
-             timestamp_format: str | None, extra: tuple[str, ...]) -> pd.DataFrame:
+def _to_bars(
+    raw: pd.DataFrame,
+    path: Path,
+    mapping: Mapping[str, str],
+    timestamp_format: str | None,
+    extra: tuple[str, ...],
+) -> pd.DataFrame:
     found = _resolve_columns(raw, path, mapping)
     for col in extra:
         if col not in raw.columns:
-            raise DataError(f"{path}: feature column {col!r} not found; file columns: "
-                            f"{', '.join(map(str, raw.columns))}")
+            raise DataError(
+                f"{path}: feature column {col!r} not found; file columns: {', '.join(map(str, raw.columns))}"
+            )
     index = _parse_timestamps(raw[found["timestamp"]], path, found["timestamp"], timestamp_format)
     values: dict[str, np.ndarray] = {}
     for field in ("open", "high", "low", "close", "volume"):
@@ -221,15 +233,19 @@ def _parse_timestamps(col: pd.Series, path: Path, name: str, fmt: str | None) ->
             parsed = pd.to_datetime(col, format=fmt)
     except (ValueError, TypeError, OverflowError) as exc:
         example = col.iloc[0] if len(col) else ""
-        raise DataError(f"{path}: cannot parse timestamps in column {name!r} (first value {example!r}): "
-                        f"{str(exc).splitlines()[0]}; set data.timestamp_format") from exc
+        raise DataError(
+            f"{path}: cannot parse timestamps in column {name!r} (first value {example!r}): "
+            f"{str(exc).splitlines()[0]}; set data.timestamp_format"
+        ) from exc
     index = pd.DatetimeIndex(parsed)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
     if index.hasnans:
         row = int(np.flatnonzero(index.isna())[0])
-        raise DataError(f"{path}: unparseable or empty timestamp at data row {row + 1} "
-                        f"in column {name!r}; fix the file or set data.timestamp_format")
+        raise DataError(
+            f"{path}: unparseable or empty timestamp at data row {row + 1} "
+            f"in column {name!r}; fix the file or set data.timestamp_format"
+        )
     return index.as_unit("ns").rename("timestamp")
 
 
@@ -258,15 +274,19 @@ def _validate(bars: pd.DataFrame, path: Path) -> None:
     for name in bars.columns:
         bad = ~np.isfinite(bars[name].to_numpy())
         if bad.any():
-            raise DataError(f"{path}: column {name!r} has NaN/inf values ({_first_bad(bad, index)}); "
-                            "clean or drop those rows")
+            raise DataError(
+                f"{path}: column {name!r} has NaN/inf values ({_first_bad(bad, index)}); "
+                "clean or drop those rows"
+            )
     ns = index.asi8
     dup = np.concatenate([[False], ns[1:] == ns[:-1]])
     if dup.any():
         raise DataError(f"{path}: duplicate timestamps ({_first_bad(dup, index)}); drop the duplicates")
     back = np.concatenate([[False], ns[1:] < ns[:-1]])
     if back.any():
-        raise DataError(f"{path}: timestamps must increase ({_first_bad(back, index)}); sort the file by time")
+        raise DataError(
+            f"{path}: timestamps must increase ({_first_bad(back, index)}); sort the file by time"
+        )
     o, h, lo, c, v = (bars[k].to_numpy() for k in BAR_COLUMNS)
     checks = (
         ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "prices must be > 0"),

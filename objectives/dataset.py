@@ -156,8 +156,10 @@ class PreparedData:
             raise DataError(f"{directory}: no prepared data (meta.json missing); run prepare_data first")
         info = json.loads(meta_path.read_text())
         if info.get("format_version") != _FORMAT_VERSION:
-            raise DataError(f"{directory}: prepared-data format {info.get('format_version')} is not "
-                            f"{_FORMAT_VERSION}; prepare the data again")
+            raise DataError(
+                f"{directory}: prepared-data format {info.get('format_version')} is not "
+                f"{_FORMAT_VERSION}; prepare the data again"
+            )
         arrays = {n: np.load(directory / f"{n}.npy", mmap_mode="r" if mmap else None) for n in _ARRAYS}
         return cls(
             **arrays,

@@ -90,7 +90,9 @@ def _family(family: str) -> tuple[Any, Mapping[str, Any]]:
     return strategies, strategies.get_family(family).train_defaults
 
 
-def _build(family: str, params: Mapping[str, Any], data: PreparedData, seed: int) -> tuple[nn.Module, TrainConfig]:
+def _build(
+    family: str, params: Mapping[str, Any], data: PreparedData, seed: int
+) -> tuple[nn.Module, TrainConfig]:
     strategies, defaults = _family(family)
     cfg = TrainConfig.from_params(params, defaults)
     model = strategies.build_model(family, params, data.n_features, seed=seed)
@@ -125,9 +127,17 @@ def evaluate_module(
     Saves the best weights (``state_dict``) to ``checkpoint_path`` when given.
     """
     started = time.perf_counter()
-    trained = train_model(model, data, cfg, max_epochs=settings.max_epochs, seed=settings.seed,
-                          backtest=settings.backtest, device=settings.device,
-                          time_budget_s=settings.time_budget_s, on_epoch=on_epoch)
+    trained = train_model(
+        model,
+        data,
+        cfg,
+        max_epochs=settings.max_epochs,
+        seed=settings.seed,
+        backtest=settings.backtest,
+        device=settings.device,
+        time_budget_s=settings.time_budget_s,
+        on_epoch=on_epoch,
+    )
     train_s = time.perf_counter() - started
     if checkpoint_path is not None:
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
@@ -162,8 +172,9 @@ def evaluate_checkpoint(
     return score_module(model, cfg, data, settings, split)
 
 
-def score_module(model: nn.Module, cfg: TrainConfig, data: PreparedData, settings: EvalSettings,
-                 split: str) -> dict[str, float]:
+def score_module(
+    model: nn.Module, cfg: TrainConfig, data: PreparedData, settings: EvalSettings, split: str
+) -> dict[str, float]:
     """Metrics of a trained ``model`` on ``split`` (no training)."""
     bars = data.splits.bars(split)
     if len(bars) < 2:
@@ -171,8 +182,9 @@ def score_module(model: nn.Module, cfg: TrainConfig, data: PreparedData, setting
     device = resolve_device(settings.device)
     model.to(device)
     tensors = TrialTensors(data, cfg.seq_len, int(bars[-1]) + 1, device, cfg.class_weights)
-    score: SplitScore = score_split(model, tensors, bars, cfg, data, settings.backtest,
-                                    max(4 * cfg.batch_size, 64))
+    score: SplitScore = score_split(
+        model, tensors, bars, cfg, data, settings.backtest, max(4 * cfg.batch_size, 64)
+    )
     metrics = score.backtest.to_dict()
     metrics[f"{split}_accuracy"] = score.accuracy
     metrics[f"{split}_loss"] = score.loss

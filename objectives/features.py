@@ -98,14 +98,16 @@ def build_features(
         `n_bars x n_features` float64 frame aligned to ``bars.index``, all finite.
     """
     _check_name(feature_set)
-    ctx = _Context(bars, bar_seconds if bar_seconds is not None else infer_bar_seconds(bars.index),
-                   tuple(columns or ()))
+    ctx = _Context(
+        bars, bar_seconds if bar_seconds is not None else infer_bar_seconds(bars.index), tuple(columns or ())
+    )
     out = pd.DataFrame(FEATURE_SETS[feature_set](ctx), index=bars.index, dtype=np.float64)
     bad = ~np.isfinite(out.to_numpy())
     if bad.any():
         col = out.columns[int(np.flatnonzero(bad.any(axis=0))[0])]
-        raise DataError(f"feature set {feature_set!r}: column {col!r} has non-finite values; "
-                        "check the input columns")
+        raise DataError(
+            f"feature set {feature_set!r}: column {col!r} has non-finite values; check the input columns"
+        )
     out.attrs["timeframes"] = ctx.timeframe_names
     return out
 
@@ -200,11 +202,20 @@ def _coarse_block(ctx: _Context, level: int, base: dict[str, np.ndarray]) -> dic
 @register_feature_set("ohlcv", width=10)
 def _ohlcv(ctx: _Context) -> dict[str, np.ndarray]:
     o, h, lo, c, v = (ctx.col(k) for k in ("open", "high", "low", "close", "volume"))
-    out = {"open_rel_base": ctx.rel(o), "high_rel_base": ctx.rel(h), "low_rel_base": ctx.rel(lo),
-           "ret_1_base": _past_return(c, 1), "log_volume_base": np.log1p(v)}
+    out = {
+        "open_rel_base": ctx.rel(o),
+        "high_rel_base": ctx.rel(h),
+        "low_rel_base": ctx.rel(lo),
+        "ret_1_base": _past_return(c, 1),
+        "log_volume_base": np.log1p(v),
+    }
     cb = ctx.coarse(1)
-    for key, values, fallback in (("open", cb.open, out["open_rel_base"]), ("high", cb.high, out["high_rel_base"]),
-                                  ("low", cb.low, out["low_rel_base"]), ("close", cb.close, 0.0)):
+    for key, values, fallback in (
+        ("open", cb.open, out["open_rel_base"]),
+        ("high", cb.high, out["high_rel_base"]),
+        ("low", cb.low, out["low_rel_base"]),
+        ("close", cb.close, 0.0),
+    ):
         out[f"{key}_rel_tf1"] = _fill(ctx.rel(cb.at_base(values)), fallback)
     out["log_volume_tf1"] = _fill(np.log1p(cb.at_base(cb.volume)), out["log_volume_base"])
     return out
@@ -244,8 +255,21 @@ def _multi_timeframe(ctx: _Context) -> dict[str, np.ndarray]:
         "volume_ratio": np.where(mean_v > 0, v / np.where(mean_v > 0, mean_v, 1.0), 1.0),
         "close_location": _position(c, lo, h),
     }
-    out.update({f"{k}_base": base[k] for k in ("atr", "rsi", "bb_upper", "bb_mid", "bb_lower",
-                                               "bb_position", "volatility", "log_volume")})
+    out.update(
+        {
+            f"{k}_base": base[k]
+            for k in (
+                "atr",
+                "rsi",
+                "bb_upper",
+                "bb_mid",
+                "bb_lower",
+                "bb_position",
+                "volatility",
+                "log_volume",
+            )
+        }
+    )
     keys = ("price", "rsi", "atr", "bb_upper", "bb_mid", "bb_lower", "bb_position", "log_volume")
     for level in (1, 2, 3):
         block = _coarse_block(ctx, level, base)
@@ -267,6 +291,8 @@ def _columns(ctx: _Context) -> dict[str, np.ndarray]:
         raise ConfigError("feature set 'columns' needs feature_columns: the list of file columns to use")
     missing = [c for c in ctx.columns if c not in ctx.bars.columns]
     if missing:
-        raise DataError(f"feature columns {missing} are not in the loaded bars; load them with "
-                        "load_bars(..., extra_columns=...) / DataSpec.feature_columns")
+        raise DataError(
+            f"feature columns {missing} are not in the loaded bars; load them with "
+            "load_bars(..., extra_columns=...) / DataSpec.feature_columns"
+        )
     return {name: ctx.col(name) for name in ctx.columns}

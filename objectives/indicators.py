@@ -32,8 +32,8 @@ def wilder_smooth(values: np.ndarray, period: int, start: int) -> np.ndarray:
     if first >= n:
         return out
     seeded = np.full(n, np.nan)
-    seeded[first] = values[start:first + 1].mean()
-    seeded[first + 1:] = values[first + 1:]
+    seeded[first] = values[start : first + 1].mean()
+    seeded[first + 1 :] = values[first + 1 :]
     out[first:] = pd.Series(seeded[first:]).ewm(alpha=1.0 / period, adjust=False).mean().to_numpy()
     return out
 
@@ -59,7 +59,9 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14) 
     return wilder_smooth(true_range, period, start=1)
 
 
-def bollinger(close: np.ndarray, period: int = 20, k: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bollinger(
+    close: np.ndarray, period: int = 20, k: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(upper, mid, lower) bands, SMA +- k population stds: each `n`."""
     series = pd.Series(close)
     mid = series.rolling(period).mean().to_numpy()

@@ -62,8 +62,9 @@ def _smoothed(logits: Tensor, y: Tensor, w: Tensor, smoothing: float) -> Tensor:
     return (w[y] * -(target * log_p).sum(dim=-1)).mean()
 
 
-def action_loss(logits: Tensor, y: Tensor, weights: Tensor, kind: str, *, gamma: float = 2.0,
-                smoothing: float = 0.2) -> Tensor:
+def action_loss(
+    logits: Tensor, y: Tensor, weights: Tensor, kind: str, *, gamma: float = 2.0, smoothing: float = 0.2
+) -> Tensor:
     """Scalar action loss. ``logits``: `batch x 3`; ``y``: `batch` int64; ``weights``: `3`."""
     if kind == "ce":
         return (weights[y] * F.cross_entropy(logits, y, reduction="none")).mean()
@@ -105,8 +106,15 @@ def _profit_loss(pred: Tensor, target: Tensor, s: LossSettings) -> Tensor:
     return F.mse_loss(pred, target)
 
 
-def total_loss(out: ModelOutput, y: Tensor, profit: Tensor, weights: Tensor, s: LossSettings,
-               *, mix: tuple[Tensor, float] | None = None) -> LossParts:
+def total_loss(
+    out: ModelOutput,
+    y: Tensor,
+    profit: Tensor,
+    weights: Tensor,
+    s: LossSettings,
+    *,
+    mix: tuple[Tensor, float] | None = None,
+) -> LossParts:
     """Loss of one batch.
 
     Args:
@@ -119,8 +127,9 @@ def total_loss(out: ModelOutput, y: Tensor, profit: Tensor, weights: Tensor, s: 
     act = action_loss(out.logits, y, weights, s.loss, gamma=s.focal_gamma, smoothing=s.label_smoothing)
     if mix is not None:
         y_perm, lam = mix
-        other = action_loss(out.logits, y_perm, weights, s.loss, gamma=s.focal_gamma,
-                            smoothing=s.label_smoothing)
+        other = action_loss(
+            out.logits, y_perm, weights, s.loss, gamma=s.focal_gamma, smoothing=s.label_smoothing
+        )
         act = lam * act + (1.0 - lam) * other
     total = act
     prof = torch.zeros((), device=act.device)
@@ -131,5 +140,6 @@ def total_loss(out: ModelOutput, y: Tensor, profit: Tensor, weights: Tensor, s: 
     if out.aux_loss is not None and s.aux_weight > 0:
         aux = out.aux_loss
         total = total + s.aux_weight * aux
-    return LossParts(total=total, action=float(act.detach()), profit=float(prof.detach()),
-                     aux=float(aux.detach()))
+    return LossParts(
+        total=total, action=float(act.detach()), profit=float(prof.detach()), aux=float(aux.detach())
+    )

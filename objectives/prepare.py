@@ -94,8 +94,15 @@ def prepare_data(spec: DataSpec, *, feature_set: str, max_seq_len: int) -> Prepa
         max_seq_len=max_seq_len,
         meta=meta,
     )
-    logger.info("prepared %s: %d bars x %d features (%s), splits %s, %.2fs", spec.source, data.n_bars,
-                data.n_features, feature_set, splits.sizes(), time.perf_counter() - started)
+    logger.info(
+        "prepared %s: %d bars x %d features (%s), splits %s, %.2fs",
+        spec.source,
+        data.n_bars,
+        data.n_features,
+        feature_set,
+        splits.sizes(),
+        time.perf_counter() - started,
+    )
     return data
 
 

@@ -63,9 +63,15 @@ class TrainConfig:
         return cfg
 
     def loss_settings(self) -> LossSettings:
-        return LossSettings(loss=self.loss, focal_gamma=self.focal_gamma, label_smoothing=self.label_smoothing,
-                            profit_loss=self.profit_loss, profit_weight=self.profit_weight,
-                            huber_delta=self.huber_delta, aux_weight=self.aux_weight)
+        return LossSettings(
+            loss=self.loss,
+            focal_gamma=self.focal_gamma,
+            label_smoothing=self.label_smoothing,
+            profit_loss=self.profit_loss,
+            profit_weight=self.profit_weight,
+            huber_delta=self.huber_delta,
+            aux_weight=self.aux_weight,
+        )
 
     def _validate(self) -> None:
         checks = (

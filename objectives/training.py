@@ -45,8 +45,15 @@ from objectives.train_config import TrainConfig
 from strategies.base import ModelOutput
 from strategies.exceptions import TrialError
 
-__all__ = ["EpochCallback", "EpochReport", "SplitScore", "TrainResult", "resolve_device", "score_split",
-           "train_model"]
+__all__ = [
+    "EpochCallback",
+    "EpochReport",
+    "SplitScore",
+    "TrainResult",
+    "resolve_device",
+    "score_split",
+    "train_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +108,14 @@ def resolve_device(name: str | torch.device) -> torch.device:
 class TrialTensors:
     """Device tensors of one trial: the window view, labels, profit targets, class weights."""
 
-    def __init__(self, data: PreparedData, seq_len: int, stop: int, device: torch.device,
-                 use_class_weights: bool) -> None:
+    def __init__(
+        self, data: PreparedData, seq_len: int, stop: int, device: torch.device, use_class_weights: bool
+    ) -> None:
         if seq_len > data.max_seq_len:
-            raise TrialError(f"seq_len {seq_len} exceeds the prepared max_seq_len {data.max_seq_len}; "
-                             "prepare the data with max_seq_len >= the largest seq_len searched")
+            raise TrialError(
+                f"seq_len {seq_len} exceeds the prepared max_seq_len {data.max_seq_len}; "
+                "prepare the data with max_seq_len >= the largest seq_len searched"
+            )
         self.seq_len = seq_len
         self.device = device
         self.view = window_view(as_tensor(data.features[:stop], device), seq_len)  # (stop-L+1) x L x F
@@ -119,8 +129,15 @@ class TrialTensors:
         return gather_windows(self.view, bars, self.seq_len), self.labels[bars], self.profit[bars]
 
 
-def score_split(model: nn.Module, t: TrialTensors, bars: np.ndarray, cfg: TrainConfig, data: PreparedData,
-                spec: BacktestSpec, batch_size: int) -> SplitScore:
+def score_split(
+    model: nn.Module,
+    t: TrialTensors,
+    bars: np.ndarray,
+    cfg: TrainConfig,
+    data: PreparedData,
+    spec: BacktestSpec,
+    batch_size: int,
+) -> SplitScore:
     """Loss, accuracy and backtest of ``model`` on decision bars ``bars`` (eval mode, no grad)."""
     model.eval()
     settings = cfg.loss_settings()
@@ -128,7 +145,7 @@ def score_split(model: nn.Module, t: TrialTensors, bars: np.ndarray, cfg: TrainC
     idx = torch.from_numpy(np.asarray(bars, dtype=np.int64)).to(t.device)
     with torch.no_grad():
         for start in range(0, len(idx), batch_size):
-            x, y, p = t.batch(idx[start:start + batch_size])
+            x, y, p = t.batch(idx[start : start + batch_size])
             out = _forward(model, x)
             loss_sum += total_loss(out, y, p, t.weights, settings).total.item() * len(y)
             probs.append(torch.softmax(out.logits.float(), dim=-1).cpu())
@@ -136,10 +153,19 @@ def score_split(model: nn.Module, t: TrialTensors, bars: np.ndarray, cfg: TrainC
     labels = data.labels[bars]
     gate = cfg.confidence_gate if cfg.confidence_gate is not None else spec.confidence_gate
     positions = actions_to_positions(prob, confidence_gate=gate, allow_short=spec.allow_short)
-    result = run_backtest(data.close[bars], positions, fee_bps=spec.fee_bps, slippage_bps=spec.slippage_bps,
-                          periods_per_year=data.periods_per_year)
-    return SplitScore(loss=loss_sum / len(idx), accuracy=float((prob.argmax(1) == labels).mean()),
-                      probs=prob, backtest=result)
+    result = run_backtest(
+        data.close[bars],
+        positions,
+        fee_bps=spec.fee_bps,
+        slippage_bps=spec.slippage_bps,
+        periods_per_year=data.periods_per_year,
+    )
+    return SplitScore(
+        loss=loss_sum / len(idx),
+        accuracy=float((prob.argmax(1) == labels).mean()),
+        probs=prob,
+        backtest=result,
+    )
 
 
 def _forward(model: nn.Module, x: Tensor) -> ModelOutput:
@@ -162,12 +188,15 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, max_epochs: int) ->
 
         return torch.optim.lr_scheduler.LambdaLR(opt, factor)
     if cfg.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=5, min_lr=1e-6)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=0.5, patience=5, min_lr=1e-6
+        )
     return None
 
 
-def _augment(x: Tensor, y: Tensor, p: Tensor, gen: torch.Generator,
-             rng: np.random.Generator) -> tuple[Tensor, Tensor, tuple[Tensor, float] | None]:
+def _augment(
+    x: Tensor, y: Tensor, p: Tensor, gen: torch.Generator, rng: np.random.Generator
+) -> tuple[Tensor, Tensor, tuple[Tensor, float] | None]:
     u = rng.random()
     if u < 0.3 and len(y) > 1:
         lam = float(rng.beta(0.2, 0.2))
@@ -180,22 +209,32 @@ def _augment(x: Tensor, y: Tensor, p: Tensor, gen: torch.Generator,
     return x, p, None
 
 
-def _train_epoch(model: nn.Module, t: TrialTensors, train_bars: Tensor, opt: torch.optim.Optimizer,
-                 cfg: TrainConfig, settings: LossSettings, gen: torch.Generator, rng: np.random.Generator,
-                 deadline: float) -> tuple[float, bool]:
+def _train_epoch(
+    model: nn.Module,
+    t: TrialTensors,
+    train_bars: Tensor,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    settings: LossSettings,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+    deadline: float,
+) -> tuple[float, bool]:
     """One pass over shuffled training bars: (mean loss, ran out of time)."""
     model.train()
     perm = torch.randperm(len(train_bars), generator=gen).to(t.device)
     loss_sum, seen = 0.0, 0
     for start in range(0, len(perm), cfg.batch_size):
-        x, y, p = t.batch(train_bars[perm[start:start + cfg.batch_size]])
+        x, y, p = t.batch(train_bars[perm[start : start + cfg.batch_size]])
         mix = None
         if cfg.augment:
             x, p, mix = _augment(x, y, p, gen, rng)
         parts = total_loss(_forward(model, x), y, p, t.weights, settings, mix=mix)
         if not torch.isfinite(parts.total):
-            raise TrialError(f"training loss became non-finite ({parts.total.item()}) with learning_rate "
-                             f"{cfg.learning_rate}; lower the learning rate or enable grad_clip")
+            raise TrialError(
+                f"training loss became non-finite ({parts.total.item()}) with learning_rate "
+                f"{cfg.learning_rate}; lower the learning rate or enable grad_clip"
+            )
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
         if cfg.grad_clip > 0:
@@ -249,17 +288,27 @@ def train_model(
     curve: list[EpochReport] = []
     best_loss, best_epoch, best_state, stale = math.inf, 0, _cpu_state(model), 0
     reason, by_callback = "max_epochs", False
-    devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    devices = (
+        [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for epoch in range(1, max_epochs + 1):
-            train_loss, out_of_time = _train_epoch(model, t, train_bars, opt, cfg, settings, gen, rng, deadline)
+            train_loss, out_of_time = _train_epoch(
+                model, t, train_bars, opt, cfg, settings, gen, rng, deadline
+            )
             val = score_split(model, t, val_bars, cfg, data, backtest, eval_batch)
             if not math.isfinite(val.loss):
                 raise TrialError(f"validation loss is non-finite at epoch {epoch}")
-            report = EpochReport(epoch=epoch, train_loss=train_loss, val_loss=val.loss, val_accuracy=val.accuracy,
-                                 val_sharpe=val.backtest.sharpe, val_return_pct=val.backtest.return_pct,
-                                 seconds=time.perf_counter() - started)
+            report = EpochReport(
+                epoch=epoch,
+                train_loss=train_loss,
+                val_loss=val.loss,
+                val_accuracy=val.accuracy,
+                val_sharpe=val.backtest.sharpe,
+                val_return_pct=val.backtest.return_pct,
+                seconds=time.perf_counter() - started,
+            )
             curve.append(report)
             logger.debug("epoch %d: %s", epoch, report)
             if val.loss < best_loss:
@@ -280,8 +329,14 @@ def train_model(
                 reason = "early_stopping"
                 break
     model.load_state_dict(best_state)
-    return TrainResult(best_state=best_state, best_epoch=best_epoch, epochs_run=len(curve), curve=tuple(curve),
-                       stopped_by_callback=by_callback, stop_reason=reason)
+    return TrainResult(
+        best_state=best_state,
+        best_epoch=best_epoch,
+        epochs_run=len(curve),
+        curve=tuple(curve),
+        stopped_by_callback=by_callback,
+        stop_reason=reason,
+    )
 
 
 def _cpu_state(model: nn.Module) -> dict[str, Tensor]:

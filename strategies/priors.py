@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -334,10 +334,9 @@ def scale_into(space: SearchSpace, original: SearchSpace, target: Mapping[str, A
         if _is_num(value) and have and orig and not have[0] <= float(value) <= have[1]:
             out[name] = _relative(float(value), orig, have, log=True)
     gate = space.get("confidence_gate")
-    if isinstance(gate, FloatParam) and _is_num(out.get("confidence_gate")):
-        out["confidence_gate"] = _relative(
-            float(out["confidence_gate"]), MIN_CONFIDENCE_RANGE, (gate.low, gate.high)
-        )
+    gate_value = out.get("confidence_gate")
+    if isinstance(gate, FloatParam) and _is_num(gate_value):
+        out["confidence_gate"] = _relative(float(gate_value), MIN_CONFIDENCE_RANGE, (gate.low, gate.high))
     return out
 
 
@@ -405,7 +404,7 @@ def _middle(p: Param) -> Scalar:
     return round(mid) if isinstance(p, IntParam) else float(mid)
 
 
-def _is_num(value: Any) -> bool:
+def _is_num(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -27,15 +27,27 @@ class BuiltinSource:
 BUILTIN_SOURCES: dict[str, BuiltinSource] = {
     "eurusd_1h": BuiltinSource(
         filename="eurusd_1h_2017.csv",
-        columns={"timestamp": "Time", "open": "Open", "high": "High", "low": "Low",
-                 "close": "Close", "volume": "Volume"},
+        columns={
+            "timestamp": "Time",
+            "open": "Open",
+            "high": "High",
+            "low": "Low",
+            "close": "Close",
+            "volume": "Volume",
+        },
         timestamp_format="%d.%m.%Y %H:%M:%S.%f",
         description="EUR/USD hourly ask bars, 2017 (6,225 bars; gym-anytrading, MIT)",
     ),
     "msft_1d": BuiltinSource(
         filename="msft_daily_1986_2017.csv",
-        columns={"timestamp": "Date", "open": "Open", "high": "High", "low": "Low",
-                 "close": "Close", "volume": "Volume"},
+        columns={
+            "timestamp": "Date",
+            "open": "Open",
+            "high": "High",
+            "low": "Low",
+            "close": "Close",
+            "volume": "Volume",
+        },
         timestamp_format="%Y-%m-%d",
         description="Microsoft daily split-adjusted bars, 1986-2017 (7,983 bars; pmdarima, MIT)",
     ),

@@ -58,7 +58,12 @@ def make_client(seed: int = 0, sobol_trials: int = 4, spec: OptimizerSpec = FAST
     client.configure_experiment(parameters=PARAMS, parameter_constraints=["top_k <= num_experts"])
     client.configure_optimization(
         objective="return_pct, sharpe, -max_drawdown_pct",
-        outcome_constraints=["return_pct >= -5", "sharpe >= -1", "max_drawdown_pct <= 30", "num_trades >= 10"],
+        outcome_constraints=[
+            "return_pct >= -5",
+            "sharpe >= -1",
+            "max_drawdown_pct <= 30",
+            "num_trades >= 10",
+        ],
     )
     client.set_generation_strategy(build_generation_strategy(spec, sobol_trials=sobol_trials, seed=seed))
     return client
@@ -122,7 +127,9 @@ def test_model_batches_do_not_repeat_points_in_a_small_grid() -> None:
         batch = client.get_next_trials(max_trials=3)
         for index, p in batch.items():
             seen.append((p["a"], p["b"]))
-            client.complete_trial(index, {"f": -((p["a"] - 2) ** 2) - p["b"], "g": -((p["b"] - 2) ** 2) - p["a"]})
+            client.complete_trial(
+                index, {"f": -((p["a"] - 2) ** 2) - p["b"], "g": -((p["b"] - 2) ** 2) - p["a"]}
+            )
     assert len(seen) == 12 and len(set(seen)) == 12
     # Sobol ends with the call that reaches sobol_trials (a batch is not split); no fallback after.
     assert [node(client, i) for i in range(6, 12)] == [MODEL_NODE] * 6
@@ -149,9 +156,13 @@ def test_attached_trials_count_towards_sobol() -> None:
 
 def random_params(rng: np.random.Generator) -> dict[str, Any]:
     experts = int(rng.integers(2, 9))
-    return {"lr": float(10 ** rng.uniform(-4, -1)), "dropout": float(rng.uniform(0, 0.5)),
-            "num_experts": experts, "top_k": int(rng.integers(1, min(4, experts) + 1)),
-            "d_model": int(rng.choice([16, 32, 64, 128]))}
+    return {
+        "lr": float(10 ** rng.uniform(-4, -1)),
+        "dropout": float(rng.uniform(0, 0.5)),
+        "num_experts": experts,
+        "top_k": int(rng.integers(1, min(4, experts) + 1)),
+        "d_model": int(rng.choice([16, 32, 64, 128])),
+    }
 
 
 def test_same_seed_same_proposals() -> None:
@@ -203,14 +214,18 @@ def test_prebuild_kernels_reports_where_the_kernel_lives() -> None:
 # -- custom BoTorch pieces ------------------------------------------------------------------
 
 
-def test_anchor_sizes_grow_geometrically() -> None:
-    assert [anchor_size(n) for n in (5, 8, 9, 12, 13, 100, 300)] == [None, None, 8, 8, 12, 93, 210]
+def test_anchor_sizes_double_then_grow_by_half() -> None:
+    assert [anchor_size(n) for n in (5, 8, 9, 16, 17, 33, 100, 300)] == [None, None, 8, 8, 16, 32, 72, 243]
 
 
 def _front(seed: int, batch: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     Y = torch.rand(batch, n, 3, generator=g, dtype=torch.double)
-    Y = Y / Y.norm(dim=-1, keepdim=True) * (0.8 + 0.4 * torch.rand(batch, n, 1, generator=g, dtype=torch.double))
+    Y = (
+        Y
+        / Y.norm(dim=-1, keepdim=True)
+        * (0.8 + 0.4 * torch.rand(batch, n, 1, generator=g, dtype=torch.double))
+    )
     return Y - 0.1, torch.rand(batch, n, generator=g) > 0.2
 
 
@@ -257,8 +272,12 @@ def _acqf_inputs(standardize: bool) -> dict[str, Any]:
 def test_fast_qlognehvi_matches_botorch(standardize: bool) -> None:
     inputs = _acqf_inputs(standardize)
     reference = qLogNoisyExpectedHypervolumeImprovement(**inputs)
-    plain = FastqLogNEHVI(**{**inputs, "sampler": SobolQMCNormalSampler(torch.Size([16]), seed=3)}, lean_sampling=False)
-    lean = FastqLogNEHVI(**{**inputs, "sampler": SobolQMCNormalSampler(torch.Size([16]), seed=3)}, lean_sampling=True)
+    plain = FastqLogNEHVI(
+        **{**inputs, "sampler": SobolQMCNormalSampler(torch.Size([16]), seed=3)}, lean_sampling=False
+    )
+    lean = FastqLogNEHVI(
+        **{**inputs, "sampler": SobolQMCNormalSampler(torch.Size([16]), seed=3)}, lean_sampling=True
+    )
     X = torch.rand(8, 1, 4, generator=torch.Generator().manual_seed(2), dtype=torch.double)
     expected = reference(X)
     top = expected > expected.max() - 10  # far below the best only the log-smoothing differs
@@ -272,3 +291,7 @@ def test_fast_qlognehvi_matches_botorch(standardize: bool) -> None:
     g1 = torch.autograd.grad(v1.sum(), X1)[0]
     g2 = torch.autograd.grad(v2.sum(), X2)[0]
     assert torch.allclose(g1, g2, rtol=1e-6, atol=1e-6)
+    # the one-point log-EHVI shortcut equals BoTorch's general inclusion-exclusion code
+    samples, _ = lean._compute_posterior_samples_and_concat_pending(X)
+    general = qLogNoisyExpectedHypervolumeImprovement._compute_log_qehvi(lean, samples=samples, X=X)
+    assert torch.allclose(lean._compute_log_qehvi(samples=samples, X=X), general, rtol=1e-9, atol=1e-9)

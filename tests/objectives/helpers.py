@@ -21,8 +21,15 @@ def bar_index(n: int, freq: str = "1h", *, start: str = "2021-01-04", gaps: bool
     return pd.DatetimeIndex(idx[:n]).as_unit("ns").rename("timestamp")
 
 
-def make_bars(n: int, *, freq: str = "1h", seed: int = 0, gaps: bool = True, start_price: float = 100.0,
-              vol: float = 0.01) -> pd.DataFrame:
+def make_bars(
+    n: int,
+    *,
+    freq: str = "1h",
+    seed: int = 0,
+    gaps: bool = True,
+    start_price: float = 100.0,
+    vol: float = 0.01,
+) -> pd.DataFrame:
     """A valid OHLCV random walk of `n` bars."""
     rng = np.random.default_rng(seed)
     close = start_price * np.exp(np.cumsum(rng.normal(0, vol, n)))
@@ -30,8 +37,10 @@ def make_bars(n: int, *, freq: str = "1h", seed: int = 0, gaps: bool = True, sta
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, vol / 2, n)))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, vol / 2, n)))
     volume = rng.integers(100, 10_000, n).astype(np.float64)
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": volume},
-                        index=bar_index(n, freq, gaps=gaps))
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
+        index=bar_index(n, freq, gaps=gaps),
+    )
 
 
 def write_csv(bars: pd.DataFrame, path: object) -> None:
@@ -41,8 +50,9 @@ def write_csv(bars: pd.DataFrame, path: object) -> None:
     out.to_csv(path, index=False)
 
 
-def synthetic_data(n: int = 600, n_features: int = 4, *, seed: int = 0, max_seq_len: int = 8,
-                   horizon: int = 2) -> PreparedData:
+def synthetic_data(
+    n: int = 600, n_features: int = 4, *, seed: int = 0, max_seq_len: int = 8, horizon: int = 2
+) -> PreparedData:
     """A learnable problem: the label is a threshold of feature 0 at the decision bar."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, n_features)).astype(np.float32)
@@ -51,11 +61,16 @@ def synthetic_data(n: int = 600, n_features: int = 4, *, seed: int = 0, max_seq_
     profit = np.where(labels == 1, 0.01, np.where(labels == 2, 0.01, 0.0)).astype(np.float32)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     return PreparedData(
-        features=x, labels=labels, profit=profit, close=close,
+        features=x,
+        labels=labels,
+        profit=profit,
+        close=close,
         timestamps=bar_index(n).asi8.astype(np.int64),
         feature_names=tuple(f"f{i}" for i in range(n_features)),
         splits=split_ranges(n, max_seq_len, horizon, SplitSpec()),
-        periods_per_year=6000.0, bar_seconds=3600.0, max_seq_len=max_seq_len,
+        periods_per_year=6000.0,
+        bar_seconds=3600.0,
+        max_seq_len=max_seq_len,
     )
 
 

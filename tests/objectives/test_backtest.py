@@ -84,12 +84,16 @@ def test_sharpe_annualisation() -> None:
 def test_buy_and_hold_reference() -> None:
     r = _bt([100, 105, 110], [0, 0, 0], fee=10)
     assert r.bh_return_pct == pytest.approx(100 * ((1.05 - 0.001) * (1 + 5 / 105) * 0.999 - 1))
-    assert r.bh_max_drawdown_pct == pytest.approx(0.1)  # the final exit cost (the entry cost is netted with bar 0's gain)
+    assert r.bh_max_drawdown_pct == pytest.approx(
+        0.1
+    )  # the final exit cost (the entry cost is netted with bar 0's gain)
     assert set(r.to_dict()) >= {"bh_return_pct", "bh_sharpe", "bh_max_drawdown_pct", "return_pct"}
 
 
 def test_actions_to_positions_gate_and_shorting() -> None:
-    probs = np.array([[0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.3, 0.2], [0.3, 0.35, 0.35], [0.2, 0.39, 0.41]])
+    probs = np.array(
+        [[0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.3, 0.2], [0.3, 0.35, 0.35], [0.2, 0.39, 0.41]]
+    )
     assert actions_to_positions(probs, confidence_gate=0.4, allow_short=True).tolist() == [1, -1, 0, 0, -1]
     assert actions_to_positions(probs, confidence_gate=0.0, allow_short=True).tolist() == [1, -1, 0, 1, -1]
     assert actions_to_positions(probs, confidence_gate=0.0, allow_short=False).tolist() == [1, 0, 0, 1, 0]
@@ -126,7 +130,11 @@ def _loop_reference(close: np.ndarray, pos: np.ndarray, c: float, ppy: float) ->
     eq, arr, tr = np.array(equity), np.array(nets), np.array(trades)
     won, lost = tr > 1e-12, tr < -1e-12
     wins, losses = tr[won].sum(), -tr[lost].sum()
-    pf = 0.0 if not won.any() else (PROFIT_FACTOR_CAP if not lost.any() else min(wins / losses, PROFIT_FACTOR_CAP))
+    pf = (
+        0.0
+        if not won.any()
+        else (PROFIT_FACTOR_CAP if not lost.any() else min(wins / losses, PROFIT_FACTOR_CAP))
+    )
     return {
         "return_pct": 100 * (eq[-1] - 1),
         "sharpe": arr.mean() / arr.std() * math.sqrt(ppy) if arr.std() > 1e-15 else 0.0,

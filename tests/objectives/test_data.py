@@ -41,8 +41,10 @@ def _edit(line: int, new: str) -> str:
 
 
 def test_builtin_sources_load_clean() -> None:
-    for source, n, seconds, ppy in (("builtin:eurusd_1h", 6225, 3600.0, 6281.0), ("builtin:msft_1d", 7983,
-                                                                                 86400.0, 252.1)):
+    for source, n, seconds, ppy in (
+        ("builtin:eurusd_1h", 6225, 3600.0, 6281.0),
+        ("builtin:msft_1d", 7983, 86400.0, 252.1),
+    ):
         bars = load_bars(source)
         assert len(bars) == n
         assert list(bars.columns) == ["open", "high", "low", "close", "volume"]
@@ -65,7 +67,9 @@ def test_good_csv_and_max_bars(tmp_path: Path) -> None:
 
 
 def test_original_schema_close_is_price_current(tmp_path: Path) -> None:
-    text = "timestamp,price_current,volume_1m,rsi_1m\n2021-01-04 00:00,10.0,5,50\n2021-01-04 00:01,10.5,6,51\n"
+    text = (
+        "timestamp,price_current,volume_1m,rsi_1m\n2021-01-04 00:00,10.0,5,50\n2021-01-04 00:01,10.5,6,51\n"
+    )
     bars = load_bars(_csv(tmp_path, text))
     assert bars["close"].tolist() == [10.0, 10.5]
     assert bars["open"].tolist() == bars["high"].tolist() == bars["low"].tolist() == [10.0, 10.5]
@@ -75,8 +79,9 @@ def test_original_schema_close_is_price_current(tmp_path: Path) -> None:
 def test_column_mapping_extra_columns_and_format(tmp_path: Path) -> None:
     text = "When,O,H,L,C,V,signal\n04.01.2021 00:00,1,2,0.5,1.5,3,0.1\n04.01.2021 01:00,1,2,0.5,1.5,3,0.2\n"
     mapping = {"timestamp": "When", "open": "O", "high": "H", "low": "L", "close": "C", "volume": "V"}
-    bars = load_bars(_csv(tmp_path, text), columns=mapping, timestamp_format="%d.%m.%Y %H:%M",
-                     extra_columns=["signal"])
+    bars = load_bars(
+        _csv(tmp_path, text), columns=mapping, timestamp_format="%d.%m.%Y %H:%M", extra_columns=["signal"]
+    )
     assert bars.index[1] == pd.Timestamp("2021-01-04 01:00")
     assert bars["signal"].tolist() == [0.1, 0.2]
 

@@ -21,7 +21,7 @@ def test_windows_are_views_ending_at_the_decision_bar() -> None:
     assert view.shape == (16, 5, 2) and view.data_ptr() == feats.data_ptr()  # a view, no copy
     batch = gather_windows(view, torch.tensor([4, 12, 19]), 5)
     for row, t in enumerate((4, 12, 19)):
-        assert torch.equal(batch[row], feats[t - 4:t + 1])
+        assert torch.equal(batch[row], feats[t - 4 : t + 1])
 
 
 @settings(max_examples=40, deadline=None)
@@ -73,7 +73,10 @@ def test_prepare_builtin_eurusd_default_spec() -> None:
     assert (data.labels[: data.splits.test[1]] >= 0).all() and (data.labels[-6:] == -1).all()
     assert data.meta["timeframes"] == ["4h", "1D", "1W"]
     bars = train_bars(DataSpec(), max_seq_len=100)
-    assert len(bars) == data.splits.train[1] and bars.index[-1].value == data.timestamps[data.splits.train[1] - 1]
+    assert (
+        len(bars) == data.splits.train[1]
+        and bars.index[-1].value == data.timestamps[data.splits.train[1] - 1]
+    )
 
 
 def _positions(data: PreparedData, model: TinyModel, bars: np.ndarray, seq_len: int) -> np.ndarray:
@@ -93,13 +96,16 @@ def test_backtest_decisions_do_not_see_the_future(tmp_path: Path, feature_set: s
     base = prepare_data(spec, feature_set=feature_set, max_seq_len=20)
     t = base.splits.val[0] + 40
     other = bars.copy()
-    other.iloc[t + 1:] = make_bars(700, seed=9, start_price=50.0).iloc[t + 1:].to_numpy()
+    other.iloc[t + 1 :] = make_bars(700, seed=9, start_price=50.0).iloc[t + 1 :].to_numpy()
     write_csv(other, tmp_path / "b.csv")
-    changed = prepare_data(spec.model_copy(update={"source": str(tmp_path / "b.csv")}), feature_set=feature_set,
-                           max_seq_len=20)
+    changed = prepare_data(
+        spec.model_copy(update={"source": str(tmp_path / "b.csv")}), feature_set=feature_set, max_seq_len=20
+    )
     model = TinyModel(base.n_features, seed=1)
     decided = np.arange(base.splits.val[0], t + 1)
-    np.testing.assert_array_equal(_positions(base, model, decided, 20), _positions(changed, model, decided, 20))
+    np.testing.assert_array_equal(
+        _positions(base, model, decided, 20), _positions(changed, model, decided, 20)
+    )
     later = np.arange(t + 1, base.splits.test[1])
     assert not np.array_equal(base.features[later], changed.features[later])  # the future did change
 
@@ -109,7 +115,9 @@ def test_prepare_with_user_feature_columns(tmp_path: Path) -> None:
     bars["signal"] = np.arange(400, dtype=float)
     bars["other"] = np.sin(np.arange(400))
     write_csv(bars, tmp_path / "user.csv")
-    spec = DataSpec(source=str(tmp_path / "user.csv"), feature_set="columns", feature_columns=("signal", "other"))
+    spec = DataSpec(
+        source=str(tmp_path / "user.csv"), feature_set="columns", feature_columns=("signal", "other")
+    )
     data = prepare_data(spec, feature_set="columns", max_seq_len=10)
     assert data.feature_names == ("signal", "other") and data.n_features == 2
     stop = data.splits.train[1]

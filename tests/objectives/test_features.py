@@ -44,10 +44,11 @@ def test_no_look_ahead(name: str, freq: str, n: int, cut: float, seed: int, trun
     if truncate:
         other = bars.iloc[: t + 1]
     else:  # a different future: new prices, volumes and signal after t
-        future = _with_signal(make_bars(n, freq=freq, seed=seed + 1, start_price=float(bars["close"].iloc[t])),
-                              seed + 1)
+        future = _with_signal(
+            make_bars(n, freq=freq, seed=seed + 1, start_price=float(bars["close"].iloc[t])), seed + 1
+        )
         other = bars.copy()
-        other.iloc[t + 1:] = future.iloc[t + 1:].to_numpy()
+        other.iloc[t + 1 :] = future.iloc[t + 1 :].to_numpy()
     changed = _features(other, name, seconds)
     np.testing.assert_allclose(changed[: t + 1], full[: t + 1], rtol=1e-12, atol=1e-12)
     assert np.isfinite(full).all()
@@ -89,8 +90,12 @@ def test_prices_relative_to_close_are_scale_free() -> None:
     scaled = bars.copy()
     scaled[["open", "high", "low", "close"]] *= 1000.0
     for name in ("ohlcv", "basic", "multi_timeframe"):
-        np.testing.assert_allclose(build_features(scaled, name).to_numpy(), build_features(bars, name).to_numpy(),
-                                   rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(
+            build_features(scaled, name).to_numpy(),
+            build_features(bars, name).to_numpy(),
+            rtol=1e-9,
+            atol=1e-9,
+        )
 
 
 def test_timeframe_ladder() -> None:

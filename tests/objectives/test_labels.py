@@ -44,7 +44,7 @@ def test_future_profits_match_a_loop() -> None:
     close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, 60)))
     buy, sell = future_profits(close, 7)
     for t in range(60 - 7):
-        window = close[t + 1:t + 8]
+        window = close[t + 1 : t + 8]
         assert buy[t] == pytest.approx((window.max() - close[t]) / close[t])
         assert sell[t] == pytest.approx((close[t] - window.min()) / close[t])
     assert np.isnan(buy[-7:]).all() and not np.isnan(buy[-8])
@@ -58,8 +58,9 @@ def test_future_profits_match_a_loop() -> None:
     train=st.floats(0.3, 0.7),
     test=st.sampled_from([0.0, 0.1, 0.2]),
 )
-def test_splits_are_chronological_with_purge_gaps(n: int, seq_len: int, horizon: int, train: float,
-                                                  test: float) -> None:
+def test_splits_are_chronological_with_purge_gaps(
+    n: int, seq_len: int, horizon: int, train: float, test: float
+) -> None:
     spec = SplitSpec(train=train, val=1 - train - test, test=test)
     s = split_ranges(n, seq_len, horizon, spec)
     assert s.train[0] == seq_len - 1  # the first bar with a full window

@@ -38,7 +38,9 @@ def test_label_smoothing_targets() -> None:
     logits, y = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])
     log_p = F.log_softmax(logits, -1)[0]
     expected = -(0.8 * log_p[0] + 0.1 * log_p[1] + 0.1 * log_p[2])
-    torch.testing.assert_close(action_loss(logits, y, torch.ones(3), "label_smoothing", smoothing=0.2), expected)
+    torch.testing.assert_close(
+        action_loss(logits, y, torch.ones(3), "label_smoothing", smoothing=0.2), expected
+    )
 
 
 def test_total_loss_adds_profit_and_aux_terms() -> None:
@@ -57,7 +59,12 @@ def test_total_loss_adds_profit_and_aux_terms() -> None:
 def test_mixup_mixes_the_action_loss() -> None:
     g = torch.Generator().manual_seed(1)
     out = ModelOutput(logits=torch.randn(6, 3, generator=g))
-    y, y2, w, s = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([2, 2, 2, 1, 1, 1]), torch.ones(3), LossSettings()
+    y, y2, w, s = (
+        torch.tensor([0, 1, 2, 0, 1, 2]),
+        torch.tensor([2, 2, 2, 1, 1, 1]),
+        torch.ones(3),
+        LossSettings(),
+    )
     a, b = total_loss(out, y, torch.zeros(6), w, s).total, total_loss(out, y2, torch.zeros(6), w, s).total
     mixed = total_loss(out, y, torch.zeros(6), w, s, mix=(y2, 0.25)).total
     torch.testing.assert_close(mixed, 0.25 * a + 0.75 * b)

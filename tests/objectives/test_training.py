@@ -32,9 +32,21 @@ def test_loss_decreases_on_a_learnable_problem(data) -> None:
     assert [r.epoch for r in result.curve] == [1, 2, 3, 4, 5, 6]
     assert all(b.seconds >= a.seconds for a, b in zip(result.curve, result.curve[1:], strict=False))
     assert set(result.seconds) == {"train", "backtest", "total"} and result.input_size == 4
-    expected = {"return_pct", "sharpe", "max_drawdown_pct", "win_rate_pct", "num_trades", "profit_factor",
-                "exposure_pct", "avg_trade_pct", "bh_return_pct", "bh_sharpe", "bh_max_drawdown_pct",
-                "val_accuracy", "val_loss"}
+    expected = {
+        "return_pct",
+        "sharpe",
+        "max_drawdown_pct",
+        "win_rate_pct",
+        "num_trades",
+        "profit_factor",
+        "exposure_pct",
+        "avg_trade_pct",
+        "bh_return_pct",
+        "bh_sharpe",
+        "bh_max_drawdown_pct",
+        "val_accuracy",
+        "val_loss",
+    }
     assert set(result.metrics) == expected and all(math.isfinite(v) for v in result.metrics.values())
 
 
@@ -124,8 +136,11 @@ def test_non_finite_loss_is_a_trial_error(data) -> None:
 
 @pytest.mark.parametrize("schedule", ["augment", "cosine", "warmup_cosine", "plateau"])
 def test_schedules_and_augmentation_train(data, schedule: str) -> None:
-    cfg = TrainConfig(seq_len=4, learning_rate=5e-3, augment=True) if schedule == "augment" else \
-        TrainConfig(seq_len=4, learning_rate=5e-3, schedule=schedule, warmup_epochs=2)
+    cfg = (
+        TrainConfig(seq_len=4, learning_rate=5e-3, augment=True)
+        if schedule == "augment"
+        else TrainConfig(seq_len=4, learning_rate=5e-3, schedule=schedule, warmup_epochs=2)
+    )
     result = evaluate_module(TinyModel(4), cfg, data, EvalSettings(max_epochs=3, seed=0, device="cpu"))
     assert result.curve[-1].train_loss < result.curve[0].train_loss
 

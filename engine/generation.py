@@ -302,14 +302,27 @@ def prebuild_kernels() -> KernelStatus:
     kernel takes well under a second. Call at study start so the first model
     batch does not pay for the build; without a compiler BoTorch falls back
     to its (slower) Python code with a warning.
+
+    torch marks a build in progress with a ``lock`` file in the build
+    directory and waits, without a time limit, for it to go away; a process
+    killed mid-build leaves it behind and every later load (in any process)
+    hangs. boengine's builds run under an OS lock (``<build dir>.boengine-lock``,
+    released when its holder dies), so a ``lock`` file found while holding it
+    was left by an interrupted build and is removed.
     """
     from botorch.acquisition.multi_objective import logei
+    from filelock import FileLock
 
     start = time.perf_counter()
-    logei._try_load_fused_kernel()
-    status = KernelStatus(
-        loaded=logei._C is not None, build_dir=_kernel_build_dir(), seconds=time.perf_counter() - start
-    )
+    build_dir = _kernel_build_dir()
+    os.makedirs(os.path.dirname(build_dir), exist_ok=True)
+    with FileLock(build_dir + ".boengine-lock"):
+        baton = os.path.join(build_dir, "lock")
+        if logei._C is None and not logei._load_attempted and os.path.exists(baton):
+            logger.warning("removing %s, left by an interrupted build of BoTorch's fused kernel", baton)
+            os.remove(baton)
+        logei._try_load_fused_kernel()
+    status = KernelStatus(loaded=logei._C is not None, build_dir=build_dir, seconds=time.perf_counter() - start)
     logger.info(
         "fused qLogEHVI kernel loaded=%s from %s in %.1f s", status.loaded, status.build_dir, status.seconds
     )

@@ -160,7 +160,8 @@ class StudyLoop:
         set_torch_threads(self.spec.optimizer)  # the driver's GP fits: one thread, no oversubscription
         # BoTorch compiles its fused qLogNEHVI kernel on first use (tens of seconds, once per
         # environment): build it while the first (Sobol) trials train, not at the first model batch.
-        threading.Thread(target=prebuild_kernels, name="prebuild-kernels", daemon=True).start()
+        kernel_build = threading.Thread(target=prebuild_kernels, name="prebuild-kernels", daemon=True)
+        kernel_build.start()
         self.progress.start(self.spec, self.snapshot())
         try:
             executor.start(self._shared_data())
@@ -196,6 +197,10 @@ class StudyLoop:
                     "interrupted": interrupted,
                 }
             )
+        if kernel_build.is_alive() and not interrupted:
+            # a build cut short by the process exiting would be paid again by the next study
+            logger.info("finishing the one-time build of BoTorch's fused qLogNEHVI kernel (cached afterwards)")
+            kernel_build.join()
         return interrupted
 
     def _make_executor(self) -> Executor:

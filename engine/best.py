@@ -63,6 +63,7 @@ def strategy_entry(res: StudyResults, rec: TrialRecord, pick: str) -> dict[str, 
 
         cfg = model_config(res.spec.strategy, rec.params, int(res.meta["input_size"]))
         entry["model_config"] = asdict(cfg) if is_dataclass(cfg) else dict(vars(cfg))  # type: ignore[arg-type]
+        entry["backtest"] = _backtest_entry(res, rec)
     entry["boengine"] = {
         "study": str(res.store.dir),
         "trial": rec.index,
@@ -71,6 +72,22 @@ def strategy_entry(res: StudyResults, rec: TrialRecord, pick: str) -> dict[str, 
         "test": res.test.get(rec.index),
     }
     return entry
+
+
+def _backtest_entry(res: StudyResults, rec: TrialRecord) -> dict[str, Any]:
+    """How the chosen model's figures were obtained, with the probability gate it trades with."""
+    spec = res.spec
+    out: dict[str, Any] = spec.backtest.model_dump()
+    out["confidence_gate"] = rec.params.get("confidence_gate", spec.backtest.confidence_gate)
+    ckpt = res.store.checkpoint_path(rec.index)
+    if ckpt.is_file() and (res.store.data_dir / "meta.json").is_file():
+        from objectives import EvalSettings, PreparedData
+        from objectives.evaluate import gate_probability
+
+        settings = EvalSettings(backtest=spec.backtest, seed=spec.seed, device="cpu")
+        data = PreparedData.load(res.store.data_dir, mmap=True)
+        out["min_confidence"] = gate_probability(spec.strategy, rec.params, data, settings, ckpt)
+    return out
 
 
 def write_config(path: str | Path, key: str, entry: dict[str, Any]) -> None:

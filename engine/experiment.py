@@ -157,5 +157,6 @@ def _set_early_stopping(client: Client, spec: ExperimentSpec) -> None:
             percentile_threshold=es.percentile,
             min_progression=es.min_epochs,
             min_curves=es.min_curves,
+            patience=es.patience,
         )
     )

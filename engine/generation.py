@@ -322,7 +322,9 @@ def prebuild_kernels() -> KernelStatus:
             logger.warning("removing %s, left by an interrupted build of BoTorch's fused kernel", baton)
             os.remove(baton)
         logei._try_load_fused_kernel()
-    status = KernelStatus(loaded=logei._C is not None, build_dir=build_dir, seconds=time.perf_counter() - start)
+    status = KernelStatus(
+        loaded=logei._C is not None, build_dir=build_dir, seconds=time.perf_counter() - start
+    )
     logger.info(
         "fused qLogEHVI kernel loaded=%s from %s in %.1f s", status.loaded, status.build_dir, status.seconds
     )

@@ -199,7 +199,9 @@ class StudyLoop:
             )
         if kernel_build.is_alive() and not interrupted:
             # a build cut short by the process exiting would be paid again by the next study
-            logger.info("finishing the one-time build of BoTorch's fused qLogNEHVI kernel (cached afterwards)")
+            logger.info(
+                "finishing the one-time build of BoTorch's fused qLogNEHVI kernel (cached afterwards)"
+            )
             kernel_build.join()
         return interrupted
 

@@ -122,6 +122,18 @@ class EarlyStoppingSpec(_Frozen):
     )
     min_epochs: int = Field(default=3, ge=1, description="never stop before this many epochs")
     min_curves: int = Field(default=4, ge=2, description="curves needed at an epoch before comparing")
+    patience: int = Field(
+        default=1,
+        ge=0,
+        description="stop a trial only if it was in the worst percentile at every epoch of the last "
+        "patience + 1 (per-epoch validation Sharpe is noisy; 0 decides on the latest epoch alone)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EarlyStoppingSpec:
+        if self.patience > self.min_epochs:
+            raise ValueError(f"patience ({self.patience}) must be <= min_epochs ({self.min_epochs})")
+        return self
 
 
 class WarmStartSpec(_Frozen):

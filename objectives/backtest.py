@@ -40,7 +40,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["PROFIT_FACTOR_CAP", "BacktestResult", "actions_to_positions", "run_backtest"]
+__all__ = [
+    "PROFIT_FACTOR_CAP",
+    "BacktestResult",
+    "action_confidence",
+    "actions_to_positions",
+    "ranked_positions",
+    "run_backtest",
+]
 
 PROFIT_FACTOR_CAP = 100.0
 _FLAT_TRADE = 1e-12  # a trade whose |return| is below this is neither a win nor a loss (float noise)
@@ -84,6 +91,30 @@ def actions_to_positions(probs: np.ndarray, *, confidence_gate: float, allow_sho
     confident = probs.max(axis=1) >= confidence_gate
     pos = np.where(action == 1, 1.0, np.where((action == 2) & allow_short, -1.0, 0.0))
     return np.where(confident, pos, 0.0)
+
+
+def action_confidence(probs: np.ndarray, *, allow_short: bool) -> np.ndarray:
+    """The probability of the best trade at each bar: max(p_long, p_short), or p_long without shorts."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return np.maximum(probs[:, 1], probs[:, 2]) if allow_short else probs[:, 1].copy()
+
+
+def ranked_positions(probs: np.ndarray, *, threshold: float, allow_short: bool) -> np.ndarray:
+    """Positions of a ``'train_quantile'`` gate: the more likely trade where its probability >= ``threshold``.
+
+    Unlike :func:`actions_to_positions`, a bar where *hold* is the top class
+    can still trade, if its long (or short) probability is high for this
+    model: the threshold comes from the model's own training-split
+    confidences, so it sets how much of the time the model is in the market.
+
+    Returns:
+        `batch` float64 positions in {-1, 0, 1}.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    conf = action_confidence(probs, allow_short=allow_short)
+    short = probs[:, 2] > probs[:, 1] if allow_short else np.zeros(len(probs), dtype=bool)
+    side = np.where(short, -1.0, 1.0)
+    return np.where(conf >= threshold, side, 0.0)
 
 
 def _equity_stats(net: np.ndarray, periods_per_year: float) -> tuple[float, float, float]:

@@ -103,7 +103,19 @@ class BacktestSpec(_Frozen):
     fee_bps: float = Field(default=1.0, ge=0, le=1000)
     slippage_bps: float = Field(default=1.0, ge=0, le=1000)
     confidence_gate: float = Field(
-        default=0.4, ge=0, lt=1, description="actions whose probability is below this are flat"
+        default=0.4,
+        ge=0,
+        lt=1,
+        description="with gate 'probability': actions whose probability is below this are flat; "
+        "with gate 'train_quantile': the quantile of the model's trade probability on the training "
+        "split below which it is flat",
+    )
+    gate: Literal["probability", "train_quantile"] = Field(
+        default="train_quantile",
+        description="'probability': the original's absolute gate on the action probability; "
+        "'train_quantile': the model takes the more likely of long and short where its probability "
+        "is at least the confidence_gate-quantile of the same probability over its last training "
+        "bars, so a gate of 0.8 is in the market about 20% of the time whatever its calibration",
     )
     allow_short: bool = True
 

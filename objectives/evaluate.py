@@ -34,13 +34,22 @@ from objectives.training import (
     EpochReport,
     SplitScore,
     TrialTensors,
+    gate_threshold,
     resolve_device,
     score_split,
     train_model,
 )
 from strategies.exceptions import ConfigError, TrialError
 
-__all__ = ["EvalResult", "EvalSettings", "evaluate", "evaluate_checkpoint", "evaluate_module", "score_module"]
+__all__ = [
+    "EvalResult",
+    "EvalSettings",
+    "evaluate",
+    "evaluate_checkpoint",
+    "evaluate_module",
+    "gate_probability",
+    "score_module",
+]
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,25 @@ def evaluate_checkpoint(
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return score_module(model, cfg, data, settings, split)
+
+
+def gate_probability(
+    family: str, params: Mapping[str, Any], data: PreparedData, settings: EvalSettings, checkpoint_path: Path
+) -> float:
+    """The probability gate the saved model trades with: the spec's gate, or the threshold a
+    ``'train_quantile'`` gate resolves to for this model (what a live system should use: trade
+    the more likely of long and short when its probability is at least this)."""
+    model, cfg = _build(family, params, data, settings.seed)
+    gate = cfg.confidence_gate if cfg.confidence_gate is not None else settings.backtest.confidence_gate
+    if settings.backtest.gate == "probability":
+        return float(gate)
+    model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
+    device = resolve_device(settings.device)
+    model.to(device)
+    tensors = TrialTensors(data, cfg.seq_len, data.splits.train[1], device, cfg.class_weights)
+    return gate_threshold(
+        model, tensors, data, gate, max(4 * cfg.batch_size, 64), allow_short=settings.backtest.allow_short
+    )
 
 
 def score_module(

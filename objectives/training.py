@@ -37,7 +37,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from objectives.backtest import BacktestResult, actions_to_positions, run_backtest
+from objectives.backtest import (
+    BacktestResult,
+    action_confidence,
+    actions_to_positions,
+    ranked_positions,
+    run_backtest,
+)
 from objectives.config import BacktestSpec
 from objectives.dataset import PreparedData, as_tensor, gather_windows, window_view
 from objectives.losses import LossSettings, class_weights, total_loss
@@ -129,6 +135,9 @@ class TrialTensors:
         return gather_windows(self.view, bars, self.seq_len), self.labels[bars], self.profit[bars]
 
 
+GATE_CALIBRATION_BARS = 1024  # training bars whose confidence calibrates a 'train_quantile' gate
+
+
 def score_split(
     model: nn.Module,
     t: TrialTensors,
@@ -152,7 +161,11 @@ def score_split(
     prob = torch.cat(probs).numpy().astype(np.float64)
     labels = data.labels[bars]
     gate = cfg.confidence_gate if cfg.confidence_gate is not None else spec.confidence_gate
-    positions = actions_to_positions(prob, confidence_gate=gate, allow_short=spec.allow_short)
+    if spec.gate == "train_quantile":
+        threshold = gate_threshold(model, t, data, gate, batch_size, allow_short=spec.allow_short)
+        positions = ranked_positions(prob, threshold=threshold, allow_short=spec.allow_short)
+    else:
+        positions = actions_to_positions(prob, confidence_gate=gate, allow_short=spec.allow_short)
     result = run_backtest(
         data.close[bars],
         positions,
@@ -166,6 +179,37 @@ def score_split(
         probs=prob,
         backtest=result,
     )
+
+
+def gate_threshold(
+    model: nn.Module,
+    t: TrialTensors,
+    data: PreparedData,
+    quantile: float,
+    batch_size: int,
+    *,
+    allow_short: bool = True,
+) -> float:
+    """The probability threshold of a ``'train_quantile'`` gate: the ``quantile`` of ``model``'s confidence.
+
+    Confidence is the probability of the more likely trade, max(p_long,
+    p_short) (p_long without shorts; see :func:`~objectives.backtest.ranked_positions`),
+    over the last :data:`GATE_CALIBRATION_BARS` decision bars of the training
+    split; their windows end inside the training split, so the threshold uses
+    no validation or test bar. ``quantile`` 0 trades every bar.
+    """
+    if quantile <= 0.0:
+        return 0.0
+    bars = data.splits.bars("train")[-GATE_CALIBRATION_BARS:]
+    idx = torch.from_numpy(bars).to(t.device)
+    top = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(idx), batch_size):
+            x, _, _ = t.batch(idx[start : start + batch_size])
+            top.append(torch.softmax(_forward(model, x).logits.float(), dim=-1).cpu())
+    conf = action_confidence(torch.cat(top).numpy().astype(np.float64), allow_short=allow_short)
+    return float(np.quantile(conf, quantile))
 
 
 def _forward(model: nn.Module, x: Tensor) -> ModelOutput:

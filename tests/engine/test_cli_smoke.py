@@ -59,6 +59,10 @@ def test_best_pareto_status_report(smoke_study: Path, tmp_path: Path) -> None:
     assert entry["model_family"] == "lstm" and entry["feature_set"] == "ohlcv"
     assert entry["seq_length"] == entry["hyperparameters"]["seq_len"]
     assert Path(entry["model_path"]).is_file() and entry["model_config"]["input_size"] == 10
+    # the gate it trades with, as a probability a live system can apply
+    gate = entry["backtest"]
+    assert gate["gate"] == "train_quantile" and 0.0 <= gate["confidence_gate"] < 1.0
+    assert 0.0 <= gate["min_confidence"] <= 1.0 and gate["fee_bps"] > 0
 
     png = tmp_path / "front.png"
     assert boengine("pareto", str(smoke_study), "--format", "png", "--out", str(png)).returncode == 0

@@ -63,6 +63,11 @@ def test_overrides_apply_with_the_family_type() -> None:
         ({"objectives": {"pnl": {"goal": "max", "threshold": 0}}}, "does not report 'pnl'"),
         ({"backtest": {"fee_bps": 0, "slippage_bps": 0}}, "costs are always on"),
         ({"budget": {"trials": 4, "sobol_trials": 8}}, "sobol_trials (8) exceeds trials (4)"),
+        ({"early_stopping": {"min_epochs": 2, "patience": 3}}, "patience (3) must be <= min_epochs (2)"),
+        (
+            {"backtest": {"gate": "quantile"}},
+            "backtest.gate: Input should be 'probability' or 'train_quantile'",
+        ),
     ],
 )
 def test_bad_specs_fail_with_one_line(patch: dict[str, Any], expected: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from objectives.backtest import PROFIT_FACTOR_CAP, actions_to_positions, run_backtest
+from objectives.backtest import PROFIT_FACTOR_CAP, actions_to_positions, ranked_positions, run_backtest
 
 
 def _bt(close: list[float], pos: list[float], fee: float = 0.0, slip: float = 0.0, ppy: float | None = None):
@@ -97,6 +97,17 @@ def test_actions_to_positions_gate_and_shorting() -> None:
     assert actions_to_positions(probs, confidence_gate=0.4, allow_short=True).tolist() == [1, -1, 0, 0, -1]
     assert actions_to_positions(probs, confidence_gate=0.0, allow_short=True).tolist() == [1, -1, 0, 1, -1]
     assert actions_to_positions(probs, confidence_gate=0.0, allow_short=False).tolist() == [1, 0, 0, 1, 0]
+
+
+def test_ranked_positions_trade_the_likelier_side_above_the_threshold() -> None:
+    probs = np.array(
+        [[0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.3, 0.2], [0.3, 0.35, 0.35], [0.6, 0.15, 0.25]]
+    )
+    # hold as the top class does not stop a trade whose own probability clears the threshold
+    assert ranked_positions(probs, threshold=0.25, allow_short=True).tolist() == [1, -1, 1, 1, -1]
+    assert ranked_positions(probs, threshold=0.31, allow_short=True).tolist() == [1, -1, 0, 1, 0]
+    assert ranked_positions(probs, threshold=0.0, allow_short=False).tolist() == [1, 1, 1, 1, 1]
+    assert ranked_positions(probs, threshold=0.3, allow_short=False).tolist() == [1, 0, 1, 1, 0]
 
 
 def test_rejects_bad_shapes() -> None:

@@ -110,12 +110,13 @@ def test_checkpoint_restores_the_validation_metrics(data, tmp_path: Path) -> Non
 def test_confidence_gate_from_params_overrides_the_spec(data) -> None:
     model = TinyModel(4, seed=2)
     evaluate_module(model, CFG, data, EvalSettings(max_epochs=2, seed=0, device="cpu"))
+    absolute = EvalSettings(device="cpu", backtest=BacktestSpec(gate="probability"))
     never = TrainConfig(seq_len=4, confidence_gate=0.999)
-    gated = score_module(model, never, data, SETTINGS, "val")
+    gated = score_module(model, never, data, absolute, "val")
     assert gated["num_trades"] == 0 and gated["exposure_pct"] == 0.0
-    strict = EvalSettings(device="cpu", backtest=BacktestSpec(confidence_gate=0.999))
+    strict = EvalSettings(device="cpu", backtest=BacktestSpec(confidence_gate=0.999, gate="probability"))
     assert score_module(model, CFG, data, strict, "val")["num_trades"] == 0
-    assert score_module(model, CFG, data, SETTINGS, "val")["num_trades"] > 0
+    assert score_module(model, CFG, data, absolute, "val")["num_trades"] > 0
 
 
 def test_seq_len_beyond_the_prepared_windows_is_a_trial_error(data) -> None:
@@ -169,3 +170,43 @@ def test_eval_settings_validation() -> None:
         EvalSettings(max_epochs=0)
     with pytest.raises(ConfigError, match="time_budget_s"):
         EvalSettings(time_budget_s=-1.0)
+
+
+def test_train_quantile_gate_is_calibrated_on_training_bars_only(data) -> None:
+    """A 'train_quantile' gate trades the model's most confident bars, its threshold fitted on training bars."""
+    import dataclasses
+
+    import numpy as np
+
+    from objectives.training import GATE_CALIBRATION_BARS, TrialTensors, gate_threshold
+
+    model = TinyModel(4, seed=2)
+    evaluate_module(model, CFG, data, EvalSettings(max_epochs=2, seed=0, device="cpu"))
+    t = TrialTensors(data, CFG.seq_len, data.splits.val[1], torch.device("cpu"), CFG.class_weights)
+    thr = gate_threshold(model, t, data, 0.8, 64)
+    # the threshold is the 0.8-quantile of max(p_long, p_short) over the last training bars
+    bars = torch.from_numpy(data.splits.bars("train")[-GATE_CALIBRATION_BARS:])
+    with torch.no_grad():
+        probs = torch.softmax(model(t.batch(bars)[0]).logits, -1).numpy().astype(np.float64)
+    assert thr == pytest.approx(float(np.quantile(np.maximum(probs[:, 1], probs[:, 2]), 0.8)), rel=1e-6)
+    longs_only = gate_threshold(model, t, data, 0.8, 64, allow_short=False)
+    assert longs_only == pytest.approx(float(np.quantile(probs[:, 1], 0.8)), rel=1e-6)
+    assert gate_threshold(model, t, data, 0.0, 64) == 0.0
+    # validation and test features do not move it
+    changed = data.features.copy()
+    changed[data.splits.val[0] :] = 5.0
+    other = dataclasses.replace(data, features=changed)
+    t2 = TrialTensors(other, CFG.seq_len, other.splits.val[1], torch.device("cpu"), CFG.class_weights)
+    assert gate_threshold(model, t2, other, 0.8, 64) == thr
+
+    # more quantile, fewer trading bars; a probability gate the model never reaches trades nothing,
+    # while the same number as a training quantile still trades its most confident bars
+    def exposure(gate: float, kind: str) -> float:
+        spec = BacktestSpec(confidence_gate=gate, gate=kind)
+        return score_module(model, CFG, data, EvalSettings(device="cpu", backtest=spec), "val")[
+            "exposure_pct"
+        ]
+
+    assert exposure(0.2, "train_quantile") > exposure(0.9, "train_quantile") > 0.0
+    assert exposure(0.0, "train_quantile") == pytest.approx(100.0)  # quantile 0: always long or short
+    assert exposure(0.999, "probability") == 0.0 < exposure(0.9, "train_quantile")

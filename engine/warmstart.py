@@ -72,5 +72,16 @@ def prior_configurations(
     get_family(spec.strategy)  # priors exist for model families only
     ddo = DataDrivenOptimizer.from_bars(bars)
     configs = ddo.suggest(spec.strategy, spec.space, n=spec.warm_start.num_priors, seed=spec.seed)
-    logger.info("data-driven priors: %s", ddo.describe().replace("\n", "; "))
+    st = ddo.stats
+    logger.info(
+        "data-driven priors from %d training bars: trend_strength %.5f, volatility %.5f, "
+        "mean_reversion %.4f; rules fired: %s; %d configurations queued (boengine priors --data %s shows why)",
+        st.n_bars,
+        st.trend_strength,
+        st.volatility,
+        st.mean_reversion,
+        ", ".join(ddo.fired) or "none",
+        len(configs),
+        spec.data.source,
+    )
     return [dict(c) for c in configs], ddo.to_dict()

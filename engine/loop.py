@@ -10,12 +10,14 @@ until too many fail in a row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -245,7 +247,8 @@ class StudyLoop:
             return
         start = time.perf_counter()
         try:
-            proposals = self.client.get_next_trials(max_trials=n)
+            with _seeded_rounding(f"{self.spec.seed}:{len(self.client._experiment.trials)}"):
+                proposals = self.client.get_next_trials(max_trials=n)
         except (DataRequiredError, MaxParallelismReachedException) as exc:
             if not executor.running:
                 raise StudyError(f"the optimizer cannot propose and no trial is running: {exc}") from exc
@@ -420,3 +423,22 @@ class StudyLoop:
         from engine.finish import finish_study
 
         finish_study(self.spec, self.store, self.records_list(), threads=available_cores())
+
+
+@contextlib.contextmanager
+def _seeded_rounding(key: str) -> Iterator[None]:
+    """Seed Python's ``random`` for one proposal call, then restore its state.
+
+    With a parameter constraint on integers (``top_k <= num_experts``), Ax
+    rounds relaxed integer values at random (``randomized_round``) with the
+    global ``random`` module, which other code in the process also draws
+    from: the same study proposed ``num_layers`` 2 in one run and 1 in the
+    next for the same Sobol point. Seeding from the study seed and the trial
+    count makes proposals a function of the spec and the data again.
+    """
+    state = random.getstate()
+    random.seed(key)
+    try:
+        yield
+    finally:
+        random.setstate(state)

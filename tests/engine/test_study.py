@@ -274,3 +274,22 @@ def test_resume_after_the_process_is_killed(tmp_path: Path, sig: signal.Signals)
     assert len(counted) == 10 and all(r.status == "completed" for r in counted)
     assert len({r.index for r in res.records}) == len(res.records)
     assert all(r.status == "abandoned" for r in res.records if r.index not in {c.index for c in counted})
+
+
+def test_proposal_rounding_is_seeded_and_leaves_random_alone() -> None:
+    """Ax rounds constrained integers with the global ``random``; each proposal call gets its own seed."""
+    import random
+
+    from engine.loop import _seeded_rounding
+
+    random.seed(123)
+    before = random.getstate()
+    with _seeded_rounding("7:3"):
+        first = [random.random() for _ in range(3)]
+    assert random.getstate() == before  # the process's own stream is untouched
+    random.random()  # other code draws in between
+    with _seeded_rounding("7:3"):
+        again = [random.random() for _ in range(3)]
+    with _seeded_rounding("7:4"):
+        other = [random.random() for _ in range(3)]
+    assert first == again and first != other

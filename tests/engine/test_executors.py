@@ -16,7 +16,7 @@ from engine.trial import TrialJob, TrialOutcome, execute
 from strategies.exceptions import ConfigError
 from tests.engine import faulty
 
-TIMEOUT_S = 20.0  # includes a cold worker's start-up (Ray imports torch in a fresh process)
+TIMEOUT_S = 40.0  # includes a cold worker's start-up (a fresh process imports torch; slow on a busy machine)
 
 
 def job(index: int, behaviour: str, **kw: Any) -> TrialJob:
@@ -61,7 +61,7 @@ def results(
     start = time.monotonic()
     try:
         ex.start()
-        while len(out) < len(JOBS) and time.monotonic() - start < 240:
+        while len(out) < len(JOBS) and time.monotonic() - start < 300:
             while queue and len(ex.running) < ex.capacity:
                 ex.submit(queue.pop(0))
             for o in ex.wait(0.2):
@@ -116,7 +116,7 @@ def test_hanging_trial_times_out(results: Any) -> None:
     out, _, elapsed = results
     assert out[3].status == "failed" and "timeout" in (out[3].reason or "")
     assert out[3].seconds["total"] < TIMEOUT_S + 10
-    assert elapsed < 120
+    assert elapsed < 4 * TIMEOUT_S + 40  # the hung trial does not hold up the others
 
 
 def test_crashed_worker_is_a_failure(results: Any) -> None:

@@ -175,10 +175,17 @@ def evaluate_checkpoint(
     split: str = "test",
 ) -> dict[str, float]:
     """Load saved weights and score them on ``split`` (keys as in :attr:`EvalResult.metrics`, prefix ``split``)."""
-    model, cfg = _build(family, params, data, settings.seed)
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    model, cfg = _load(family, params, data, settings.seed, checkpoint_path)
     return score_module(model, cfg, data, settings, split)
+
+
+def _load(
+    family: str, params: Mapping[str, Any], data: PreparedData, seed: int, checkpoint_path: Path
+) -> tuple[nn.Module, TrainConfig]:
+    """The model of ``params`` with the weights saved at ``checkpoint_path``."""
+    model, cfg = _build(family, params, data, seed)
+    model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
+    return model, cfg
 
 
 def gate_probability(
@@ -187,11 +194,11 @@ def gate_probability(
     """The probability gate the saved model trades with: the spec's gate, or the threshold a
     ``'train_quantile'`` gate resolves to for this model (what a live system should use: trade
     the more likely of long and short when its probability is at least this)."""
-    model, cfg = _build(family, params, data, settings.seed)
+    cfg = TrainConfig.from_params(params)
     gate = cfg.confidence_gate if cfg.confidence_gate is not None else settings.backtest.confidence_gate
     if settings.backtest.gate == "probability":
         return float(gate)
-    model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
+    model, cfg = _load(family, params, data, settings.seed, checkpoint_path)
     device = resolve_device(settings.device)
     model.to(device)
     tensors = TrialTensors(data, cfg.seq_len, data.splits.train[1], device, cfg.class_weights)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from common import (  # sibling module; run as `python benchmarks/bo_overhead.py
     machine_info,
     make_client,
     mixed_hpo,
+    parse_spec,
     quiet,
     table,
     timed,
@@ -66,7 +68,8 @@ def measure_level(
     problem: Problem, method: str, level: int, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     """``args.reps`` timed batches at ``level`` completed trials."""
-    client = make_client(problem, method, seed=args.seed, sobol_trials=args.sobol_trials)
+    spec = parse_spec(args.spec) if method == "boengine" else None
+    client = make_client(problem, method, seed=args.seed, sobol_trials=args.sobol_trials, spec=spec)
     rng = np.random.default_rng(args.seed)
     observed: list[Metrics] = [attach_completed(client, problem, problem.sample(rng)) for _ in range(level)]
     running: list[tuple[int, dict[str, Any]]] = []
@@ -154,6 +157,9 @@ def main() -> None:
     parser.add_argument(
         "--cap", type=float, default=150.0, help="stop Ax default above this many s per batch"
     )
+    parser.add_argument(
+        "--spec", nargs="*", default=[], help="OptimizerSpec overrides for boengine, key=value"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sobol-trials", type=int, default=8)
     parser.add_argument("--out", default=str(RESULTS / "bo_overhead"))
@@ -184,7 +190,7 @@ def main() -> None:
     csv_file.append(rows)
     summary = summarize(rows, levels, methods, args.cap)
     payload = {
-        "command": "python benchmarks/bo_overhead.py " + ("--quick" if args.quick else ""),
+        "command": "python " + " ".join(sys.argv),
         "args": vars(args),
         "machine": machine,
         "kernel_build_dir": kernel.build_dir,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import json
 import math
 import os
 import platform
@@ -313,6 +314,21 @@ def make_client(
     else:
         raise ValueError(f"unknown method {method!r}; known: boengine, ax_default, sobol")
     return client
+
+
+def parse_spec(items: Sequence[str]) -> OptimizerSpec:
+    """An OptimizerSpec from ``key=value`` overrides (``--spec num_restarts=16 halve_restarts_after=[]``).
+
+    A value is read as JSON where it parses (numbers, lists, true/false), else as a string.
+    """
+    fields: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            fields[key] = json.loads(value)
+        except json.JSONDecodeError:
+            fields[key] = value
+    return OptimizerSpec.model_validate(fields, strict=False) if fields else OptimizerSpec()
 
 
 def attach_completed(client: Client, problem: Problem, params: Params) -> Metrics:

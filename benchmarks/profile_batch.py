@@ -27,6 +27,7 @@ from common import (  # sibling module; run as `python benchmarks/profile_batch.
     machine_info,
     make_client,
     mixed_hpo,
+    parse_spec,
     quiet,
     table,
     timed,
@@ -51,6 +52,7 @@ STAGES = {
         "optimize_acqf_mixed_alternating",
     ),
     "  of which scipy SLSQP / L-BFGS-B": ("botorch/generation/gen.py", "gen_candidates_scipy"),
+    "  of which batched SLSQP (boengine)": ("engine/_slsqp.py", "gen_candidates_batched_slsqp"),
     "get_next_trials": ("ax/api/client.py", "get_next_trials"),
 }
 
@@ -73,11 +75,15 @@ def main() -> None:
     parser.add_argument("--method", default="boengine", choices=["boengine", "ax_default"])
     parser.add_argument("--level", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--spec", nargs="*", default=[], help="OptimizerSpec overrides for boengine, key=value"
+    )
     args = parser.parse_args()
     quiet()
     prebuild_kernels()
     problem = mixed_hpo()
-    client = make_client(problem, args.method, seed=args.seed, sobol_trials=8)
+    spec = parse_spec(args.spec) if args.method == "boengine" else None
+    client = make_client(problem, args.method, seed=args.seed, sobol_trials=8, spec=spec)
     rng = np.random.default_rng(args.seed)
     for _ in range(args.level):
         attach_completed(client, problem, problem.sample(rng))
@@ -90,7 +96,8 @@ def main() -> None:
         profiler.enable()
         client.get_next_trials(max_trials=4)
         profiler.disable()
-    path = RESULTS / f"profile_{args.method}_{args.level}.prof"
+    label = "_".join([args.method, str(args.level), *args.spec]).replace("=", "")
+    path = RESULTS / f"profile_{label}.prof"
     RESULTS.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(str(path))
     seconds = stage_seconds(pstats.Stats(str(path)))

@@ -51,6 +51,7 @@ from common import (  # sibling module; run as `python benchmarks/sample_efficie
     ResultsFile,
     machine_info,
     make_client,
+    parse_spec,
     quiet,
     table,
 )
@@ -209,14 +210,6 @@ def summary(rows: list[dict[str, str]], budgets: list[int]) -> str:
             if any(c != "-" for c in cells):
                 body.append([prob, m, *cells])
     return table(body, ["problem", "method", *(f"median log10 regret @{b}" for b in budgets)])
-
-
-def parse_spec(items: Sequence[str]) -> OptimizerSpec:
-    fields: dict[str, Any] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        fields[key] = value
-    return OptimizerSpec.model_validate(fields, strict=False) if fields else OptimizerSpec()
 
 
 def main() -> None:

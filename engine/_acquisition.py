@@ -128,24 +128,31 @@ class _LeanPosterior:
             X: ``batch x q x d`` candidates.
             base: ``m x (n_b + q) x sample_shape`` base samples, as BoTorch uses them.
         """
-        Xm = X.unsqueeze(0)  # 1 x b x q x d
-        k_xT = _rbf(Xm, self.T.view(1, 1, *self.T.shape), self.inv_ls.unsqueeze(1))  # m x b x q x n_t
-        k_xB = _rbf(Xm, self.B.view(1, 1, *self.B.shape), self.inv_ls.unsqueeze(1))  # m x b x q x n_b
+        # All b*q candidates share the triangular factors: one solve with b*q right-hand
+        # sides per outcome, instead of broadcasting the factors over the batch (a copy
+        # of an n x n matrix per restart and evaluation).
+        b, q, d = X.shape
+        m, n_t, n_b = self.L_T.shape[0], self.T.shape[0], self.B.shape[0]
+        Xf = X.reshape(1, b * q, d)
+        k_xT = _rbf(Xf, self.T.unsqueeze(0), self.inv_ls)  # m x bq x n_t
+        k_xB = _rbf(Xf, self.B.unsqueeze(0), self.inv_ls)  # m x bq x n_b
+        var = self.y_std.view(m, 1, 1).square()
+        W = torch.linalg.solve_triangular(self.L_T, k_xT.transpose(-1, -2), upper=False)  # m x n_t x bq
+        S_xB = (k_xB - W.transpose(-1, -2) @ self.W_B) * var  # posterior cov(f(X), f(B)), outcome scale
+        bl = torch.linalg.solve_triangular(self.L_B, S_xB.transpose(-1, -2), upper=False).transpose(-1, -2)
+        mean = self.const + k_xT @ self.alpha  # m x bq x 1
+        mean = self.y_mean.view(m, 1, 1) + self.y_std.view(m, 1, 1) * mean
+        # the q x q blocks of each candidate batch
+        Xm = X.unsqueeze(0)
         k_xx = _rbf(Xm, Xm, self.inv_ls.unsqueeze(1))  # m x b x q x q
-        mean = self.const.unsqueeze(1) + k_xT @ self.alpha.unsqueeze(1)  # m x b x q x 1
-        W = torch.linalg.solve_triangular(self.L_T.unsqueeze(1), k_xT.transpose(-1, -2), upper=False)
-        Wt = W.transpose(-1, -2)  # m x b x q x n_t
-        var = self.y_std.square()
-        S_xB = (k_xB - Wt @ self.W_B.unsqueeze(1)) * var  # posterior cov(f(X), f(B)), outcome scale
-        S_xx = (k_xx - Wt @ W) * var
-        mean = self.y_mean + self.y_std * mean
-        bl = torch.linalg.solve_triangular(self.L_B.unsqueeze(1), S_xB.transpose(-1, -2), upper=False)
-        bl = bl.transpose(-1, -2)  # m x b x q x n_b
-        cond = S_xx - bl @ bl.transpose(-1, -2)  # m x b x q x q, conditional covariance
+        Wb = W.transpose(-1, -2).reshape(m, b, q, n_t)
+        blb = bl.reshape(m, b, q, n_b)
+        S_xx = (k_xx - Wb @ Wb.transpose(-1, -2)) * var.unsqueeze(1)
+        cond = S_xx - blb @ blb.transpose(-1, -2)  # m x b x q x q, conditional covariance
         # For one candidate at (or next to) a baseline point the variance is ~0, maybe < 0.
-        br = cond.clamp_min(1e-12).sqrt() if cond.shape[-1] == 1 else psd_safe_cholesky(cond)
-        L_q = torch.cat([bl, br], dim=-1)  # m x b x q x (n_b + q)
-        out = L_q @ base.unsqueeze(1) + mean  # m x b x q x samples
+        br = cond.clamp_min(1e-12).sqrt() if q == 1 else psd_safe_cholesky(cond)
+        out = (bl @ base[:, :n_b, :]).reshape(m, b, q, -1)  # m x b x q x samples
+        out = out + br @ base[:, n_b:, :].unsqueeze(1) + mean.reshape(m, b, q, 1)
         return out.permute(3, 1, 2, 0)
 
 

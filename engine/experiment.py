@@ -116,8 +116,12 @@ def storage_config(url: str) -> StorageConfig:
     return StorageConfig(url=url)
 
 
-def configure_client(spec: ExperimentSpec, url: str) -> Client:
-    """A new Ax client for ``spec``, saved to the SQL store at ``url``."""
+def configure_client(spec: ExperimentSpec, url: str, *, attaches_trials: bool = False) -> Client:
+    """A new Ax client for ``spec``, saved to the SQL store at ``url``.
+
+    ``attaches_trials``: trials (warm start, priors) will be attached before
+    the first proposal, so the generation strategy starts without a centre point.
+    """
     client = Client(storage_config=storage_config(url), random_seed=spec.seed)
     client.configure_experiment(
         parameters=ax_parameters(spec.space),
@@ -131,7 +135,12 @@ def configure_client(spec: ExperimentSpec, url: str) -> Client:
     curve = spec.early_stopping.metric
     client.configure_metrics([MapMetric(name=curve, lower_is_better=CURVE_METRICS[curve])])  # type: ignore[list-item]
     client.set_generation_strategy(
-        build_generation_strategy(spec.optimizer, sobol_trials=spec.budget.sobol_trials, seed=spec.seed)
+        build_generation_strategy(
+            spec.optimizer,
+            sobol_trials=spec.budget.sobol_trials,
+            seed=spec.seed,
+            attaches_trials=attaches_trials,
+        )
     )
     _set_early_stopping(client, spec)
     return client

@@ -277,11 +277,11 @@ class StudyLoop:
         self.progress.batch(sorted(proposals), seconds, node)
         if len(proposals) < n:
             self._ask_blocked = True  # ask again once a trial finishes
-        source = "sobol" if node.lower().startswith("sobol") else "model"
         for index, proposed in sorted(proposals.items()):
-            self._submit(executor, index, dict(proposed), source)
+            self._submit(executor, index, dict(proposed), _source(self._node_name(index)))
 
     def _node_name(self, index: int) -> str:
+        """The generation node that proposed trial ``index`` (a batch can span two)."""
         trial = self.client._experiment.trials[index]
         runs = getattr(trial, "generator_runs", [])
         name = getattr(runs[0], "_generation_node_name", None) if runs else None
@@ -442,3 +442,13 @@ def _seeded_rounding(key: str) -> Iterator[None]:
         yield
     finally:
         random.setstate(state)
+
+
+def _source(node: str) -> str:
+    """A trial record's ``source`` from the name of the node that proposed it."""
+    name = node.lower()
+    if name.startswith("sobol"):
+        return "sobol"
+    if name.startswith("center"):
+        return "center"
+    return "model"

@@ -30,7 +30,7 @@ class TrialRecord:
     index: int
     status: str
     params: dict[str, Any]
-    source: str = "model"  # "sobol", "model", "prior", "warm_start:<study>"
+    source: str = "model"  # "center", "sobol", "model", "prior", "warm_start:<study>"
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     epochs: int = 0

@@ -86,7 +86,14 @@ def run_study(
             if warm_start:
                 logger.warning("warm start ignored: the study already exists (use --fresh to start over)")
         try:
-            loop = _open(spec, store, prepared, progress=progress or QuietProgress(), trial_fn=trial_fn)
+            loop = _open(
+                spec,
+                store,
+                prepared,
+                progress=progress or QuietProgress(),
+                trial_fn=trial_fn,
+                attaches_trials=bool(warm_dirs or spec.warm_start.priors),
+            )
             if not resumed:
                 _warm_start(loop, spec, store, warm_dirs)
         except BaseException:
@@ -150,6 +157,7 @@ def _open(
     *,
     progress: Progress,
     trial_fn: TrialFn,
+    attaches_trials: bool,
 ) -> StudyLoop:
     if store.exists():
         meta = store.read_meta()
@@ -162,7 +170,7 @@ def _open(
     if data is not None:
         data.save(store.data_dir)
     store.create(spec.canonical(), spec.given(), meta)
-    client = configure_client(spec, meta["storage_url"])
+    client = configure_client(spec, meta["storage_url"], attaches_trials=attaches_trials)
     return StudyLoop(spec, store, client, progress=progress, trial_fn=trial_fn, meta=meta)
 
 

@@ -53,7 +53,9 @@ def evaluate(p: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def make_client(seed: int = 0, sobol_trials: int = 4, spec: OptimizerSpec = FAST) -> Client:
+def make_client(
+    seed: int = 0, sobol_trials: int = 4, spec: OptimizerSpec = FAST, attaches_trials: bool = False
+) -> Client:
     client = Client(random_seed=seed)
     client.configure_experiment(parameters=PARAMS, parameter_constraints=["top_k <= num_experts"])
     client.configure_optimization(
@@ -65,7 +67,9 @@ def make_client(seed: int = 0, sobol_trials: int = 4, spec: OptimizerSpec = FAST
             "num_trades >= 10",
         ],
     )
-    client.set_generation_strategy(build_generation_strategy(spec, sobol_trials=sobol_trials, seed=seed))
+    client.set_generation_strategy(
+        build_generation_strategy(spec, sobol_trials=sobol_trials, seed=seed, attaches_trials=attaches_trials)
+    )
     return client
 
 
@@ -114,6 +118,43 @@ def test_batches_of_q_are_valid_and_model_based_after_sobol() -> None:
         assert_valid(params)
 
 
+def test_restarts_are_optimised_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear constraints: boengine's batched SLSQP; none: BoTorch's batched L-BFGS-B (not one joint problem)."""
+    import botorch.generation.gen as botorch_gen
+
+    from engine import _optimizer, _slsqp
+
+    def joint_problem(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("restarts were optimised as one joint scipy problem")
+
+    slsqp, lbfgsb = [], []
+    real_slsqp, real_lbfgsb = _optimizer.gen_candidates_batched_slsqp, botorch_gen.fmin_l_bfgs_b_batched
+    monkeypatch.setattr(_slsqp, "gen_candidates_scipy", joint_problem)
+    monkeypatch.setattr(
+        _optimizer,
+        "gen_candidates_batched_slsqp",
+        lambda *a, **k: slsqp.append(a[0].shape) or real_slsqp(*a, **k),
+    )
+    monkeypatch.setattr(
+        botorch_gen, "fmin_l_bfgs_b_batched", lambda *a, **k: lbfgsb.append(1) or real_lbfgsb(*a, **k)
+    )
+    spec = OptimizerSpec(num_restarts=6, raw_samples=32, maxiter=10, mc_samples=16)
+    client = make_client(sobol_trials=4, spec=spec)  # top_k <= num_experts
+    complete(client, client.get_next_trials(max_trials=4))
+    assert len(client.get_next_trials(max_trials=2)) == 2
+    assert slsqp == [torch.Size([6, 1, 5])] * 2 and not lbfgsb
+
+    free = Client(random_seed=0)
+    free.configure_experiment(parameters=PARAMS)
+    free.configure_optimization(objective="f, g", outcome_constraints=["f >= -10", "g >= -10"])
+    free.set_generation_strategy(build_generation_strategy(spec, sobol_trials=4, seed=0))
+    for index, p in free.get_next_trials(max_trials=4).items():
+        free.complete_trial(index, {"f": -p["dropout"] - p["top_k"], "g": p["dropout"] - p["num_experts"]})
+    slsqp.clear()
+    assert len(free.get_next_trials(max_trials=2)) == 2
+    assert len(lbfgsb) == 2 and not slsqp
+
+
 def test_model_batches_do_not_repeat_points_in_a_small_grid() -> None:
     """On a 4 x 4 integer grid rounding makes repeats likely; a batch must not repeat a known point."""
     client = Client(random_seed=0)
@@ -144,8 +185,20 @@ def test_sobol_continues_until_trials_have_data() -> None:
     assert {node(client, i) for i in client.get_next_trials(max_trials=2)} == {MODEL_NODE}
 
 
-def test_attached_trials_count_towards_sobol() -> None:
+def test_first_trial_is_the_centre_and_the_batch_is_full() -> None:
     client = make_client(sobol_trials=4)
+    batch = client.get_next_trials(max_trials=3)
+    assert len(batch) == 3
+    assert [node(client, i) for i in sorted(batch)] == ["CenterOfSearchSpace", "Sobol", "Sobol"]
+    centre = batch[min(batch)]
+    # Ax's centre: the middle of each range (log scale for lr), the middle choice
+    assert centre["lr"] == pytest.approx(10**-2.5) and centre["dropout"] == pytest.approx(0.25)
+    plain = make_client(sobol_trials=4, spec=OptimizerSpec(center_first=False))
+    assert {node(plain, i) for i in plain.get_next_trials(max_trials=3)} == {"Sobol"}
+
+
+def test_attached_trials_count_towards_sobol() -> None:
+    client = make_client(sobol_trials=4, attaches_trials=True)
     rng = np.random.default_rng(0)
     for _ in range(5):
         p = random_params(rng)
@@ -291,6 +344,9 @@ def test_fast_qlognehvi_matches_botorch(standardize: bool) -> None:
     g1 = torch.autograd.grad(v1.sum(), X1)[0]
     g2 = torch.autograd.grad(v2.sum(), X2)[0]
     assert torch.allclose(g1, g2, rtol=1e-6, atol=1e-6)
+    Xq = torch.rand(5, 2, 4, generator=torch.Generator().manual_seed(4), dtype=torch.double)
+    assert torch.allclose(plain(Xq), lean(Xq), rtol=1e-7, atol=1e-7)  # two points per candidate
+    assert lean._lean_q == 2
     # the one-point log-EHVI shortcut equals BoTorch's general inclusion-exclusion code
     samples, _ = lean._compute_posterior_samples_and_concat_pending(X)
     general = qLogNoisyExpectedHypervolumeImprovement._compute_log_qehvi(lean, samples=samples, X=X)

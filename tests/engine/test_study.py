@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, StudyOutcome]:
-    """A small study that reaches the GP: 4 Sobol trials, then 6 model-based in batches of 2."""
+    """A small study that reaches the GP: the centre and 3 Sobol trials, then 6 model-based in batches of 2."""
     directory = tmp_path_factory.mktemp("studies") / "first"
     spec = synthetic_spec("first", budget={"trials": 10, "sobol_trials": 4})
     return directory, run_study(spec, directory)
@@ -38,7 +38,8 @@ def test_study_runs_to_budget_with_model_based_trials(finished: tuple[Path, Stud
     directory, outcome = finished
     assert not outcome.interrupted
     assert [r.status for r in outcome.records] == ["completed"] * 10
-    assert {r.source for r in outcome.records} == {"sobol", "model"}
+    assert [r.source for r in outcome.records][:4] == ["center", "sobol", "sobol", "sobol"]
+    assert {r.source for r in outcome.records[4:]} == {"model"}
     assert outcome.front and outcome.hypervolume > 0
     store = StudyStore(directory)
     # every epoch of every trial reached its curve, including the last ones before completion
@@ -107,7 +108,7 @@ def test_synchronous_study_is_reproducible(tmp_path: Path) -> None:
     runs = [run_study(spec, tmp_path / str(i)) for i in range(2)]
     first, second = ([(r.params, r.metrics) for r in out.records] for out in runs)
     assert first == second
-    assert [r.source for r in runs[0].records] == ["sobol"] * 4 + ["model"] * 4
+    assert [r.source for r in runs[0].records] == ["center"] + ["sobol"] * 3 + ["model"] * 4
 
 
 def test_changed_spec_is_refused(finished: tuple[Path, StudyOutcome]) -> None:

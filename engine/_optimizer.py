@@ -13,7 +13,10 @@ in 22 model batches.
 ``optimize_acqf`` as Ax does on the continuous path, keeps all restart end
 points, and returns the best one that does not repeat an observed or pending
 point (within 1e-4 in the unit cube). If every end point repeats one it
-takes the best new point of ``raw_samples`` random ones instead. Mixed or
+takes the best new point of ``raw_samples`` random ones instead. Restarts
+are optimised side by side: by BoTorch's batched L-BFGS-B without linear
+parameter constraints, by :mod:`engine._slsqp` with them (optionally
+stopping the worse half of the restarts after given iterations). Mixed or
 discrete search spaces use Ax's optimizers unchanged. Registered with Ax's
 storage registry on import.
 """

@@ -343,8 +343,10 @@ def memoize_constraint_parsing() -> None:
     import ax.core.parameter_constraint as parameter_constraint
     from ax.utils.common import sympy as ax_sympy
 
-    if getattr(outcome_constraint.extract_coefficient_dict_from_inequality, "boengine_memoized", False):
-        return
+    name = "extract_coefficient_dict_from_inequality"
+    current = [getattr(module, name, None) for module in (outcome_constraint, parameter_constraint)]
+    if any(f is None or getattr(f, "boengine_memoized", False) for f in current):
+        return  # already patched, or an Ax without this function: nothing to do
     parse = ax_sympy.extract_coefficient_dict_from_inequality
 
     @functools.lru_cache(maxsize=4096)

@@ -381,3 +381,19 @@ def test_prebuild_kernels_keeps_the_lock_of_a_loaded_kernel(tmp_path, monkeypatc
     baton.touch()
     prebuild_kernels()
     assert baton.exists()
+
+
+def test_constraint_parsing_is_cached_and_unchanged() -> None:
+    import ax.core.outcome_constraint as outcome_constraint
+    from ax.utils.common.sympy import extract_coefficient_dict_from_inequality as sympy_parse
+
+    from engine.generation import memoize_constraint_parsing
+
+    memoize_constraint_parsing()
+    memoize_constraint_parsing()  # idempotent
+    cached = outcome_constraint.extract_coefficient_dict_from_inequality
+    assert getattr(cached, "boengine_memoized", False)
+    text = "2 * sharpe + return_pct >= 1.5"
+    first = cached(inequality_str=text)
+    first.clear()  # a caller changing its copy does not change the cache
+    assert cached(inequality_str=text) == sympy_parse(inequality_str=text)

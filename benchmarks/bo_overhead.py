@@ -7,9 +7,10 @@ configurations of the ``mixed_hpo`` problem for every method) plus
 ``q`` running trials (so every batch sees new data and refits its GP, as in
 a study) and time ``client.get_next_trials(max_trials=q)``. The proposals
 are evaluated to report the hypervolume a batch adds. The medians are over
-the batches of a level; the first batch at each level is also reported: for
-boengine it includes the anchor GP fits (``engine/_gp.py``) that later
-batches reuse, as the first batch after a study starts or resumes does.
+the batches of a level; the first batch at each level is also reported
+(with ``--spec warm_start_gp=true`` it includes the anchor GP fits of
+``engine/_gp.py`` that later batches reuse, as the first batch after a
+study starts or resumes does).
 
 Ax's default is measured up to the first level where one of its batches
 exceeds ``--cap`` seconds; higher levels are skipped and marked so.

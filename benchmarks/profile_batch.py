@@ -88,7 +88,9 @@ def main() -> None:
     for _ in range(args.level):
         attach_completed(client, problem, problem.sample(rng))
     running = [(client.attach_trial(p), p) for p in (problem.sample(rng) for _ in range(4))]
-    running.extend(client.get_next_trials(max_trials=4).items())  # warm-up (boengine: anchor fits)
+    running.extend(
+        client.get_next_trials(max_trials=4).items()
+    )  # warm-up (and, with warm_start_gp, the anchor fits)
     for index, params in running[:4]:
         client.complete_trial(index, {k: float(v) for k, v in problem.evaluate(params).items()})
     profiler = cProfile.Profile(time.process_time)  # CPU seconds: robust on a busy machine

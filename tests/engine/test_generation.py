@@ -8,6 +8,7 @@ qLogNEHVI values and gradients.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -218,15 +219,17 @@ def random_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def test_same_seed_same_proposals() -> None:
+@pytest.mark.parametrize("warm_start_gp", [False, True])
+def test_same_seed_same_proposals(warm_start_gp: bool) -> None:
     """Sobol and model phase repeat exactly, also when the GP fit is warm-started from a cached anchor."""
+    spec = FAST.model_copy(update={"warm_start_gp": warm_start_gp})
 
     def run(seed: int) -> list[dict[str, Any]]:
-        client = make_client(seed=seed, sobol_trials=4)
+        client = make_client(seed=seed, sobol_trials=4, spec=spec)
         first = client.get_next_trials(max_trials=4)
         complete(client, first)
         rng = np.random.default_rng(seed)
-        for _ in range(8):  # 12 points: fits start from the anchor fit on the first 8
+        for _ in range(8):  # 12 points: warm fits start from the anchor fit on the first 8
             p = random_params(rng)
             client.complete_trial(client.attach_trial(p), evaluate(p))
         return list(first.values()) + list(client.get_next_trials(max_trials=2).values())
@@ -234,9 +237,41 @@ def test_same_seed_same_proposals() -> None:
     before = warm_start_stats()
     a = run(7)
     b = run(7)  # the anchor fits are cached by now
-    assert warm_start_stats()["warm"] >= before["warm"] + 8
+    after = warm_start_stats()
+    if warm_start_gp:
+        assert after["warm"] >= before["warm"] + 8
+    else:
+        assert after["warm"] == before["warm"] and after["cold"] >= before["cold"] + 8
     assert a == b
     assert a[:4] != run(8)[:4]
+
+
+def test_gp_fits_use_the_exact_closure_and_the_iteration_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ax's GP fits in a proposal go through engine/_mll.py's closure, capped at gp_fit_maxiter."""
+    import botorch.optim.fit as botorch_fit
+
+    import engine._gp as gp
+
+    closures: list[Any] = []
+    options: list[Any] = []
+    real_closure, real_scipy = gp.exact_rbf_closure, botorch_fit.fit_gpytorch_mll_scipy
+
+    def closure(mll: Any) -> Any:
+        closures.append(real_closure(mll))
+        return closures[-1]
+
+    def scipy_fit(mll: Any, **kwargs: Any) -> Any:
+        options.append(kwargs.get("options"))
+        return real_scipy(mll, **kwargs)
+
+    monkeypatch.setattr(gp, "exact_rbf_closure", closure)
+    monkeypatch.setattr(gp, "_fit_fallback", partial(gp._fit_fallback, optimizer=scipy_fit))
+    client = make_client(sobol_trials=4, spec=FAST.model_copy(update={"gp_fit_maxiter": 7}))
+    complete(client, client.get_next_trials(max_trials=4))
+    client.get_next_trials(max_trials=1)
+    assert len(closures) == 4  # three objectives and one constraint metric, one GP each
+    assert all(c is not None for c in closures)
+    assert options == [{"maxiter": 7}] * 4
 
 
 def test_strategy_survives_json_storage(tmp_path: Any) -> None:

@@ -7,9 +7,9 @@ at 100 trials and ~1.2 s at 300 here, paid for every outcome at every batch.
 two ways:
 
 - Its marginal likelihood is evaluated by ``engine/_mll.py`` (closed-form
-  gradient, equal to GPyTorch's to ~1e-14): 4-5x cheaper per evaluation.
+  gradient, equal to GPyTorch's to ~1e-14): 3-4x cheaper per evaluation.
 - ``cold_maxiter`` caps the L-BFGS-B iterations of a fit from the initial
-  values (the default spec: 50). Fits here took 100-700 evaluations, most of
+  values (the default spec: 50). Fits here took 90-700 evaluations, most of
   them refining an optimum already found.
 
 With ``warm_start=True`` a fit on ``n`` points instead starts from the

@@ -18,7 +18,7 @@ with ``r = y - c``, ``a = K^-1 r``, ``K = exp(-1/2 sum_k (x_ik - x_jk)^2 / l_k^2
 (``fit_gpytorch_mll(mll, closure=...)``): the optimizer (scipy's L-BFGS-B),
 its bounds, options, retries and the parameters it writes back are BoTorch's;
 only the objective's evaluation is replaced, and its values equal BoTorch's
-to ~1e-14, so the fit is BoTorch's fit, 4-5x cheaper. For any other model it
+to ~1e-14, so the fit is BoTorch's fit, 3-4x cheaper. For any other model it
 returns None and BoTorch's own closure is used. Where a factorisation fails
 or a value is not finite, that evaluation is BoTorch's (which adds jitter as
 GPyTorch does).

@@ -179,7 +179,7 @@ class OptimizerSpec(BaseModel):
         50,
         ge=1,
         description="L-BFGS-B iterations of a GP fit from BoTorch's initial values; None runs it to "
-        "convergence (BoTorch's default: 100-700 evaluations an outcome here, most of them refining "
+        "convergence (BoTorch's default: 90-700 evaluations an outcome here, most of them refining "
         "an optimum already found).",
     )
     batched_model: bool = Field(

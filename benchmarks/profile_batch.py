@@ -88,9 +88,8 @@ def main() -> None:
     for _ in range(args.level):
         attach_completed(client, problem, problem.sample(rng))
     running = [(client.attach_trial(p), p) for p in (problem.sample(rng) for _ in range(4))]
-    running.extend(
-        client.get_next_trials(max_trials=4).items()
-    )  # warm-up (and, with warm_start_gp, the anchor fits)
+    # Warm-up batch (with warm_start_gp it also pays for the anchor fits).
+    running.extend(client.get_next_trials(max_trials=4).items())
     for index, params in running[:4]:
         client.complete_trial(index, {k: float(v) for k, v in problem.evaluate(params).items()})
     profiler = cProfile.Profile(time.process_time)  # CPU seconds: robust on a busy machine

@@ -142,20 +142,15 @@ class WarmStartSingleTaskGP(SingleTaskGP):
         """Called by ``botorch.fit.fit_gpytorch_mll`` instead of its default routine."""
         size = anchor_size(self.train_targets.shape[-1]) if self.warm_start else None
         start = self._anchor(size) if size is not None and self.train_targets.dim() == 1 else None
-        optimizer_kwargs = dict(optimizer_kwargs or {})
         if start is not None and self._load_hyperparameters(start):
-            optimizer_kwargs["options"] = {
-                "maxiter": self.warm_maxiter,
-                **optimizer_kwargs.get("options", {}),
-            }
+            maxiter: int | None = self.warm_maxiter
             _STATS["warm"] += 1
         else:
+            maxiter = self.cold_maxiter
             _STATS["cold"] += 1
-            if self.cold_maxiter is not None:
-                optimizer_kwargs["options"] = {
-                    "maxiter": self.cold_maxiter,
-                    **optimizer_kwargs.get("options", {}),
-                }
+        optimizer_kwargs = dict(optimizer_kwargs or {})
+        if maxiter is not None:
+            optimizer_kwargs["options"] = {"maxiter": maxiter, **optimizer_kwargs.get("options", {})}
         if closure is None and closure_kwargs is None:
             closure = exact_rbf_closure(mll)
         return _fit_fallback(
@@ -181,7 +176,6 @@ class WarmStartSingleTaskGP(SingleTaskGP):
             anchor: WarmStartSingleTaskGP = deepcopy(self)
             anchor.set_train_data(inputs=X, targets=y, strict=False)  # type: ignore[operator]
             anchor_mll = ExactMarginalLogLikelihood(anchor.likelihood, anchor)  # type: ignore[arg-type]
-            anchor_mll.train()
             # BoTorch's scipy loop takes an NdarrayOptimizationClosure as is (its annotation omits it).
             _fit_fallback(anchor_mll, closure=exact_rbf_closure(anchor_mll))  # type: ignore[arg-type]
             _ANCHORS[key] = anchor._hyperparameters()

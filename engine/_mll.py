@@ -150,7 +150,6 @@ class _ExactRBFClosure(NdarrayOptimizationClosure):
         self.y = model.train_targets.detach()
         self.n = self.y.shape[-1]
         self.log_2pi_half_n = 0.5 * self.n * math.log(2 * math.pi)
-        self.diag = torch.arange(self.n, device=X.device)
 
     def _value(self, theta: Tensor, kind: str) -> Tensor:
         where = self.slices.get(kind)
@@ -164,7 +163,7 @@ class _ExactRBFClosure(NdarrayOptimizationClosure):
         Z = self.X / lengthscale
         z2 = (Z**2).sum(-1)
         sq = (z2.unsqueeze(-1) + z2.unsqueeze(-2)).sub_(Z @ Z.T, alpha=2.0).clamp_min_(0.0)
-        sq[self.diag, self.diag] = 0.0
+        sq.fill_diagonal_(0.0)
         k_f = sq.mul_(-0.5).exp_()
         L, info = torch.linalg.cholesky_ex(k_f + torch.diag_embed(noise.expand(self.n)))
         if int(info) != 0:  # BoTorch's closure adds jitter (or fails) as GPyTorch does
@@ -178,7 +177,7 @@ class _ExactRBFClosure(NdarrayOptimizationClosure):
         d_s = 0.5 * w.diagonal().sum()
         m = w.mul_(k_f)  # symmetric; sum_ij m_ij (x_ik - x_jk)^2 = 2 (sum_i m_i. x_ik^2 - x_k' m x_k)
         d_l = (m.sum(-1) @ self.X2 - ((m @ self.X) * self.X).sum(-2)) * lengthscale.pow(-3)
-        grad = torch.empty(self.size, dtype=self.X.dtype)
+        grad = torch.empty(self.size, dtype=self.X.dtype, device=self.X.device)
         for kind, value in (
             ("constant", a.sum()),
             ("lengthscale", d_l + d_prior_l),
@@ -189,4 +188,4 @@ class _ExactRBFClosure(NdarrayOptimizationClosure):
         value = -(log_lik + prior_l + prior_s) / self.n
         if not (torch.isfinite(value) and torch.isfinite(grad).all()):
             return super().__call__(state)
-        return value.numpy(), grad.numpy()
+        return value.cpu().numpy(), grad.cpu().numpy()

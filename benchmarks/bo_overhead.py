@@ -9,7 +9,7 @@ a study) and time ``client.get_next_trials(max_trials=q)``. The proposals
 are evaluated to report the hypervolume a batch adds. The medians are over
 the batches of a level; the first batch at each level is also reported
 (with ``--spec warm_start_gp=true`` it includes the anchor GP fits of
-``engine/_gp.py`` that later batches reuse, as the first batch after a
+``engine/optimizer/gp.py`` that later batches reuse, as the first batch after a
 study starts or resumes does).
 
 Ax's default is measured up to the first level where one of its batches
@@ -46,7 +46,7 @@ from common import (  # sibling module; run as `python benchmarks/bo_overhead.py
     timed,
 )
 
-from engine.generation import prebuild_kernels
+from engine.optimizer import prebuild_kernels
 
 COLUMNS = [
     "method",

@@ -36,7 +36,7 @@ from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig  # noqa: 
 from botorch.test_functions.multi_objective import DTLZ2, BraninCurrin  # noqa: E402
 from botorch.utils.multi_objective.box_decompositions.dominated import DominatedPartitioning  # noqa: E402
 
-from engine.generation import OptimizerSpec, build_generation_strategy  # noqa: E402
+from engine.optimizer import OptimizerSpec, build_generation_strategy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Params = dict[str, Any]
@@ -289,7 +289,7 @@ def make_client(
 ) -> Client:
     """An Ax client for ``problem`` generating with ``method``.
 
-    ``boengine``: :func:`engine.generation.build_generation_strategy` with
+    ``boengine``: :func:`engine.optimizer.build_generation_strategy` with
     ``spec`` (default :class:`OptimizerSpec`); ``ax_default``: Ax's default
     strategy as ``Client.configure_generation_strategy()`` picks it (its own
     initialisation budget); ``sobol``: Sobol only.

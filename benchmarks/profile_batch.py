@@ -33,14 +33,14 @@ from common import (  # sibling module; run as `python benchmarks/profile_batch.
     timed,
 )
 
-from engine.generation import prebuild_kernels
+from engine.optimizer import prebuild_kernels
 
 # stage -> (file suffix, function name) of its entry point
 STAGES = {
     "GP fit": ("ax/adapter/base.py", "_fit_if_implemented"),
     "acquisition set-up (total)": ("botorch_modular/acquisition.py", "_instantiate_acquisition"),
     "  of which box decompositions": ("botorch/utils/multi_objective/hypervolume.py", "_set_cell_bounds"),
-    "  of which box decompositions (boengine)": ("engine/_acquisition.py", "_set_cell_bounds"),
+    "  of which box decompositions (boengine)": ("engine/optimizer/acquisition.py", "_set_cell_bounds"),
     "  of which baseline pruning": (
         "botorch/acquisition/multi_objective/utils.py",
         "prune_inferior_points_multi_objective",
@@ -52,7 +52,7 @@ STAGES = {
         "optimize_acqf_mixed_alternating",
     ),
     "  of which scipy SLSQP / L-BFGS-B": ("botorch/generation/gen.py", "gen_candidates_scipy"),
-    "  of which batched SLSQP (boengine)": ("engine/_slsqp.py", "gen_candidates_batched_slsqp"),
+    "  of which batched SLSQP (boengine)": ("engine/optimizer/slsqp.py", "gen_candidates_batched_slsqp"),
     "get_next_trials": ("ax/api/client.py", "get_next_trials"),
 }
 

@@ -10,7 +10,7 @@ constraint, 3 objectives and an outcome constraint; see
 ``benchmarks/common.py``). Methods:
 
 ==============  ==========================================================
-boengine        ``engine.generation`` with the default ``OptimizerSpec``
+boengine        ``engine.optimizer`` with the default ``OptimizerSpec``
                 (``--spec key=value`` overrides fields, ``--label`` names
                 the variant), 8 Sobol trials
 ax_default      ``Client.configure_generation_strategy()`` defaults
@@ -56,7 +56,7 @@ from common import (  # sibling module; run as `python benchmarks/sample_efficie
     table,
 )
 
-from engine.generation import OptimizerSpec, prebuild_kernels
+from engine.optimizer import OptimizerSpec, prebuild_kernels
 
 COLUMNS = [
     "method",

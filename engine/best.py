@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +51,13 @@ def strategy_entry(res: StudyResults, rec: TrialRecord, pick: str) -> dict[str, 
         "model_family": res.spec.strategy,
         "hyperparameters": rec.params,
         "seq_length": rec.params.get("seq_len"),
-        "feature_set": res.meta.get("feature_set"),
+        "feature_set": res.meta.facts.get("feature_set"),
         "data_source": res.spec.data.source,
     }
-    ckpt = res.store.checkpoint_path(rec.index)
-    if ckpt.is_file():
+    ckpt = res.store.model_path(rec.index)
+    if ckpt is not None:
         entry["model_path"] = str(ckpt.resolve())
-    if not res.spec.is_synthetic and "input_size" in res.meta:
-        from strategies import model_config
-
-        cfg = model_config(res.spec.strategy, rec.params, int(res.meta["input_size"]))
-        entry["model_config"] = asdict(cfg) if is_dataclass(cfg) else dict(vars(cfg))  # type: ignore[arg-type]
-        entry["backtest"] = _backtest_entry(res, rec)
+    entry.update(res.objective.config_entry(res.store, rec))
     entry["boengine"] = {
         "study": str(res.store.dir),
         "trial": rec.index,
@@ -72,22 +66,6 @@ def strategy_entry(res: StudyResults, rec: TrialRecord, pick: str) -> dict[str, 
         "test": res.test.get(rec.index),
     }
     return entry
-
-
-def _backtest_entry(res: StudyResults, rec: TrialRecord) -> dict[str, Any]:
-    """How the chosen model's figures were obtained, with the probability gate it trades with."""
-    spec = res.spec
-    out: dict[str, Any] = spec.backtest.model_dump()
-    out["confidence_gate"] = rec.params.get("confidence_gate", spec.backtest.confidence_gate)
-    ckpt = res.store.checkpoint_path(rec.index)
-    if ckpt.is_file() and (res.store.data_dir / "meta.json").is_file():
-        from objectives import EvalSettings, PreparedData
-        from objectives.evaluate import gate_probability
-
-        settings = EvalSettings(backtest=spec.backtest, seed=spec.seed, device="cpu")
-        data = PreparedData.load(res.store.data_dir, mmap=True)
-        out["min_confidence"] = gate_probability(spec.strategy, rec.params, data, settings, ckpt)
-    return out
 
 
 def write_config(path: str | Path, key: str, entry: dict[str, Any]) -> None:

@@ -73,8 +73,11 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
-    ours = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    # Our loggers pass INFO on in every mode, so that a study's log file gets the same
+    # events whatever the terminal shows; the terminal handler filters by -q / -v.
+    ours = logging.DEBUG if verbose else logging.INFO
     handler = _StderrHandler()
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -244,6 +247,10 @@ def _status_table(res: Any) -> None:
     console.print(
         f"counts: {res.counts()}; * = Pareto front; epochs saved by early stopping: {res.epochs_saved()}"
     )
+    failed = [r.index for r in res.records if res.store.error_path(r.index).is_file()]
+    if failed:
+        shown = ", ".join(map(str, failed[:10])) + (" ..." if len(failed) > 10 else "")
+        console.print(f"tracebacks of failed trials ({shown}): {res.store.dir}/trials/<i>/error.txt")
 
 
 def _short(value: Any) -> str:
@@ -314,21 +321,42 @@ def priors(
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Market-regime statistics of the training split and the DataDrivenOptimizer's suggestions."""
-    from objectives import DataSpec, train_bars
-    from strategies import FAMILIES, DataDrivenOptimizer, get_family
+    """Market-regime statistics of the training split and the DataDrivenOptimizer's suggestions.
+
+    The same code path as a study with ``"warm_start": {"priors": "data_driven"}``:
+    each family's default spec on this data, its training split, its suggestions.
+    """
+    from engine.objective import make_objective
+    from engine.spec import parse_spec
+    from engine.warmstart import prior_configurations
+    from objectives.regime import data_driven_optimizer
+    from strategies import FAMILIES, get_family
 
     families = [get_family(strategy).name] if strategy else list(FAMILIES)
-    ddo = DataDrivenOptimizer.from_bars(train_bars(DataSpec(source=data)))
-    suggestions = {f: ddo.suggest(f, get_family(f).default_space(), n=n, seed=seed) for f in families}
-    if as_json:
-        typer.echo(
-            json.dumps({"data": data, **ddo.to_dict(), "suggestions": suggestions}, indent=2, default=str)
+    suggestions: dict[str, list[dict[str, Any]]] = {}
+    described: dict[str, str] = {}
+    info: dict[str, Any] = {}
+    for fam in families:
+        spec = parse_spec(
+            {
+                "name": "priors",
+                "strategy": fam,
+                "data": {"source": data},
+                "warm_start": {"priors": "data_driven", "num_priors": n},
+                "seed": seed,
+            },
+            source=f"--data {data} --strategy {fam}",
         )
+        bars = make_objective(spec).training_bars()
+        suggestions[fam], info = prior_configurations(spec, bars)
+        span = f"{len(bars)} bars, {bars.index[0]} .. {bars.index[-1]}"
+        described[fam] = f"training split: {span}\n" + data_driven_optimizer(bars).describe()
+    if as_json:
+        typer.echo(json.dumps({"data": data, **info, "suggestions": suggestions}, indent=2, default=str))
         return
-    typer.echo(f"data: {data} (training split)\n{ddo.describe()}")
+    typer.echo(f"data: {data}")
     for fam, configs in suggestions.items():
-        typer.echo(f"\n{fam}:")
+        typer.echo(f"\n{fam} ({described[fam]}):")
         for c in configs:
             typer.echo("  " + ", ".join(f"{k}={_short(v)}" for k, v in c.items()))
 

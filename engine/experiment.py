@@ -17,8 +17,8 @@ from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig, StorageC
 from ax.core.map_metric import MapMetric
 from ax.early_stopping.strategies.percentile import PercentileEarlyStoppingStrategy
 
-from engine.generation import build_generation_strategy
-from engine.objective import CURVE_METRICS
+from engine.objective import objective_class
+from engine.optimizer import build_generation_strategy
 from engine.spec import ExperimentSpec
 from engine.store import bind_sql_storage
 from strategies.space import (
@@ -133,7 +133,8 @@ def configure_client(spec: ExperimentSpec, url: str, *, attaches_trials: bool = 
         objective=objective_string(spec), outcome_constraints=outcome_constraints(spec)
     )
     curve = spec.early_stopping.metric
-    client.configure_metrics([MapMetric(name=curve, lower_is_better=CURVE_METRICS[curve])])  # type: ignore[list-item]
+    curves = objective_class(spec.strategy, spec.data.validation.scheme).curve_metrics()
+    client.configure_metrics([MapMetric(name=curve, lower_is_better=curves.get(curve, False))])  # type: ignore[list-item]
     client.set_generation_strategy(
         build_generation_strategy(
             spec.optimizer,

@@ -14,10 +14,11 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from engine.records import TrialRecord
+from engine.records import ObjectiveSet, TrialRecord
 
 __all__ = [
     "PROGRESS_MODES",
@@ -28,6 +29,7 @@ __all__ = [
     "RichProgress",
     "Snapshot",
     "make_progress",
+    "take_snapshot",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,35 @@ class Snapshot:
             "elapsed_s": round(self.elapsed_s, 2),
             "eta_s": None if math.isnan(self.eta_s) else round(self.eta_s, 1),
         }
+
+
+def take_snapshot(
+    records: Sequence[TrialRecord], objectives: ObjectiveSet, *, budget: int, remaining: int, elapsed_s: float
+) -> Snapshot:
+    """The study now: counts of the trials evaluated here, best feasible values, hypervolume, ETA.
+
+    ``remaining``: trials still to start (budget left and queued); the ETA
+    extrapolates the time per finished trial over those and the running ones.
+    """
+    here = [r for r in records if not r.source.startswith("warm_start")]  # what the budget counts
+    counts = {
+        s: sum(r.status == s for r in here) for s in ("completed", "early_stopped", "failed", "running")
+    }
+    best: dict[str, float] = {}
+    for name in objectives.names:
+        rec = objectives.best(records, name)
+        if rec is not None:
+            best[name] = rec.metrics[name]
+    done = counts["completed"] + counts["early_stopped"] + counts["failed"]
+    eta = elapsed_s / done * (remaining + counts["running"]) if done else math.nan
+    return Snapshot(
+        budget=budget,
+        counts=counts,
+        best=best,
+        hypervolume=objectives.hypervolume(records),
+        elapsed_s=elapsed_s,
+        eta_s=eta,
+    )
 
 
 class Progress:

@@ -30,11 +30,12 @@ class TrialRecord:
     index: int
     status: str
     params: dict[str, Any]
-    source: str = "model"  # "center", "sobol", "model", "prior", "warm_start:<study>"
+    source: str = "model"  # "center", "sobol", "model", "prior", "baseline", "warm_start:<study>"
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     epochs: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    sems: dict[str, float] = field(default_factory=dict)  # standard errors of metrics that have one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,8 +67,9 @@ class ObjectiveSet:
         )
 
     def feasible(self, record: TrialRecord) -> bool:
-        """Completed, all objectives finite, every outcome constraint met."""
-        if record.status != "completed":
+        """Completed (or early-stopped with final figures of its kept epoch), all objectives finite,
+        every outcome constraint met."""
+        if record.status not in ("completed", "early_stopped"):
             return False
         m = record.metrics
         if not all(n in m and math.isfinite(m[n]) for n in self.names):

@@ -65,9 +65,7 @@ def _summary(res: StudyResults) -> dict[str, Any]:
     opt = [b["seconds"] for b in res.batches]
     return {
         "strategy": res.spec.strategy,
-        "data": res.spec.data.source,
-        "feature set": res.meta.get("feature_set", "-"),
-        "split sizes (bars)": res.meta.get("splits", "-"),
+        **res.objective.describe(res.meta.facts),
         "trials": f"{len(res.records)} of {res.spec.budget.trials}",
         "completed": counts["completed"],
         "early-stopped": f"{counts['early_stopped']} ({res.epochs_saved()} epochs saved)",
@@ -143,7 +141,7 @@ def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -
                 + ", ".join(f"{k} {v:+.3g}" for k, v in gap.items()),
             )
         )
-    elif not res.spec.is_synthetic:
+    elif res.objective.scores_test:
         out.append(("p", "No test figures yet: they are computed when the study finishes its budget."))
     bh = next((r.metrics for r in res.records if "bh_return_pct" in r.metrics), None)
     if bh:

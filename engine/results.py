@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from engine.meta import StudyMeta
+from engine.objective import Objective, make_objective
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, parse_spec
 from engine.store import StudyStore, read_json
@@ -30,7 +32,7 @@ class StudyResults:
 
     store: StudyStore
     spec: ExperimentSpec
-    meta: dict[str, Any]
+    meta: StudyMeta
     records: list[TrialRecord]
     batches: list[dict[str, Any]]
     test: dict[int, dict[str, float]]
@@ -42,14 +44,16 @@ class StudyResults:
             raise InputError(
                 f"{store.dir}: not a boengine study (no spec.json); give a directory made by 'boengine run'"
             )
-        from engine.finish import read_test_metrics
-
         spec = parse_spec(store.read_spec(), source=str(store.dir / "spec.given.json"))
         records = []
         for path in (store.dir / "trials").glob("*/result.json"):
             records.append(TrialRecord.from_dict(read_json(path)))
         records.sort(key=lambda r: r.index)
-        return cls(store, spec, store.read_meta(), records, store.read_batches(), read_test_metrics(store))
+        return cls(store, spec, store.read_meta(), records, store.read_batches(), store.read_test_metrics())
+
+    @cached_property
+    def objective(self) -> Objective:
+        return make_objective(self.spec)
 
     @cached_property
     def objectives(self) -> ObjectiveSet:
@@ -119,9 +123,7 @@ class StudyResults:
                 "parameters": r.params,
                 "validation": {k: r.metrics[k] for k in r.metrics},
                 "test": self.test.get(r.index),
-                "checkpoint": str(self.store.checkpoint_path(r.index))
-                if self.store.checkpoint_path(r.index).is_file()
-                else None,
+                "checkpoint": str(path) if (path := self.store.model_path(r.index)) else None,
             }
             for r in self.front
         ]

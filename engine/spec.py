@@ -24,8 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.generation import OptimizerSpec
-from engine.objective import reported_metrics, strategy_space
+from engine.optimizer import OptimizerSpec
 from objectives.config import BacktestSpec, DataSpec
 from strategies.exceptions import ConfigError, SpecError
 from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
@@ -116,7 +115,10 @@ class EarlyStoppingSpec(_Frozen):
     """Stop trials whose learning curve is in the worst percentile so far."""
 
     enabled: bool = True
-    metric: Literal["val_sharpe", "val_return_pct", "val_loss", "val_accuracy"] = "val_sharpe"
+    metric: str = Field(
+        default="val_sharpe",
+        description="a learning-curve metric of the objective (val_sharpe, val_loss, ...)",
+    )
     percentile: float = Field(
         default=25.0, gt=0, lt=100, description="stop a trial in the worst this-many percent at its epoch"
     )
@@ -217,17 +219,14 @@ class ExperimentSpec(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentSpec:
+        from engine.objective import objective_class
+
         try:
-            base = strategy_space(self.strategy, self.search_space_preset)
+            objective = objective_class(self.strategy, self.data.validation.scheme)
+            base = objective.default_space(self.strategy, self.search_space_preset)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if not self.is_synthetic and self.synthetic != SyntheticSpec():
-            raise ValueError("synthetic: settings for synthetic problems only; remove the section")
-        if self.is_synthetic and self.warm_start.priors is not None:
-            raise ValueError(
-                "warm_start.priors: data-driven priors need a model family, not a synthetic problem"
-            )
-        known = reported_metrics(self.strategy)
+        known = objective.metric_names(self.strategy)
         for metric in self.objectives:
             if metric not in known:
                 raise ValueError(
@@ -244,26 +243,25 @@ class ExperimentSpec(_Frozen):
                 raise ValueError(
                     f"constraints: '{con.metric}' is an objective; set its threshold in objectives instead"
                 )
+        curves = objective.curve_metrics()
+        if self.early_stopping.enabled and self.early_stopping.metric not in curves:
+            raise ValueError(
+                f"early_stopping.metric: '{self.strategy}' reports no learning curve '{self.early_stopping.metric}'"
+                f"; known: {', '.join(curves) or 'none'}"
+            )
         try:
             self._space = base.with_overrides(
                 _parse_param(name, raw, base) for name, raw in self.search_space.items()
             )
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if not self.is_synthetic:
-            _check_training_values(self._space)
-            if self.data.feature_set is None:
-                _check_feature_set_fixed(self.strategy, self._space)
+        objective.check_spec(self)
         return self
 
     @property
     def space(self) -> SearchSpace:
         """The family's default space with this spec's overrides applied."""
         return self._space
-
-    @property
-    def is_synthetic(self) -> bool:
-        return self.strategy.startswith("synthetic:")
 
     def canonical(self) -> dict[str, Any]:
         """A JSON-ready dict with every default filled in (what the study ran with)."""
@@ -272,49 +270,6 @@ class ExperimentSpec(_Frozen):
     def given(self) -> dict[str, Any]:
         """Only what the spec set explicitly: re-parsed by later versions, whose defaults may differ."""
         return self.model_dump(mode="json", exclude_unset=True)
-
-
-def _check_training_values(space: SearchSpace) -> None:
-    """Every value a training parameter can take must be one the training loop accepts."""
-    from objectives import TrainConfig
-    from strategies import TRAINING_PARAMS
-
-    for p in space.params:
-        if p.name not in TRAINING_PARAMS:
-            continue
-        values: tuple[Any, ...] = (
-            (p.value,)
-            if isinstance(p, FixedParam)
-            else p.values
-            if isinstance(p, ChoiceParam)
-            else (p.low, p.high)
-        )
-        for v in values:
-            try:
-                TrainConfig.from_params({p.name: v})
-            except ConfigError as exc:
-                raise ValueError(f"search_space.{p.name}: {exc}") from None
-
-
-def _check_feature_set_fixed(strategy: str, space: SearchSpace) -> None:
-    """A parameter that changes the family's feature set cannot be searched.
-
-    Features are prepared once per study, so e.g. the ``llm`` strategy's
-    ``mode`` (hybrid or pure_ml features) must be a fixed value.
-    """
-    from strategies import get_family
-
-    family = get_family(strategy)
-    fixed = {p.name: p.value for p in space.params if isinstance(p, FixedParam)}
-    base = family.default_feature_set(fixed)
-    for p in space.tunable:
-        if isinstance(p, ChoiceParam) and any(
-            family.default_feature_set({**fixed, p.name: v}) != base for v in p.values
-        ):
-            raise ValueError(
-                f"search_space.{p.name}: it selects the feature set, which is prepared once per study; "
-                f'fix it to one value (e.g. "{p.name}": {json.dumps(p.values[0])})'
-            )
 
 
 def _parse_constraint(text: str) -> OutcomeConstraint:

@@ -4,13 +4,15 @@ Layout of ``studies/<name>/``::
 
     spec.json          the spec as run (every default filled in, for the record)
     spec.given.json    the spec as written by the user (what resume compares and reloads)
-    meta.json          storage URL, versions, data facts (input size, bars per year)
+    meta.json          format and library versions, objective, data hash, data facts (engine.meta)
     ax.db              the Ax experiment and generation strategy (Ax's SQL store)
     data/              features, labels and prices prepared once, memory-mapped by workers
-    trials/<i>/        curve.jsonl (per-epoch reports), result.json, model.pt (weights)
+    trials/<i>/        result.json, curve.jsonl (per-epoch reports), model.pt (weights),
+                       returns.npy (per-bar validation returns), error.txt (a failed trial's traceback),
+                       final.pt and test_returns.npy (the model scored on test, and its returns)
     batches.jsonl      one record per proposal batch: trials proposed, seconds taken
     runs.jsonl         one record per ``boengine run``: start, end, workers
-    test.json          held-out test metrics of the final Pareto set
+    test.json          held-out test metrics of the final set
     study.log          the run's log
     .lock              held by the one ``boengine run`` working on the study
 
@@ -20,6 +22,7 @@ files never see two writers. JSON files are written atomically.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -31,8 +34,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from filelock import FileLock, Timeout
 
+from engine.meta import StudyMeta, migrate_spec
 from strategies.exceptions import StudyError
 
 __all__ = ["StudyStore", "bind_sql_storage", "spec_differences"]
@@ -64,8 +69,9 @@ class StudyStore:
         return self.dir / "study.log"
 
     @property
-    def default_storage_url(self) -> str:
-        return f"sqlite:///{(self.dir / 'ax.db').resolve()}"
+    def storage_url(self) -> str:
+        """The Ax experiment's SQLAlchemy URL (derived from this directory unless ``--storage`` was given)."""
+        return self.read_meta().storage_url(self.dir)
 
     def trial_dir(self, index: int) -> Path:
         return self.dir / "trials" / str(index)
@@ -73,13 +79,27 @@ class StudyStore:
     def checkpoint_path(self, index: int) -> Path:
         return self.trial_dir(index) / "model.pt"
 
+    def final_model_path(self, index: int) -> Path:
+        """The model scored on the held-out test split when it was trained for that (walk-forward)."""
+        return self.trial_dir(index) / "final.pt"
+
+    def model_path(self, index: int) -> Path | None:
+        """The weights a live system would load: the final model, else the trial's own, else None."""
+        for path in (self.final_model_path(index), self.checkpoint_path(index)):
+            if path.is_file():
+                return path
+        return None
+
+    def error_path(self, index: int) -> Path:
+        return self.trial_dir(index) / "error.txt"
+
     # -- existence, creation ---------------------------------------------------
     def exists(self) -> bool:
         return self.spec_path.is_file() and self.meta_path.is_file()
 
-    def create(self, spec: Mapping[str, Any], given: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    def create(self, spec: Mapping[str, Any], given: Mapping[str, Any], meta: StudyMeta) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.meta_path, meta)
+        write_json(self.meta_path, meta.to_dict())
         write_json(self.dir / "spec.given.json", given)
         write_json(self.spec_path, spec)  # last: its presence marks a complete study
 
@@ -91,17 +111,12 @@ class StudyStore:
         return target
 
     def read_spec(self) -> dict[str, Any]:
-        """The spec as the user wrote it (falls back to the full record)."""
+        """The spec as the user wrote it (falls back to the full record), migrated to this version."""
         given = self.dir / "spec.given.json"
-        return read_json(given if given.is_file() else self.spec_path)
+        return migrate_spec(read_json(given if given.is_file() else self.spec_path), self.read_meta().version)
 
-    def read_meta(self) -> dict[str, Any]:
-        return read_json(self.meta_path)
-
-    def update_meta(self, **values: Any) -> None:
-        meta = self.read_meta()
-        meta.update(values)
-        write_json(self.meta_path, meta)
+    def read_meta(self) -> StudyMeta:
+        return StudyMeta.from_dict(read_json(self.meta_path), source=str(self.meta_path), study_dir=self.dir)
 
     # -- lock --------------------------------------------------------------------
     @contextmanager
@@ -138,8 +153,32 @@ class StudyStore:
         path = self.trial_dir(index) / "result.json"
         return read_json(path) if path.is_file() else None
 
-    def write_checkpoint(self, index: int, payload: bytes) -> None:
-        write_bytes(self.checkpoint_path(index), payload)
+    def write_checkpoint(self, index: int, payload: bytes, *, final: bool = False) -> None:
+        write_bytes(self.final_model_path(index) if final else self.checkpoint_path(index), payload)
+
+    def write_array(self, index: int, name: str, array: np.ndarray) -> None:
+        """``trials/<index>/<name>.npy`` (float32), written atomically."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(array, dtype=np.float32))
+        write_bytes(self.trial_dir(index) / f"{name}.npy", buffer.getvalue())
+
+    def read_array(self, index: int, name: str) -> np.ndarray | None:
+        path = self.trial_dir(index) / f"{name}.npy"
+        return np.load(path) if path.is_file() else None
+
+    def write_error(self, index: int, text: str) -> None:
+        write_bytes(self.error_path(index), text.encode())
+
+    # -- held-out test ----------------------------------------------------------
+    def read_test_metrics(self) -> dict[int, dict[str, float]]:
+        """Test metrics of the final set by trial index (``test.json``; empty before the end)."""
+        path = self.dir / "test.json"
+        if not path.is_file():
+            return {}
+        return {int(k): v for k, v in read_json(path).items()}
+
+    def write_test_metrics(self, metrics: Mapping[int, Mapping[str, float]]) -> None:
+        write_json(self.dir / "test.json", {str(k): dict(v) for k, v in sorted(metrics.items())})
 
     # -- study-level logs --------------------------------------------------------
     def append_batch(self, record: Mapping[str, Any]) -> None:

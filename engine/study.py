@@ -1,10 +1,12 @@
 """Opening a study: create it, or resume it when its spec is unchanged.
 
-:func:`run_study` is what ``boengine run`` calls. It holds the study's lock,
-prepares the data once (or reuses what is on disk), builds or restores the Ax
-client, attaches warm-start trials on a new study, runs the loop
+:func:`run_study` is what ``boengine run`` calls. Everything that can be
+checked is checked before the first byte is written (the spec, the executor's
+size, the data, the warm-start directories). It then holds the study's lock,
+writes the prepared data once, builds or restores the Ax client, queues
+baselines and attaches warm-start trials on a new study, runs the loop
 (:mod:`engine.loop`) and finishes with the held-out test evaluation of the
-Pareto set and the exports.
+Pareto set and the exports (:mod:`engine.finish`).
 """
 
 from __future__ import annotations
@@ -16,23 +18,24 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from engine.executors import TrialFn
+from engine.executors import ExecutorPlan, TrialFn, available_cores, plan_executor
 from engine.experiment import configure_client, load_client
+from engine.finish import finish_study
 from engine.loop import StudyLoop
+from engine.meta import StudyMeta
+from engine.objective import Objective, Prepared, make_objective
 from engine.progress import Progress, QuietProgress
-from engine.records import TrialRecord
+from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, parse_spec
 from engine.store import StudyStore, spec_differences, write_json
+from engine.tell import study_log
 from engine.trial import execute
 from strategies.exceptions import InputError, SpecError
 
 __all__ = ["StudyOutcome", "run_study"]
 
 logger = logging.getLogger(__name__)
-
-META_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -60,66 +63,148 @@ def run_study(
     """Run (or resume) the study of ``spec`` in ``study_dir``.
 
     ``storage_url`` (any SQLAlchemy URL) keeps a new study's Ax experiment in
-    that database instead of ``<study_dir>/ax.db``; a resumed study uses the
-    URL it was created with.
+    that database instead of ``<study_dir>/ax.db``; it is recorded, and a
+    resume must give the same URL again.
 
-    Bad input (data that fail validation, a warm-start directory that is not a
-    study) is reported before anything is written.
+    Bad input (data that fail validation, an executor larger than the
+    machine, a warm-start directory that is not a study) is reported before
+    anything is written.
     """
     store = StudyStore(study_dir)
+    objective = make_objective(spec)
+    plan = plan_executor(spec.executor)
     if fresh and store.exists():
         with store.lock():
             moved = store.set_aside()
         logger.info("--fresh: the previous study was moved to %s", moved)
     warm_dirs = [*spec.warm_start.studies, *(str(d) for d in warm_start)]
-    prepared: tuple[Any, dict[str, Any]] | None = None
+    prepared: Prepared | None = None
     if not store.exists():
         for d in warm_dirs:
             if not StudyStore(d).exists():
                 raise InputError(f"warm start: {d} is not a boengine study directory (no spec.json)")
-        prepared = _prepare(spec, store, storage_url)
+        prepared = objective.prepare()
     created = not store.dir.exists()
     with store.lock(), _study_log(store):
         resumed = store.exists()
-        if resumed:
-            _check_unchanged(store, spec)
-            if warm_start:
-                logger.warning("warm start ignored: the study already exists (use --fresh to start over)")
         try:
-            loop = _open(
-                spec,
-                store,
-                prepared,
-                progress=progress or QuietProgress(),
-                trial_fn=trial_fn,
-                attaches_trials=bool(warm_dirs or spec.warm_start.priors),
-            )
-            if not resumed:
-                _warm_start(loop, spec, store, warm_dirs)
+            if resumed:
+                loop = _resume(
+                    spec, store, objective, plan, storage_url, progress, trial_fn, bool(warm_start)
+                )
+            else:
+                assert prepared is not None, "a new study needs its prepared data"
+                loop = _create(
+                    spec, store, objective, plan, prepared, storage_url, progress, trial_fn, warm_dirs
+                )
         except BaseException:
             if created and not resumed:  # nothing half-written: a study that never started is removed
                 shutil.rmtree(store.dir, ignore_errors=True)
             raise
         start = time.perf_counter()
         interrupted = loop.run()
+        records = loop.book.ordered()
         if not interrupted:
-            loop.finish()
+            finish_study(spec, store, objective, records, threads=available_cores())
+        objectives = ObjectiveSet.from_spec(spec)
         return StudyOutcome(
             directory=store.dir,
-            records=loop.records_list(),
-            front=loop.front(),
-            hypervolume=loop.hypervolume(),
+            records=records,
+            front=objectives.front(records),
+            hypervolume=objectives.hypervolume(records),
             interrupted=interrupted,
             seconds=time.perf_counter() - start,
         )
 
 
-def _warm_start(loop: StudyLoop, spec: ExperimentSpec, store: StudyStore, warm_dirs: Sequence[str]) -> None:
+def _create(
+    spec: ExperimentSpec,
+    store: StudyStore,
+    objective: Objective,
+    plan: ExecutorPlan,
+    prepared: Prepared,
+    storage_url: str | None,
+    progress: Progress | None,
+    trial_fn: TrialFn,
+    warm_dirs: Sequence[str],
+) -> StudyLoop:
+    baselines = objective.baseline_configurations()
+    meta = StudyMeta.new(
+        objective.name, facts=prepared.facts, data_hash=prepared.data_hash, storage=storage_url
+    )
+    prepared.save(store.data_dir)
+    store.create(spec.canonical(), spec.given(), meta)
+    attaches = bool(warm_dirs or spec.warm_start.priors or baselines)
+    client = configure_client(spec, meta.storage_url(store.dir), attaches_trials=attaches)
+    loop = StudyLoop(
+        spec,
+        store,
+        client,
+        objective=objective,
+        plan=plan,
+        progress=progress or QuietProgress(),
+        trial_fn=trial_fn,
+    )
+    loop.queue_configurations(baselines, source="baseline")
+    _warm_start(loop, spec, store, objective, warm_dirs)
+    return loop
+
+
+def _resume(
+    spec: ExperimentSpec,
+    store: StudyStore,
+    objective: Objective,
+    plan: ExecutorPlan,
+    storage_url: str | None,
+    progress: Progress | None,
+    trial_fn: TrialFn,
+    warm_start_given: bool,
+) -> StudyLoop:
+    meta = store.read_meta()
+    _check_unchanged(store, spec)
+    if meta.storage != storage_url:
+        where = meta.storage or f"{store.dir / 'ax.db'}"
+        raise InputError(
+            f"{store.dir}: this study keeps its Ax experiment in {where}; resume it with "
+            + (f"--storage {meta.storage}" if meta.storage else "no --storage option")
+        )
+    now = StudyMeta.new(objective.name, facts={}, data_hash="", storage=None)
+    diffs = meta.differences(now)
+    if diffs:
+        logger.warning(
+            "%s was made with other versions (%s); resuming with these", store.dir, "; ".join(diffs)
+        )
+    if meta.data_hash and objective.data_hash() != meta.data_hash:
+        logger.warning(
+            "%s changed since this study started; the study goes on with the data prepared then (%s); "
+            "start a new study (--fresh or --study-dir) to use the new data",
+            spec.data.source,
+            store.data_dir,
+        )
+    if warm_start_given:
+        logger.warning("warm start ignored: the study already exists (use --fresh to start over)")
+    client = load_client(spec, meta.storage_url(store.dir))
+    loop = StudyLoop(
+        spec,
+        store,
+        client,
+        objective=objective,
+        plan=plan,
+        progress=progress or QuietProgress(),
+        trial_fn=trial_fn,
+    )
+    loop.book.recover()
+    return loop
+
+
+def _warm_start(
+    loop: StudyLoop, spec: ExperimentSpec, store: StudyStore, objective: Objective, warm_dirs: Sequence[str]
+) -> None:
     from engine.warmstart import attach_prior_studies, prior_configurations
 
-    attach_prior_studies(loop, warm_dirs)
+    attach_prior_studies(loop.book, warm_dirs)
     if spec.warm_start.priors == "data_driven":
-        configs, info = prior_configurations(spec, loop.data_bars())
+        configs, info = prior_configurations(spec, objective.training_bars())
         write_json(store.dir / "priors.json", {**info, "suggestions": configs})
         loop.queue_configurations(configs, source="prior")
 
@@ -130,12 +215,14 @@ def _study_log(store: StudyStore) -> Iterator[None]:
     handler = logging.FileHandler(store.log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    root.addHandler(handler)
+    loggers = (logging.getLogger(), study_log)  # study_log: events for this file only (tracebacks)
+    for log in loggers:
+        log.addHandler(handler)
     try:
         yield
     finally:
-        root.removeHandler(handler)
+        for log in loggers:
+            log.removeHandler(handler)
         handler.close()
 
 
@@ -148,43 +235,3 @@ def _check_unchanged(store: StudyStore, spec: ExperimentSpec) -> None:
             f"{store.dir}: the spec changed since this study started ({shown}); "
             "rerun with --fresh to start over, or pass --study-dir for a new study"
         )
-
-
-def _open(
-    spec: ExperimentSpec,
-    store: StudyStore,
-    prepared: tuple[Any, dict[str, Any]] | None,
-    *,
-    progress: Progress,
-    trial_fn: TrialFn,
-    attaches_trials: bool,
-) -> StudyLoop:
-    if store.exists():
-        meta = store.read_meta()
-        client = load_client(spec, meta["storage_url"])
-        loop = StudyLoop(spec, store, client, progress=progress, trial_fn=trial_fn, meta=meta)
-        loop.recover()
-        return loop
-    assert prepared is not None, "a new study needs its prepared data"
-    data, meta = prepared
-    if data is not None:
-        data.save(store.data_dir)
-    store.create(spec.canonical(), spec.given(), meta)
-    client = configure_client(spec, meta["storage_url"], attaches_trials=attaches_trials)
-    return StudyLoop(spec, store, client, progress=progress, trial_fn=trial_fn, meta=meta)
-
-
-def _prepare(spec: ExperimentSpec, store: StudyStore, storage_url: str | None) -> tuple[Any, dict[str, Any]]:
-    """Prepare data in memory (nothing written yet); return it with the meta record."""
-    meta: dict[str, Any] = {
-        "version": META_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "storage_url": storage_url or store.default_storage_url,
-    }
-    if spec.is_synthetic:
-        return None, meta
-    from engine.data import prepare_study_data
-
-    data, facts = prepare_study_data(spec)
-    meta.update(facts)
-    return data, meta

@@ -23,23 +23,23 @@ from engine.store import StudyStore, read_json
 from strategies.exceptions import InputError
 
 if TYPE_CHECKING:
-    from engine.loop import StudyLoop
+    from engine.tell import TrialBook
 
 __all__ = ["attach_prior_studies", "prior_configurations"]
 
 logger = logging.getLogger(__name__)
 
 
-def attach_prior_studies(loop: StudyLoop, directories: Sequence[str | Path]) -> int:
+def attach_prior_studies(book: TrialBook, directories: Sequence[str | Path]) -> int:
     """Attach the completed trials of earlier studies; return how many were attached."""
     total = 0
-    needed = set(loop.objectives.names) | {c[0] for c in loop.objectives.constraints}
+    needed = set(book.objectives.names) | {c[0] for c in book.objectives.constraints}
     for directory in directories:
         store = StudyStore(directory)
         if not store.exists():
             raise InputError(f"warm start: {directory} is not a boengine study directory (no spec.json)")
         other = read_json(store.spec_path)
-        if other.get("data") != loop.spec.data.model_dump(mode="json"):
+        if other.get("data") != book.spec.data.model_dump(mode="json"):
             logger.warning(
                 "warm start: %s was run on other data settings; its figures may not transfer", directory
             )
@@ -48,10 +48,12 @@ def attach_prior_studies(loop: StudyLoop, directories: Sequence[str | Path]) -> 
             rec = TrialRecord.from_dict(read_json(path))
             if rec.status != "completed":
                 continue
-            if not loop.spec.space.contains(rec.params) or not needed <= set(rec.metrics):
+            if not book.spec.space.contains(rec.params) or not needed <= set(rec.metrics):
                 skipped += 1
                 continue
-            loop.attach_completed(rec.params, rec.metrics, source=f"warm_start:{store.dir.name}")
+            book.attach_completed(
+                rec.params, rec.metrics, source=f"warm_start:{store.dir.name}", sems=rec.sems
+            )
             attached += 1
         logger.info(
             "warm start from %s: %d trials attached, %d outside the search space skipped",
@@ -67,10 +69,11 @@ def prior_configurations(
     spec: ExperimentSpec, bars: pd.DataFrame
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The DataDrivenOptimizer's suggestions inside the search space, and its statistics."""
-    from strategies import DataDrivenOptimizer, get_family
+    from objectives.regime import data_driven_optimizer
+    from strategies import get_family
 
     get_family(spec.strategy)  # priors exist for model families only
-    ddo = DataDrivenOptimizer.from_bars(bars)
+    ddo = data_driven_optimizer(bars)
     configs = ddo.suggest(spec.strategy, spec.space, n=spec.warm_start.num_priors, seed=spec.seed)
     st = ddo.stats
     logger.info(

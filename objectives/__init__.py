@@ -15,7 +15,7 @@ Modules: :mod:`~objectives.data` (loading, validation, bar frequency),
 """
 
 from objectives.backtest import BacktestResult, actions_to_positions, run_backtest
-from objectives.config import BacktestSpec, DataSpec, LabelSpec, SplitSpec
+from objectives.config import BacktestSpec, DataSpec, LabelSpec, SplitSpec, ValidationSpec
 from objectives.data import infer_bar_seconds, infer_periods_per_year, load_bars, load_spec_bars
 from objectives.dataset import PreparedData, Splits, check_length, split_ranges
 from objectives.evaluate import (
@@ -46,6 +46,7 @@ __all__ = [
     "Splits",
     "TrainConfig",
     "TrainResult",
+    "ValidationSpec",
     "actions_to_positions",
     "build_features",
     "check_length",

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["BacktestSpec", "DataSpec", "LabelSpec", "SplitSpec"]
+__all__ = ["BacktestSpec", "DataSpec", "LabelSpec", "SplitSpec", "ValidationSpec"]
 
 
 class _Frozen(BaseModel):
@@ -57,6 +57,58 @@ class SplitSpec(_Frozen):
         return self
 
 
+_WALK_FORWARD_KEYS = ("folds", "window", "embargo_bars", "initial_train", "warm_start_folds", "fold_epochs")
+
+
+class ValidationSpec(_Frozen):
+    """How a trial is validated before the held-out test split (which no scheme touches).
+
+    - ``holdout``: train on the training split, backtest on the validation
+      split (``splits.train`` / ``splits.val``).
+    - ``walk_forward``: the decision bars before the test split are cut into
+      an initial training block (``initial_train`` of them) and ``folds``
+      consecutive validation blocks. Fold k trains on the bars before block k
+      (``expanding``: all of them; ``rolling``: the last ``initial_train``
+      share), purged by the label horizon plus ``embargo_bars``, and is
+      backtested on block k. The objectives come from the stitched
+      out-of-fold returns (one equity curve over all blocks). With
+      ``warm_start_folds`` fold k starts from fold k-1's weights and trains at
+      most ``fold_epochs`` epochs (default: ``max_epochs`` // 2, at least 1).
+    """
+
+    scheme: Literal["holdout", "walk_forward"] = "holdout"
+    folds: int = Field(default=4, ge=2, le=64, description="walk_forward: validation blocks")
+    window: Literal["expanding", "rolling"] = Field(
+        default="expanding", description="walk_forward: train on all earlier bars, or a rolling window"
+    )
+    embargo_bars: int = Field(
+        default=0, ge=0, le=100_000, description="walk_forward: bars dropped after the purge gap"
+    )
+    initial_train: float = Field(
+        default=0.4,
+        gt=0,
+        lt=1,
+        description="walk_forward: share of the pre-test decision bars in the first training block "
+        "(and the rolling window's length)",
+    )
+    warm_start_folds: bool = Field(
+        default=True, description="walk_forward: each fold starts from the previous fold's weights"
+    )
+    fold_epochs: int | None = Field(
+        default=None, ge=1, le=10_000, description="walk_forward, warm-started folds: epochs after the first"
+    )
+
+    @model_validator(mode="after")
+    def _keys_of_the_scheme(self) -> ValidationSpec:
+        if self.scheme == "holdout":
+            extra = [k for k in _WALK_FORWARD_KEYS if k in self.model_fields_set]
+            if extra:
+                raise ValueError(
+                    f"{', '.join(extra)}: walk_forward settings; remove them or set scheme 'walk_forward'"
+                )
+        return self
+
+
 class DataSpec(_Frozen):
     """Where the bars come from and how features and labels are built."""
 
@@ -84,6 +136,7 @@ class DataSpec(_Frozen):
     max_bars: int | None = Field(default=None, ge=100, description="keep only the last N bars")
     label: LabelSpec = LabelSpec()
     splits: SplitSpec = SplitSpec()
+    validation: ValidationSpec = ValidationSpec()
 
     @model_validator(mode="after")
     def _columns_feature_set(self) -> DataSpec:

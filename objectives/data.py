@@ -29,6 +29,7 @@ year (not 24 x 365) and daily equities ~252; Sharpe ratios use this figure.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,10 +43,12 @@ from strategies.exceptions import DataError
 
 __all__ = [
     "BAR_COLUMNS",
+    "file_sha256",
     "infer_bar_seconds",
     "infer_periods_per_year",
     "load_bars",
     "load_spec_bars",
+    "source_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,26 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "volume_1m"),
 }
 _BUILTIN_PREFIX = "builtin:"
+
+
+def source_path(source: str) -> Path:
+    """The file behind a data source (``builtin:<name>`` or a path); it need not exist."""
+    if source.startswith(_BUILTIN_PREFIX):
+        name = source[len(_BUILTIN_PREFIX) :]
+        if name not in BUILTIN_SOURCES:
+            known = ", ".join(_BUILTIN_PREFIX + k for k in BUILTIN_SOURCES)
+            raise DataError(f"unknown built-in data source {source!r}; known: {known}")
+        return builtin_path(name)
+    return Path(source).expanduser()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex), read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_spec_bars(spec: DataSpec) -> pd.DataFrame:
@@ -98,17 +121,11 @@ def load_bars(
         `n_bars` rows, DatetimeIndex ``timestamp``, float64 columns
         ``open, high, low, close, volume`` then ``extra_columns``.
     """
+    path = source_path(source)
     if source.startswith(_BUILTIN_PREFIX):
-        name = source[len(_BUILTIN_PREFIX) :]
-        if name not in BUILTIN_SOURCES:
-            known = ", ".join(_BUILTIN_PREFIX + k for k in BUILTIN_SOURCES)
-            raise DataError(f"unknown built-in data source {source!r}; known: {known}")
-        entry = BUILTIN_SOURCES[name]
-        path = builtin_path(name)
+        entry = BUILTIN_SOURCES[source[len(_BUILTIN_PREFIX) :]]
         columns = {**entry.columns, **(columns or {})}
         timestamp_format = timestamp_format or entry.timestamp_format
-    else:
-        path = Path(source).expanduser()
     raw = _read_table(path)
     bars = _to_bars(raw, path, columns or {}, timestamp_format, tuple(extra_columns))
     if max_bars is not None and len(bars) > max_bars:

@@ -26,14 +26,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
-
-import torch
-from botorch.test_functions.multi_objective import DTLZ2, BraninCurrin
-from botorch.test_functions.synthetic import SyntheticTestFunction
+from typing import TYPE_CHECKING, Any
 
 from strategies.exceptions import ConfigError
 from strategies.space import FloatParam, SearchSpace
+
+if TYPE_CHECKING:
+    from botorch.test_functions.synthetic import SyntheticTestFunction
 
 __all__ = ["SYNTHETIC_PROBLEMS", "SyntheticProblem", "get_problem"]
 
@@ -43,16 +42,15 @@ class SyntheticProblem:
     """A BoTorch test problem with boengine metric names."""
 
     name: str
-    make: Callable[[], Any]
+    make: Callable[[], Any]  # builds the BoTorch function (imported on first use)
+    dim: int
     metrics: tuple[tuple[str, float], ...]  # (metric name, sign applied to the BoTorch output)
 
     @cached_property
     def function(self) -> SyntheticTestFunction:
-        return self.make()  # type: ignore[no-any-return]
-
-    @property
-    def dim(self) -> int:
-        return int(self.function.dim)
+        fn = self.make()
+        assert int(fn.dim) == self.dim, f"{self.name}: dim {fn.dim}, declared {self.dim}"
+        return fn  # type: ignore[no-any-return]
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -71,6 +69,8 @@ class SyntheticProblem:
         return float(self.function.max_hv)  # type: ignore[arg-type]
 
     def __call__(self, params: Mapping[str, Any]) -> dict[str, float]:
+        import torch
+
         x = torch.tensor([[float(params[f"x{i}"]) for i in range(self.dim)]], dtype=torch.double)
         y = self.function(x)[0].tolist()
         return {m: sign * v for (m, sign), v in zip(self.metrics, y)}
@@ -100,14 +100,24 @@ class SyntheticProblem:
         return final, epochs, False
 
 
+def _branin_currin() -> Any:
+    from botorch.test_functions.multi_objective import BraninCurrin
+
+    return BraninCurrin()
+
+
+def _dtlz2() -> Any:
+    from botorch.test_functions.multi_objective import DTLZ2
+
+    return DTLZ2(dim=6, num_objectives=3)
+
+
 SYNTHETIC_PROBLEMS: dict[str, SyntheticProblem] = {
     "branin_currin": SyntheticProblem(
-        "branin_currin", BraninCurrin, (("return_pct", -1.0), ("sharpe", -1.0))
+        "branin_currin", _branin_currin, 2, (("return_pct", -1.0), ("sharpe", -1.0))
     ),
     "dtlz2": SyntheticProblem(
-        "dtlz2",
-        lambda: DTLZ2(dim=6, num_objectives=3),
-        (("return_pct", -1.0), ("sharpe", -1.0), ("max_drawdown_pct", 1.0)),
+        "dtlz2", _dtlz2, 6, (("return_pct", -1.0), ("sharpe", -1.0), ("max_drawdown_pct", 1.0))
     ),
 }
 

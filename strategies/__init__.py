@@ -8,7 +8,7 @@ features`` to a :class:`ModelOutput`. Nothing here depends on Ax.
 
 from strategies import lstm, moe, transformer  # noqa: F401  (register the families)
 from strategies.base import ModelOutput
-from strategies.priors import DataDrivenOptimizer, RegimeStats, regime_statistics
+from strategies.priors import DataDrivenOptimizer, RegimeStats
 from strategies.registry import (
     TRAINING_PARAMS,
     Family,
@@ -33,6 +33,5 @@ __all__ = [
     "count_parameters",
     "get_family",
     "model_config",
-    "regime_statistics",
     "register_family",
 ]

@@ -12,14 +12,15 @@ overwrites an earlier one; comparisons are strict):
 
 Differences from the original, all deliberate:
 
-- Statistics come from the training split only (the caller passes it) and are
-  causal: the per-bar series at bar t uses bars <= t (:func:`regime_series`).
+- Statistics come from the training split only and are causal: the per-bar
+  series at bar t uses bars <= t. They are computed from market data by
+  :mod:`objectives.regime` (``data_driven_optimizer(bars)``); this module
+  holds the rules.
   The original ``mean_reversion`` looked at the *next* bar's return; here the
   setup [RSI14 < 30 or > 70, and P > MA20] is taken at t-1 and the reversal
   (a negative return) at t.
 - An exact 0.0 statistic stays 0.0 (the original's ``value or default``
-  turned it into the default). Fewer than :data:`MIN_BARS` bars is an error,
-  not a silent fallback.
+  turned it into the default). Too few bars is an error, not a silent fallback.
 - The 0.03 volatility and 0.05 trend thresholds were set for 1-minute bars.
   Both statistics grow like the square root of the bar length for a random
   walk (the std of returns directly; the distance from a 20-bar mean as the
@@ -38,117 +39,33 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeGuard
 
 import numpy as np
-import pandas as pd
 
-from strategies.exceptions import ConfigError, DataError
+from strategies.exceptions import ConfigError
 from strategies.registry import get_family
 from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, Param, Scalar, SearchSpace
 
 __all__ = [
     "DEFAULT_MODEL_PARAMS",
     "DEFAULT_THRESHOLDS",
-    "MIN_BARS",
     "RULES",
     "DataDrivenOptimizer",
     "RegimeStats",
     "Rule",
+    "family_defaults",
     "fit_point",
-    "infer_bar_seconds",
     "perturb",
-    "regime_series",
-    "regime_statistics",
-    "wilder_rsi",
+    "scale_into",
 ]
-
-MIN_BARS = 100
-MA_WINDOW = 20
-VOL_WINDOW = 20
-RSI_PERIOD = 14
-REVERSION_WINDOW = 10
 
 
 @dataclass(frozen=True)
 class RegimeStats:
-    """Means over the bars of the causal per-bar series of :func:`regime_series`."""
+    """Means over the bars of the causal per-bar regime series (:mod:`objectives.regime`)."""
 
     trend_strength: float
     volatility: float
     mean_reversion: float
     n_bars: int
-
-
-def wilder_rsi(close: pd.Series, period: int = RSI_PERIOD) -> pd.Series:
-    """RSI with Wilder smoothing (EWM, alpha = 1/period); NaN for the first ``period`` bars."""
-    delta = close.diff()
-    smooth = {"alpha": 1.0 / period, "adjust": False, "min_periods": period}
-    avg_gain = delta.clip(lower=0).ewm(**smooth).mean()
-    avg_loss = (-delta).clip(lower=0).ewm(**smooth).mean()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rsi = 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)  # avg_loss 0 -> 100
-    return rsi.mask((avg_gain == 0) & (avg_loss == 0), 50.0)
-
-
-def regime_series(bars: pd.DataFrame) -> pd.DataFrame:
-    """Per-bar regime series; row t uses ``bars`` rows <= t only.
-
-    Columns: ``trend`` = |P - MA20| / MA20; ``volatility`` = rolling-20 std of
-    returns; ``rsi`` (Wilder, 14); ``reversal`` = 1.0 when the setup [RSI
-    extreme and P > MA20] held at t-1 and the return at t is negative, else
-    0.0 (NaN while undefined); ``mean_reversion`` = its rolling-10 mean.
-    """
-    if "close" not in bars.columns:
-        raise DataError(f"regime statistics need a 'close' column, got columns {list(bars.columns)}")
-    close = bars["close"].astype(float).dropna()
-    ma = close.rolling(MA_WINDOW).mean()
-    returns = close.pct_change()
-    rsi = wilder_rsi(close)
-    setup = (((rsi < 30) | (rsi > 70)) & (close > ma)).astype(float).where(rsi.notna() & ma.notna())
-    reversal = setup.shift(1) * (returns < 0).astype(float).where(returns.notna())
-    return pd.DataFrame(
-        {
-            "trend": (close - ma).abs() / ma,
-            "volatility": returns.rolling(VOL_WINDOW).std(),
-            "rsi": rsi,
-            "reversal": reversal,
-            "mean_reversion": reversal.rolling(REVERSION_WINDOW).mean(),
-        }
-    )
-
-
-def regime_statistics(bars: pd.DataFrame) -> RegimeStats:
-    """Regime statistics of ``bars`` (pass the training split only).
-
-    Raises:
-        DataError: no ``close`` column, or fewer than :data:`MIN_BARS` bars.
-    """
-    series = regime_series(bars)
-    if len(series) < MIN_BARS:
-        raise DataError(
-            f"regime statistics need at least {MIN_BARS} bars with a close price, got {len(series)}; "
-            "use a longer training split"
-        )
-    return RegimeStats(
-        trend_strength=float(series["trend"].mean()),
-        volatility=float(series["volatility"].mean()),
-        mean_reversion=float(series["mean_reversion"].mean()),
-        n_bars=len(series),
-    )
-
-
-def infer_bar_seconds(bars: pd.DataFrame) -> float:
-    """Median spacing of the bars in seconds, from a ``timestamp`` column or a DatetimeIndex."""
-    if "timestamp" in bars.columns:
-        stamps = pd.to_datetime(bars["timestamp"])
-    elif isinstance(bars.index, pd.DatetimeIndex):
-        stamps = bars.index.to_series()
-    else:
-        raise DataError(
-            "cannot infer the bar length: no 'timestamp' column or DatetimeIndex; pass bar_seconds"
-        )
-    seconds = stamps.diff().dt.total_seconds().median()
-    if not (seconds > 0):
-        raise DataError(f"bar spacing must be positive, got a median of {seconds} s; sort the bars by time")
-    return float(seconds)
 
 
 @dataclass(frozen=True)
@@ -222,12 +139,6 @@ class DataDrivenOptimizer:
                 self.thresholds.update(rule.thresholds)
                 self.fired += (rule.name,)
 
-    @classmethod
-    def from_bars(cls, bars: pd.DataFrame, bar_seconds: float | None = None) -> DataDrivenOptimizer:
-        """Statistics of ``bars`` (the training split); the bar length is inferred when not given."""
-        seconds = infer_bar_seconds(bars) if bar_seconds is None else bar_seconds
-        return cls(regime_statistics(bars), seconds)
-
     def rule_threshold(self, rule: Rule) -> float:
         return rule.threshold * self.scale if rule.scaled else rule.threshold
 
@@ -257,7 +168,7 @@ class DataDrivenOptimizer:
         """
         if n < 1:
             raise ConfigError(f"n must be >= 1, got {n}")
-        target = {**_family_defaults(family), **self.family_point(family)}
+        target = {**family_defaults(family), **self.family_point(family)}
         base = fit_point(space, scale_into(space, get_family(family).gpu_space(), target))
         points = [base]
         rng = np.random.default_rng(seed)
@@ -294,7 +205,7 @@ class DataDrivenOptimizer:
         return "\n".join(lines)
 
 
-def _family_defaults(family: str) -> dict[str, Any]:
+def family_defaults(family: str) -> dict[str, Any]:
     """The family's training recipe and config defaults (``head_dim`` derived)."""
     fam = get_family(family)
     defaults: dict[str, Any] = dict(fam.train_defaults)

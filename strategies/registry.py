@@ -68,8 +68,6 @@ TRAINING_PARAMS: frozenset[str] = frozenset(
 )
 """Trial parameters that belong to the training loop, not to the model."""
 
-FEATURE_SETS = ("ohlcv", "basic", "multi_timeframe")
-
 
 class FamilyConfig(Protocol):
     """What a family's config dataclass provides.
@@ -139,8 +137,6 @@ def register_family(
         raise ValueError(
             f"strategy '{name}': train_defaults missing {sorted(missing)}, extra {sorted(extra)}"
         )
-    if isinstance(feature_set, str) and feature_set not in FEATURE_SETS:
-        raise ValueError(f"strategy '{name}': unknown feature set '{feature_set}'")
     feature_set_fn = _constant(feature_set) if isinstance(feature_set, str) else feature_set
 
     def decorate(model_cls: M) -> M:

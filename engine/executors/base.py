@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.trial import Channel, TrialJob, TrialOutcome
 from strategies.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from engine.executors import ExecutorPlan
 
 __all__ = ["EXECUTORS", "Executor", "TrialFn", "available_cores", "register_executor", "thread_plan"]
 
@@ -66,6 +69,11 @@ class Executor(ABC):
         self.threads = threads
         self.trial_timeout_s = trial_timeout_s
         self.fn = fn
+
+    @classmethod
+    def from_plan(cls, plan: ExecutorPlan, *, trial_timeout_s: float, fn: TrialFn) -> Executor:
+        """An executor of ``plan``'s size (subclasses read their own settings from it)."""
+        return cls(workers=plan.workers, threads=plan.threads, trial_timeout_s=trial_timeout_s, fn=fn)
 
     @property
     def capacity(self) -> int:

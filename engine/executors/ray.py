@@ -13,11 +13,14 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.executors.base import Executor, register_executor
+from engine.executors.base import Executor, TrialFn, register_executor
 from engine.trial import TrialJob, TrialOutcome
 from strategies.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from engine.executors import ExecutorPlan
 
 __all__ = ["RayExecutor"]
 
@@ -74,6 +77,17 @@ class RayExecutor(Executor):
         self._data_ref: Any = None
         self._remote: Any = None
         self._owns_ray = False
+
+    @classmethod
+    def from_plan(cls, plan: ExecutorPlan, *, trial_timeout_s: float, fn: TrialFn) -> RayExecutor:
+        return cls(
+            address=plan.address,
+            gpus_per_trial=plan.gpus_per_trial,
+            workers=plan.workers,
+            threads=plan.threads,
+            trial_timeout_s=trial_timeout_s,
+            fn=fn,
+        )
 
     @property
     def running(self) -> set[int]:

@@ -11,24 +11,20 @@ from typing import Any
 
 import pytest
 
-from engine.executors import EXECUTORS, Executor, make_executor, thread_plan
+from engine.executors import EXECUTORS, Executor, ExecutorPlan, make_executor, thread_plan
+from engine.objective import make_objective
 from engine.trial import TrialJob, TrialOutcome, execute
 from strategies.exceptions import ConfigError
 from tests.engine import faulty
+from tests.engine.conftest import synthetic_spec
 
 TIMEOUT_S = 40.0  # includes a cold worker's start-up (a fresh process imports torch; slow on a busy machine)
 
 
-def job(index: int, behaviour: str, **kw: Any) -> TrialJob:
+def job(index: int, behaviour: str, max_epochs: int = 3) -> TrialJob:
     params = {**{f"x{i}": 0.3 for i in range(6)}, "behaviour": behaviour}
-    base: dict[str, Any] = {
-        "trial_index": index,
-        "strategy": "synthetic:dtlz2",
-        "params": params,
-        "seed": 0,
-        "max_epochs": 3,
-    }
-    return TrialJob(**(base | kw))
+    spec = synthetic_spec("executors", budget={"max_epochs": max_epochs})
+    return TrialJob(trial_index=index, params=params, seed=0, objective=make_objective(spec))
 
 
 JOBS = [
@@ -53,7 +49,7 @@ def results(
     if request.param == "ray":
         pytest.importorskip("ray")
     ex: Executor = make_executor(
-        request.param, workers=2, threads=1, trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch
+        ExecutorPlan(request.param, workers=2, threads=1), trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch
     )
     reports: list[tuple[int, dict[str, float]]] = []
     out: dict[int, TrialOutcome] = {}
@@ -79,7 +75,7 @@ def results(
 def test_registry_has_both() -> None:
     assert {"local", "ray"} <= set(EXECUTORS)
     with pytest.raises(ConfigError, match="unknown kind 'slurm'"):
-        make_executor("slurm", workers=1, threads=1, trial_timeout_s=1, fn=execute)
+        make_executor(ExecutorPlan("slurm", workers=1, threads=1), trial_timeout_s=1, fn=execute)
 
 
 def test_thread_plan_never_oversubscribes() -> None:
@@ -105,6 +101,7 @@ def test_completes_and_reports_epochs(results: Any) -> None:
 def test_raising_objective_is_a_failure_with_reason(results: Any) -> None:
     out, _, _ = results
     assert out[1].status == "failed" and "unknown synthetic problem" in (out[1].reason or "")
+    assert "Traceback (most recent call last)" in (out[1].traceback or "")  # travels back to the driver
 
 
 def test_nan_metric_is_a_failure(results: Any) -> None:

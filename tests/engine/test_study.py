@@ -185,7 +185,7 @@ def test_early_stopping_stops_bad_curves(tmp_path: Path) -> None:
     # Ax knows them as early-stopped, with no objective values attached
     from engine.experiment import load_client
 
-    client = load_client(spec, StudyStore(tmp_path / "s").read_meta()["storage_url"])
+    client = load_client(spec, StudyStore(tmp_path / "s").storage_url)
     trials = client._experiment.trials
     assert {i for i, t in trials.items() if t.status == TrialStatus.EARLY_STOPPED} == {
         r.index for r in stopped
@@ -277,20 +277,19 @@ def test_resume_after_the_process_is_killed(tmp_path: Path, sig: signal.Signals)
     assert all(r.status == "abandoned" for r in res.records if r.index not in {c.index for c in counted})
 
 
-def test_proposal_rounding_is_seeded_and_leaves_random_alone() -> None:
-    """Ax rounds constrained integers with the global ``random``; each proposal call gets its own seed."""
-    import random
+def test_failed_trial_traceback_reaches_error_txt_and_study_log(tmp_path: Path, capsys: Any) -> None:
+    spec = synthetic_spec("tb", budget={"trials": 4, "sobol_trials": 4, "max_consecutive_failures": 4})
+    outcome = run_study(spec, tmp_path / "s", trial_fn=faulty.raise_when_x0_high)
+    failed = [r.index for r in outcome.records if r.status == "failed"]
+    assert failed
+    store = StudyStore(tmp_path / "s")
+    for index in failed:
+        text = store.error_path(index).read_text()
+        assert text.startswith("Traceback (most recent call last)") and "ConfigError" in text
+    assert not any(store.error_path(r.index).exists() for r in outcome.records if r.status != "failed")
+    log = store.log_path.read_text()
+    assert f"trial {failed[0]} traceback:" in log and "Traceback (most recent call last)" in log
+    from engine.cli import _status_table
 
-    from engine.loop import _seeded_rounding
-
-    random.seed(123)
-    before = random.getstate()
-    with _seeded_rounding("7:3"):
-        first = [random.random() for _ in range(3)]
-    assert random.getstate() == before  # the process's own stream is untouched
-    random.random()  # other code draws in between
-    with _seeded_rounding("7:3"):
-        again = [random.random() for _ in range(3)]
-    with _seeded_rounding("7:4"):
-        other = [random.random() for _ in range(3)]
-    assert first == again and first != other
+    _status_table(StudyResults.load(tmp_path / "s"))
+    assert "trials/<i>/error.txt" in capsys.readouterr().out

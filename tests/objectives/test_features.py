@@ -163,3 +163,14 @@ def test_wilder_rsi_atr_and_population_bollinger() -> None:
 
 def test_bar_index_helper_skips_weekends() -> None:
     assert (bar_index(200).day_of_week < 5).all()
+
+
+def test_every_family_trains_on_a_registered_feature_set() -> None:
+    """Feature-set names are defined once, here; each family's default (by mode, for llm) is one of them."""
+    from strategies import FAMILIES, get_family
+
+    for name in FAMILIES:
+        family = get_family(name)
+        modes = [{}, {"mode": "hybrid"}, {"mode": "pure_ml"}] if "mode" in family.model_param_names else [{}]
+        for params in modes:
+            assert family.default_feature_set(params) in FEATURE_SETS, (name, params)

@@ -5,7 +5,7 @@
 pending points) with three steps replaced by faster equivalents:
 
 - the cells of the non-dominated region are computed for all MC samples at
-  once (:func:`engine._boxes.nondominated_cells_3d`, 3 objectives) instead of
+  once (:func:`engine.optimizer.boxes.nondominated_cells_3d`, 3 objectives) instead of
   one Python loop per sample; other numbers of objectives use BoTorch's code,
 - the baseline is pruned with ``prune_samples`` posterior samples instead of
   2048,
@@ -55,7 +55,7 @@ from linear_operator.utils.cholesky import psd_safe_cholesky
 from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
 
-from engine._boxes import hypervolume_from_cells, nondominated_cells_3d
+from engine.optimizer.boxes import hypervolume_from_cells, nondominated_cells_3d
 
 __all__ = ["FastqLogNEHVI"]
 

@@ -15,7 +15,7 @@ points, and returns the best one that does not repeat an observed or pending
 point (within 1e-4 in the unit cube). If every end point repeats one it
 takes the best new point of ``raw_samples`` random ones instead. Restarts
 are optimised side by side: by BoTorch's batched L-BFGS-B without linear
-parameter constraints, by :mod:`engine._slsqp` with them (optionally
+parameter constraints, by :mod:`engine.optimizer.slsqp` with them (optionally
 stopping the worse half of the restarts after given iterations). Mixed or
 discrete search spaces use Ax's optimizers unchanged. Registered with Ax's
 storage registry on import.
@@ -37,7 +37,7 @@ from botorch.optim.utils.acquisition_utils import fix_features
 from botorch.utils.sampling import draw_sobol_samples, get_polytope_samples
 from torch import Tensor
 
-from engine._slsqp import gen_candidates_batched_slsqp
+from engine.optimizer.slsqp import gen_candidates_batched_slsqp
 
 __all__ = ["DistinctAcquisition"]
 
@@ -104,7 +104,7 @@ class DistinctAcquisition(Acquisition):
             inner = {k: v for k, v in options.get("options", {}).items() if k not in _POLYTOPE_KEYS}
             options = {**options, "options": inner}
         else:
-            # SLSQP restarts stepped side by side (engine/_slsqp.py), not as one joint problem.
+            # SLSQP restarts stepped side by side (engine/optimizer/slsqp.py), not as one joint problem.
             options["gen_candidates"] = partial(_batched_slsqp, halve_after=halve_after)
         bounds = torch.tensor(ssd.bounds, dtype=self.dtype, device=self.device).t()
         ends, values = optimize_acqf(

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import FAMILIES, DataDrivenOptimizer, RegimeStats, get_family, regime_statistics
+from objectives import indicators
+from objectives.regime import data_driven_optimizer, regime_series, regime_statistics
+from strategies import FAMILIES, DataDrivenOptimizer, RegimeStats, get_family
 from strategies.exceptions import ConfigError, DataError
-from strategies.priors import fit_point, infer_bar_seconds, regime_series, wilder_rsi
+from strategies.priors import fit_point
 from strategies.space import FixedParam, IntParam, LinearConstraint, SearchSpace
 
 N = 300
@@ -41,20 +43,20 @@ QUIET = list(np.random.default_rng(0).normal(0.0, 0.001, N))
     ],
 )
 def test_each_rule_fires_only_on_its_regime(returns: list[float], fired: tuple[str, ...]) -> None:
-    assert DataDrivenOptimizer.from_bars(bars(returns)).fired == fired
+    assert data_driven_optimizer(bars(returns)).fired == fired
 
 
 def test_rule_outputs_follow_the_original_table() -> None:
-    vol = DataDrivenOptimizer.from_bars(bars(ZIGZAG))
+    vol = data_driven_optimizer(bars(ZIGZAG))
     assert vol.model_params == {
         "lstm_hidden_size": 128, "lstm_num_layers": 2, "transformer_d_model": 512, "transformer_nhead": 8,
         "transformer_num_layers": 6, "learning_rate": 5e-4, "dropout_rate": 0.2,
     }  # fmt: skip
     assert vol.thresholds == {"min_confidence": 0.7, "min_price_change": 0.008, "max_risk_ratio": 0.02}
-    trend = DataDrivenOptimizer.from_bars(bars(TREND))
+    trend = data_driven_optimizer(bars(TREND))
     assert (trend.model_params["learning_rate"], trend.model_params["dropout_rate"]) == (1.5e-3, 0.1)
     assert trend.thresholds == {"min_confidence": 0.55, "min_price_change": 0.005, "max_risk_ratio": 0.03}
-    rev = DataDrivenOptimizer.from_bars(bars(REVERSION))
+    rev = data_driven_optimizer(bars(REVERSION))
     assert rev.model_params["dropout_rate"] == 0.3
     assert rev.thresholds == {"min_confidence": 0.65, "min_price_change": 0.007, "max_risk_ratio": 0.02}
 
@@ -78,30 +80,22 @@ def test_comparisons_are_strict_and_zero_stays_zero() -> None:
 
 
 def test_thresholds_scale_with_bar_length() -> None:
-    hourly = DataDrivenOptimizer.from_bars(bars(ZIGZAG, freq="1h"))
+    hourly = data_driven_optimizer(bars(ZIGZAG, freq="1h"))
     assert hourly.bar_seconds == 3600.0
     assert hourly.scale == pytest.approx(math.sqrt(60.0))
     assert hourly.to_dict()["rule_thresholds"]["high_volatility"] == pytest.approx(0.03 * math.sqrt(60.0))
     assert hourly.fired == ()  # 5% moves are ordinary for hourly bars
-    assert DataDrivenOptimizer.from_bars(bars([0.3, -0.3 / 1.3] * (N // 2), freq="1h")).fired == (
-        "high_volatility",
-    )
+    assert data_driven_optimizer(bars([0.3, -0.3 / 1.3] * (N // 2), freq="1h")).fired == ("high_volatility",)
     with pytest.raises(ConfigError, match="bar_seconds"):
         DataDrivenOptimizer(hourly.stats, 0.0)
 
 
-def test_wilder_rsi() -> None:
-    close = pd.Series([44.0, 44.3, 44.1, 43.6, 44.3, 44.8, 45.1, 45.4, 45.8, 46.1])
-    rsi = wilder_rsi(close, period=3)
-    gains, losses = close.diff().clip(lower=0), (-close.diff()).clip(lower=0)
-    g, l_ = gains.iloc[1], losses.iloc[1]  # EWM with adjust=False starts at the first change
-    for t in range(2, len(close)):
-        g, l_ = g + (gains.iloc[t] - g) / 3, l_ + (losses.iloc[t] - l_) / 3
-        if t >= 3:
-            assert rsi.iloc[t] == pytest.approx(100 - 100 / (1 + g / l_))
-    assert rsi.iloc[:3].isna().all()
-    assert wilder_rsi(pd.Series(np.linspace(1, 2, 30))).iloc[-1] == 100.0
-    assert wilder_rsi(pd.Series(np.ones(30))).iloc[-1] == 50.0
+def test_regime_rsi_is_the_feature_sets_rsi() -> None:
+    """One RSI in the project: the regime statistics use objectives.indicators.rsi."""
+    frame = bars(QUIET)
+    np.testing.assert_array_equal(
+        regime_series(frame)["rsi"].to_numpy(), indicators.rsi(frame["close"].to_numpy(), 14)
+    )
 
 
 def test_mean_reversion_uses_no_future_bar() -> None:
@@ -134,7 +128,7 @@ def test_bad_input() -> None:
     with pytest.raises(DataError, match="'close'"):
         regime_statistics(pd.DataFrame({"price": np.ones(200)}))
     with pytest.raises(DataError, match="bar_seconds"):
-        infer_bar_seconds(pd.DataFrame({"close": np.ones(200)}))
+        data_driven_optimizer(pd.DataFrame({"close": np.ones(200)}))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -143,18 +137,18 @@ def test_suggestions_lie_inside_the_space(family: str, gpu: bool) -> None:
     fam = get_family(family)
     space = fam.gpu_space() if gpu else fam.default_space()
     for returns in (ZIGZAG, TREND, QUIET):
-        points = DataDrivenOptimizer.from_bars(bars(returns)).suggest(family, space, n=4, seed=1)
+        points = data_driven_optimizer(bars(returns)).suggest(family, space, n=4, seed=1)
         assert len(points) == 4
         assert all(space.contains(p) for p in points)
         assert len({json.dumps(p, sort_keys=True) for p in points}) == 4
 
 
 def test_suggestion_carries_the_rules() -> None:
-    trend = DataDrivenOptimizer.from_bars(bars(TREND))
+    trend = data_driven_optimizer(bars(TREND))
     first = trend.suggest("lstm", get_family("lstm").default_space(), n=1)[0]
     assert (first["learning_rate"], first["dropout"]) == (1.5e-3, 0.1)
     assert first["hidden_size"] == 64 and first["num_layers"] == 2  # rule defaults, inside the space
-    vol = DataDrivenOptimizer.from_bars(bars(ZIGZAG))
+    vol = data_driven_optimizer(bars(ZIGZAG))
     gpu = vol.suggest("transformer_enhanced", get_family("transformer_enhanced").gpu_space(), n=1)[0]
     assert (gpu["n_heads"], gpu["head_dim"], gpu["num_layers"], gpu["learning_rate"]) == (8, 64, 6, 5e-4)
     cpu = vol.suggest("moe_transformer", get_family("moe_transformer").default_space(), n=1)[0]
@@ -162,7 +156,7 @@ def test_suggestion_carries_the_rules() -> None:
         int(cpu["n_heads"]) * int(cpu["head_dim"]) == 64
     )  # 512: the top of the original range, so of the CPU's
     assert cpu["num_layers"] == 2  # 6 of 2..8 (log) -> 1.73 of 1..2
-    quiet = DataDrivenOptimizer.from_bars(bars(QUIET))
+    quiet = data_driven_optimizer(bars(QUIET))
     small = quiet.suggest("moe_transformer", get_family("moe_transformer").default_space(), n=1)[0]
     # d_model 256 is the log-middle of the original 64..512: 40 of the CPU's 16..64, nearest 32
     assert int(small["n_heads"]) * int(small["head_dim"]) == 32 and small["num_layers"] == 1
@@ -178,14 +172,14 @@ def test_confidence_gate_comes_from_min_confidence() -> None:
     from strategies.space import FloatParam
 
     space = get_family("lstm").default_space().with_overrides([FloatParam("confidence_gate", 0.3, 0.8)])
-    vol = DataDrivenOptimizer.from_bars(bars(ZIGZAG))  # min_confidence 0.7: the top of the anchors 0.55..0.7
+    vol = data_driven_optimizer(bars(ZIGZAG))  # min_confidence 0.7: the top of the anchors 0.55..0.7
     assert vol.suggest("lstm", space, n=1)[0]["confidence_gate"] == pytest.approx(0.8)
-    quiet = DataDrivenOptimizer.from_bars(bars(QUIET))  # the default 0.6: a third of the way
+    quiet = data_driven_optimizer(bars(QUIET))  # the default 0.6: a third of the way
     assert quiet.suggest("lstm", space, n=1)[0]["confidence_gate"] == pytest.approx(0.3 + 0.5 / 3)
 
 
 def test_suggestions_are_seeded() -> None:
-    ddo = DataDrivenOptimizer.from_bars(bars(QUIET))
+    ddo = data_driven_optimizer(bars(QUIET))
     space = get_family("moe_transformer").default_space()
     assert ddo.suggest("moe_transformer", space, 3, seed=5) == ddo.suggest(
         "moe_transformer", space, 3, seed=5
@@ -206,7 +200,7 @@ def test_fit_point_repairs_constraints() -> None:
 
 
 def test_report() -> None:
-    ddo = DataDrivenOptimizer.from_bars(bars(TREND))
+    ddo = data_driven_optimizer(bars(TREND))
     data = json.loads(json.dumps(ddo.to_dict()))
     assert data["fired_rules"] == ["trending"] and data["stats"]["n_bars"] == N
     text = ddo.describe()

@@ -6,7 +6,7 @@ at 100 trials and ~1.2 s at 300 here, paid for every outcome at every batch.
 :class:`WarmStartSingleTaskGP` keeps BoTorch's fit and makes it cheaper in
 two ways:
 
-- Its marginal likelihood is evaluated by ``engine/_mll.py`` (closed-form
+- Its marginal likelihood is evaluated by :mod:`engine.optimizer.mll` (closed-form
   gradient, equal to GPyTorch's to ~1e-14): 3-4x cheaper per evaluation.
 - ``cold_maxiter`` caps the L-BFGS-B iterations of a fit from the initial
   values (the default spec: 50). Fits here took 90-700 evaluations, most of
@@ -48,7 +48,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.mlls.marginal_log_likelihood import MarginalLogLikelihood
 from torch import Tensor
 
-from engine._mll import exact_rbf_closure
+from engine.optimizer.mll import exact_rbf_closure
 
 __all__ = ["WarmStartSingleTaskGP", "anchor_size", "clear_warm_start_cache", "warm_start_stats"]
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from engine import _slsqp
-from engine._slsqp import gen_candidates_batched_slsqp
+from engine.optimizer import slsqp as _slsqp
+from engine.optimizer.slsqp import gen_candidates_batched_slsqp
 
 
 class Bumpy:

@@ -1,4 +1,4 @@
-"""engine/_mll.py: the analytic marginal likelihood equals BoTorch's, and fits land where BoTorch's do."""
+"""engine/optimizer/mll.py: the analytic marginal likelihood equals BoTorch's, and fits land where BoTorch's do."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from botorch.optim.utils import get_parameters_and_bounds
 from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from engine._mll import exact_rbf_closure
+from engine.optimizer.mll import exact_rbf_closure
 
 
 def _data(n: int, d: int, m: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

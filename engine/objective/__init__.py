@@ -1,0 +1,38 @@
+"""Objectives: what a study's trials evaluate, registered by name.
+
+:class:`Objective` is the protocol (:mod:`engine.objective.base`). The
+implementations register themselves with :func:`register_objective`:
+
+- ``synthetic``: a closed-form test problem (``"strategy": "synthetic:dtlz2"``),
+- ``holdout``: a model family trained on the training split and backtested
+  on one validation split,
+- ``walk_forward``: a model family trained on expanding or rolling windows
+  and backtested on consecutive validation blocks.
+
+:func:`objective_name` (:mod:`engine.objective.registry`) is the one place that maps a spec's strategy and
+validation scheme to a name.
+"""
+
+from __future__ import annotations
+
+from engine.objective import model, synthetic  # noqa: F401  (register the objectives)
+from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
+from engine.objective.registry import (
+    OBJECTIVES,
+    make_objective,
+    objective_class,
+    objective_name,
+    register_objective,
+)
+
+__all__ = [
+    "OBJECTIVES",
+    "EpochFn",
+    "HeldOutScore",
+    "Objective",
+    "Prepared",
+    "make_objective",
+    "objective_class",
+    "objective_name",
+    "register_objective",
+]

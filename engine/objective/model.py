@@ -1,0 +1,316 @@
+"""Model-family objectives: train a configuration, backtest its own predictions.
+
+:class:`ModelObjective` holds what every validation scheme of a model family
+shares: the family's search space, the metric names (from
+:class:`~objectives.backtest.BacktestResult` and
+:class:`~objectives.training.EpochReport`), the spec checks, the data
+prepared once per study, the family's default configuration as a baseline,
+and the entry written back by ``boengine best``.
+:class:`HoldoutObjective` (``"validation": {"scheme": "holdout"}``) trains on
+the training split and backtests on the validation split; the walk-forward
+scheme is :mod:`engine.objective.walk_forward`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
+from engine.objective.registry import register_objective
+from objectives.backtest import BacktestResult
+from strategies import get_family
+from strategies.exceptions import ConfigError
+from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from engine.records import TrialRecord
+    from engine.spec import ExperimentSpec
+    from engine.store import StudyStore
+    from engine.trial import TrialJob, TrialOutcome
+    from objectives import EvalSettings
+
+__all__ = [
+    "CURVE_METRICS",
+    "METRICS",
+    "HoldoutObjective",
+    "ModelObjective",
+    "feature_set_for",
+    "max_seq_len",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _curve_metrics() -> dict[str, bool]:
+    from objectives.training import EpochReport
+
+    return {
+        f.name: f.name.endswith("loss") for f in dataclasses.fields(EpochReport) if f.name.startswith("val_")
+    }
+
+
+#: Final metrics of a model trial: the backtest's fields, plus validation accuracy and loss.
+METRICS: tuple[str, ...] = (*(f.name for f in dataclasses.fields(BacktestResult)), "val_accuracy", "val_loss")
+#: Per-epoch learning-curve metrics (the ``val_*`` fields of an EpochReport), name -> lower is better.
+CURVE_METRICS: dict[str, bool] = _curve_metrics()
+
+
+def feature_set_for(spec: ExperimentSpec) -> str:
+    """The spec's feature set, or the family's own (e.g. ``llm`` by its fixed ``mode``)."""
+    if spec.data.feature_set:
+        return spec.data.feature_set
+    fixed = {p.name: p.value for p in spec.space.params if isinstance(p, FixedParam)}
+    return get_family(spec.strategy).default_feature_set(fixed)
+
+
+def max_seq_len(space: SearchSpace) -> int:
+    """The longest window any proposal may ask for (1 if the space has no ``seq_len``)."""
+    if "seq_len" not in space:
+        return 1
+    p = space["seq_len"]
+    if isinstance(p, (IntParam, FloatParam)):
+        return int(p.high)
+    if isinstance(p, ChoiceParam):
+        return int(max(float(v) for v in p.values))  # type: ignore[arg-type]
+    return int(p.value)  # type: ignore[arg-type]
+
+
+class ModelObjective(Objective):
+    """What every validation scheme of a model family shares (not registered itself)."""
+
+    scores_test = True
+
+    @classmethod
+    def default_space(cls, strategy: str, preset: str) -> SearchSpace:
+        family = get_family(strategy)
+        return family.gpu_space() if preset == "gpu" else family.default_space()
+
+    @classmethod
+    def metric_names(cls, strategy: str) -> tuple[str, ...]:
+        return METRICS
+
+    @classmethod
+    def curve_metrics(cls) -> Mapping[str, bool]:
+        return CURVE_METRICS
+
+    @classmethod
+    def check_spec(cls, spec: ExperimentSpec) -> None:
+        from objectives.features import FEATURE_SETS
+
+        if spec.synthetic != type(spec.synthetic)():
+            raise ValueError("synthetic: settings for synthetic problems only; remove the section")
+        _check_training_values(spec.space)
+        if spec.data.feature_set is None:
+            _check_feature_set_fixed(spec.strategy, spec.space)
+        name = feature_set_for(spec)
+        if name not in FEATURE_SETS:
+            raise ValueError(
+                f"data.feature_set: unknown feature set '{name}'; known: {', '.join(sorted(FEATURE_SETS))}"
+            )
+
+    # -- driver ---------------------------------------------------------------------
+    @property
+    def max_seq_len(self) -> int:
+        return max_seq_len(self.spec.space)
+
+    def data_hash(self) -> str:
+        from objectives.data import file_sha256, source_path
+
+        path = source_path(self.spec.data.source)
+        return file_sha256(path) if path.is_file() else ""
+
+    def prepare(self) -> Prepared:
+        from objectives import prepare_data
+
+        data = prepare_data(
+            self.spec.data, feature_set=feature_set_for(self.spec), max_seq_len=self.max_seq_len
+        )
+        facts = {
+            "input_size": data.n_features,
+            "feature_set": data.meta.get("feature_set"),
+            "feature_names": list(data.feature_names),
+            "splits": data.splits.sizes(),
+            "periods_per_year": data.periods_per_year,
+            "bar_seconds": data.bar_seconds,
+            "first_timestamp": data.meta.get("first_timestamp"),
+            "last_timestamp": data.meta.get("last_timestamp"),
+        }
+        return Prepared(facts=facts, data_hash=self.data_hash(), payload=data)
+
+    def shared_data(self, store: StudyStore) -> Any:
+        if self.spec.executor.kind != "ray":
+            return None  # local workers memory-map the study's data directory
+        from objectives import PreparedData
+
+        return PreparedData.load(store.data_dir, mmap=False)
+
+    def training_bars(self) -> pd.DataFrame:
+        from objectives import train_bars
+
+        return train_bars(self.spec.data, max_seq_len=self.max_seq_len)
+
+    def baseline_configurations(self) -> list[dict[str, Any]]:
+        """The family's default configuration (its original recipe and sizes) fitted into the space."""
+        from strategies.priors import family_defaults, fit_point, scale_into
+
+        family = get_family(self.spec.strategy)
+        space = self.spec.space
+        point = fit_point(space, scale_into(space, family.gpu_space(), family_defaults(self.spec.strategy)))
+        return [dict(point)]
+
+    def eval_settings(self, seed: int, device: str | None = None) -> EvalSettings:
+        from objectives import EvalSettings
+
+        return EvalSettings(
+            max_epochs=self.spec.budget.max_epochs,
+            time_budget_s=self.spec.budget.trial_time_budget_s,
+            backtest=self.spec.backtest,
+            seed=seed,
+            device=device or self.spec.executor.device,
+        )
+
+    # -- the end --------------------------------------------------------------------------
+    def describe(self, meta: Mapping[str, Any]) -> dict[str, str]:
+        spec = self.spec
+        label = spec.data.label
+        bt = spec.backtest
+        return {
+            "data": spec.data.source,
+            "feature set": str(meta.get("feature_set", "-")),
+            "bars": f"{meta.get('first_timestamp', '?')} .. {meta.get('last_timestamp', '?')}",
+            "bar frequency": f"{meta.get('bar_seconds', 0):g} s ({meta.get('periods_per_year', 0):.0f} bars a year)",
+            "labels": f"scheme {label.scheme}, horizon {label.horizon} bars, threshold {label.profit_threshold:g}",
+            "costs": f"{bt.fee_bps:g} bp fee + {bt.slippage_bps:g} bp slippage per unit of turnover",
+            "gate": f"{bt.gate}, confidence_gate {bt.confidence_gate:g}, shorts {'on' if bt.allow_short else 'off'}",
+        }
+
+    def config_entry(self, store: StudyStore, record: TrialRecord) -> dict[str, Any]:
+        """The family's model config and the backtest settings (with the gate the chosen model trades with)."""
+        from strategies import model_config
+
+        meta = store.read_meta()
+        cfg = model_config(self.spec.strategy, record.params, int(meta.facts["input_size"]))
+        backtest: dict[str, Any] = self.spec.backtest.model_dump()
+        backtest["confidence_gate"] = record.params.get("confidence_gate", self.spec.backtest.confidence_gate)
+        ckpt = store.model_path(record.index)
+        if ckpt is not None and (store.data_dir / "meta.json").is_file():
+            from objectives import PreparedData
+            from objectives.evaluate import gate_probability
+
+            data = PreparedData.load(store.data_dir, mmap=True)
+            settings = self.eval_settings(self.spec.seed, device="cpu")
+            backtest["min_confidence"] = gate_probability(
+                self.spec.strategy, record.params, data, settings, ckpt
+            )
+        return {"model_config": dataclasses.asdict(cfg), "backtest": backtest}  # type: ignore[call-overload]
+
+
+@register_objective("holdout")
+class HoldoutObjective(ModelObjective):
+    """Train on the training split, keep the epoch with the lowest validation loss, backtest on validation."""
+
+    def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
+        from engine.trial import TrialOutcome, load_prepared, report_dict
+        from objectives import evaluate
+
+        prepared = data if data is not None else load_prepared(str(job.data_dir))
+        with tempfile.TemporaryDirectory(prefix="boengine-trial-") as tmp:
+            ckpt = Path(tmp) / "model.pt"
+            result = evaluate(
+                self.spec.strategy,
+                job.params,
+                prepared,
+                self.eval_settings(job.seed),
+                on_epoch=lambda r: on_epoch(report_dict(r)),
+                checkpoint_path=ckpt,
+            )
+            payload = ckpt.read_bytes() if ckpt.is_file() else None
+        # a stop request after the last epoch leaves a fully trained model
+        stopped = result.stopped_by_callback and result.epochs_run < self.spec.budget.max_epochs
+        return TrialOutcome(
+            job.trial_index,
+            "early_stopped" if stopped else "completed",
+            metrics={k: float(v) for k, v in result.metrics.items()},
+            epochs=result.epochs_run,
+            seconds={k: float(v) for k, v in result.seconds.items()},
+            checkpoint=payload,
+        )
+
+    def score_test(
+        self, store: StudyStore, records: Sequence[TrialRecord], *, threads: int
+    ) -> dict[int, HeldOutScore]:
+        """The saved weights of each record scored on the test split (no retraining)."""
+        from engine.trial import set_worker_threads
+        from objectives import PreparedData, evaluate_checkpoint
+
+        todo = [r for r in records if store.checkpoint_path(r.index).is_file()]
+        if not todo:
+            return {}
+        set_worker_threads(threads)
+        data = PreparedData.load(store.data_dir, mmap=True)
+        out: dict[int, HeldOutScore] = {}
+        for rec in todo:
+            settings = self.eval_settings(self.spec.seed, device="cpu")
+            metrics = evaluate_checkpoint(
+                self.spec.strategy, rec.params, data, settings, store.checkpoint_path(rec.index), split="test"
+            )
+            out[rec.index] = HeldOutScore(metrics)
+        return out
+
+    def describe(self, meta: Mapping[str, Any]) -> dict[str, str]:
+        splits = meta.get("splits", {})
+        h = self.spec.data.label.horizon
+        return {
+            **super().describe(meta),
+            "validation": f"holdout: train / validation / test {splits.get('train', '?')} / "
+            f"{splits.get('val', '?')} / {splits.get('test', '?')} decision bars, purge gaps of {h} bars",
+        }
+
+
+def _check_training_values(space: SearchSpace) -> None:
+    """Every value a training parameter can take must be one the training loop accepts."""
+    from objectives import TrainConfig
+    from strategies import TRAINING_PARAMS
+
+    for p in space.params:
+        if p.name not in TRAINING_PARAMS:
+            continue
+        values: tuple[Any, ...] = (
+            (p.value,)
+            if isinstance(p, FixedParam)
+            else p.values
+            if isinstance(p, ChoiceParam)
+            else (p.low, p.high)
+        )
+        for v in values:
+            try:
+                TrainConfig.from_params({p.name: v})
+            except ConfigError as exc:
+                raise ValueError(f"search_space.{p.name}: {exc}") from None
+
+
+def _check_feature_set_fixed(strategy: str, space: SearchSpace) -> None:
+    """A parameter that changes the family's feature set cannot be searched.
+
+    Features are prepared once per study, so e.g. the ``llm`` strategy's
+    ``mode`` (hybrid or pure_ml features) must be a fixed value.
+    """
+    family = get_family(strategy)
+    fixed = {p.name: p.value for p in space.params if isinstance(p, FixedParam)}
+    base = family.default_feature_set(fixed)
+    for p in space.tunable:
+        if isinstance(p, ChoiceParam) and any(
+            family.default_feature_set({**fixed, p.name: v}) != base for v in p.values
+        ):
+            raise ValueError(
+                f"search_space.{p.name}: it selects the feature set, which is prepared once per study; "
+                f'fix it to one value (e.g. "{p.name}": {json.dumps(p.values[0])})'
+            )

@@ -1,0 +1,77 @@
+"""meta.json: versions and data hash recorded, older formats read, newer ones refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.meta import META_VERSION, StudyMeta, migrate_spec
+from engine.results import StudyResults
+from engine.store import StudyStore
+from engine.study import run_study
+from strategies.exceptions import InputError, StudyError
+from tests.engine.conftest import synthetic_spec
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("meta") / "m"
+    run_study(synthetic_spec("m", budget={"trials": 2, "sobol_trials": 2}), directory)
+    return directory
+
+
+def test_meta_records_versions_and_objective(study: Path) -> None:
+    raw = json.loads((study / "meta.json").read_text())
+    assert raw["version"] == META_VERSION and raw["objective"] == "synthetic"
+    assert set(raw["libraries"]) >= {"python", "ax", "botorch", "torch"}
+    assert raw["boengine"] != "not installed" and raw["storage"] is None
+    # the storage URL is derived from where the study is, not stored
+    assert "storage_url" not in raw and StudyStore(study).storage_url.endswith(f"{study.name}/ax.db")
+
+
+def test_a_newer_format_is_refused(study: Path, tmp_path: Path) -> None:
+    meta = json.loads((study / "meta.json").read_text())
+    meta["version"] = META_VERSION + 1
+    path = tmp_path / "meta.json"
+    path.write_text(json.dumps(meta))
+    with pytest.raises(StudyError, match="upgrade boengine"):
+        StudyMeta.from_dict(meta, source=str(path), study_dir=tmp_path)
+
+
+def test_differences_name_each_changed_version(study: Path) -> None:
+    meta = StudyStore(study).read_meta()
+    other = StudyMeta(**{**meta.to_dict(), "libraries": {**meta.libraries, "torch": "9.9"}})
+    assert meta.differences(other) == [f"torch {meta.libraries['torch']} -> 9.9"]
+
+
+def test_format_1_is_read_and_its_spec_means_holdout(tmp_path: Path) -> None:
+    old = {
+        "version": 1,
+        "created": "2026-11-29T10:00:00+0000",
+        "storage_url": f"sqlite:///{tmp_path / 'elsewhere' / 'old' / 'ax.db'}",
+        "input_size": 10,
+        "feature_set": "ohlcv",
+    }
+    meta = StudyMeta.from_dict(old, source="meta.json", study_dir=tmp_path / "old")
+    assert meta.version == 1 and meta.facts["input_size"] == 10
+    assert meta.storage is None  # its own ax.db: a moved study uses the one beside it
+    assert meta.storage_url(tmp_path / "old") == f"sqlite:///{(tmp_path / 'old' / 'ax.db').resolve()}"
+    spec = migrate_spec({"name": "x", "strategy": "lstm", "data": {"source": "builtin:msft_1d"}}, 1)
+    assert spec["data"]["validation"] == {"scheme": "holdout"}
+    assert migrate_spec({"name": "x", "data": {"validation": {"scheme": "walk_forward"}}}, 1)["data"][
+        "validation"
+    ] == {"scheme": "walk_forward"}
+
+
+def test_resume_needs_the_recorded_storage(tmp_path: Path) -> None:
+    spec = synthetic_spec("st", budget={"trials": 2, "sobol_trials": 2})
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    run_study(spec, tmp_path / "s", storage_url=url)
+    with pytest.raises(InputError, match=r"--storage sqlite:///.*other\.db"):
+        run_study(spec, tmp_path / "s")
+    res = StudyResults.load(tmp_path / "s")  # reading needs no storage
+    assert len(res.records) == 2
+    again = run_study(spec, tmp_path / "s", storage_url=url)  # given again: resumes (nothing left to do)
+    assert len(again.records) == 2

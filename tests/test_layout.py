@@ -1,0 +1,140 @@
+"""The package layout as DESIGN.md states it: one-way imports, no circle, a self-contained optimizer.
+
+Every import counts, at module level or inside a function (a lazy import
+still ties two modules together); only ``if TYPE_CHECKING:`` blocks are
+left out. A package's ``__init__`` importing its own submodules is an edge
+like any other.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("engine", "objectives", "strategies")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(path: Path, name: str, known: set[str]) -> set[str]:
+    """Project modules imported by ``path`` (a ``from pkg import sub`` counts ``pkg.sub`` when it is a module)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            skip.update(id(n) for child in node.body for n in ast.walk(child))
+    out: set[str] = set()
+    is_pkg = path.name == "__init__.py"
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".")
+                base = base if is_pkg else base[:-1]
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                mod = node.module or ""
+            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod for a in node.names]
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                out.add(t)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
+    known = set(mods)
+    return {name: _imports(path, name, known) for name, path in mods.items()}
+
+
+def test_imports_run_one_way() -> None:
+    graph = _graph()
+    for mod, deps in graph.items():
+        top = mod.split(".")[0]
+        if top == "objectives":
+            assert not [d for d in deps if d.startswith("engine")], mod
+        if top == "strategies":
+            assert not [d for d in deps if d.startswith(("engine", "objectives"))], mod
+
+
+def test_the_optimizer_imports_nothing_else_of_engine() -> None:
+    for mod, deps in _graph().items():
+        if mod.startswith("engine.optimizer"):
+            outside = sorted(
+                d for d in deps if d.startswith("engine") and not d.startswith("engine.optimizer")
+            )
+            assert not outside, (mod, outside)
+
+
+def test_no_import_circle() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                cycle = [*path[path.index(dep) :], dep]
+                raise AssertionError("import circle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+def test_the_circle_check_can_fail() -> None:
+    """The detector finds a planted circle (so a passing test means something)."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}}
+    state: dict[str, int] = {}
+
+    def has_cycle(node: str) -> bool:
+        state[node] = 1
+        for dep in graph[node]:
+            if state.get(dep) == 1 or (dep not in state and has_cycle(dep)):
+                return True
+        state[node] = 2
+        return False
+
+    assert has_cycle("a")
+
+
+def test_no_synthetic_branch_outside_its_objective() -> None:
+    allowed = {"engine/objective/synthetic.py", "engine/objective/registry.py"}
+    for pkg in ("engine",):
+        for path in (ROOT / pkg).rglob("*.py"):
+            rel = str(path.relative_to(ROOT))
+            if rel in allowed:
+                continue
+            text = path.read_text(encoding="utf-8")
+            assert not re.search(r"startswith\(\s*[\"']synthetic|is_synthetic|SYNTHETIC_PREFIX", text), rel

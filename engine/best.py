@@ -17,6 +17,7 @@ from typing import Any
 from engine.records import TrialRecord
 from engine.results import StudyResults
 from engine.store import write_bytes
+from engine.verdict import Verdict
 from strategies.exceptions import InputError
 
 __all__ = ["PICKS", "pick_trial", "strategy_entry", "write_config"]
@@ -44,8 +45,10 @@ def pick_trial(res: StudyResults, pick: str) -> TrialRecord:
     return chosen
 
 
-def strategy_entry(res: StudyResults, rec: TrialRecord, pick: str) -> dict[str, Any]:
-    """The config entry for one trial."""
+def strategy_entry(
+    res: StudyResults, rec: TrialRecord, pick: str, verdict: Verdict | None = None
+) -> dict[str, Any]:
+    """The config entry for one trial (with the study's verdict and this member's statistics)."""
     entry: dict[str, Any] = {
         "name": res.spec.strategy,
         "model_family": res.spec.strategy,
@@ -65,6 +68,11 @@ def strategy_entry(res: StudyResults, rec: TrialRecord, pick: str) -> dict[str, 
         "validation": {k: rec.metrics[k] for k in (*res.objectives.names, "num_trades") if k in rec.metrics},
         "test": res.test.get(rec.index),
     }
+    if verdict is not None:
+        entry["boengine"]["verdict"] = verdict.summary()
+        member = verdict.members.get(rec.index)
+        if member is not None:
+            entry["boengine"]["deflated_sharpe"] = member
     return entry
 
 

@@ -196,8 +196,10 @@ def status(
 ) -> None:
     """Trial table (status, reason, objectives, key parameters, seconds) and progress."""
     from engine.results import StudyResults
+    from engine.verdict import study_verdict
 
     res = StudyResults.load(study_dir)
+    verdict = study_verdict(res)
     if as_json:
         payload = {
             "study": res.spec.name,
@@ -205,6 +207,7 @@ def status(
             "budget": res.spec.budget.trials,
             "counts": res.counts(),
             "hypervolume": res.hypervolume,
+            "verdict": verdict.summary() if verdict else None,
             "pareto_trials": [r.index for r in res.front],
             "trials": res.trial_rows(),
             "batches": res.batches,
@@ -212,6 +215,8 @@ def status(
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
     _status_table(res)
+    if verdict is not None:
+        typer.echo(("" if res.counts()["running"] == 0 else "so far: ") + verdict.sentence)
 
 
 def _status_table(res: Any) -> None:
@@ -286,13 +291,23 @@ def best(
     from engine.best import pick_trial, strategy_entry
     from engine.best import write_config as write
     from engine.results import StudyResults
+    from engine.verdict import study_verdict
 
     res = StudyResults.load(study_dir)
     rec = pick_trial(res, pick.value)
-    entry = strategy_entry(res, rec, pick.value)
+    verdict = study_verdict(res)
+    entry = strategy_entry(res, rec, pick.value, verdict)
+    if verdict is not None:
+        typer.echo(verdict.sentence)
     if write_config is not None:
         write(write_config, res.spec.strategy, entry)
         typer.echo(f"trial {rec.index} written to {write_config} under '{res.spec.strategy}'")
+        if verdict is not None and not verdict.edge:
+            typer.echo(
+                f"warning: no evidence of an edge (see {res.store.dir}/report.md); the configuration was "
+                "written as asked: whether to trade it is your decision",
+                err=True,
+            )
     typer.echo(json.dumps(entry, indent=2, default=str))
 
 

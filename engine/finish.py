@@ -1,4 +1,4 @@
-"""The end of a study: held-out test figures for the final set, then the exports.
+"""The end of a study: held-out test figures for the final set, the verdict, then the exports.
 
 Only the final Pareto set is evaluated on the test split, by the objective
 (:meth:`~engine.objective.Objective.score_test`): a holdout study scores the
@@ -40,6 +40,8 @@ def evaluate_on_test(
             done[index] = score.metrics
             if score.returns is not None:
                 store.write_array(index, "test_returns", score.returns)
+            if score.checkpoint is not None:
+                store.write_checkpoint(index, score.checkpoint, final=True)
             changed = True
     if changed:
         store.write_test_metrics(done)
@@ -54,12 +56,21 @@ def finish_study(
     *,
     threads: int,
 ) -> dict[str, Any]:
-    """Test-evaluate the front and write ``pareto.csv`` and the report."""
+    """Test-evaluate the front and the baseline trials, judge the search, write ``pareto.csv`` and the report."""
     from engine.export import write_pareto
     from engine.report import write_report
+    from engine.results import StudyResults
+    from engine.verdict import write_verdict
 
     front = ObjectiveSet.from_spec(spec).front(records)
     if not front:
         logger.warning("no completed trial satisfies the constraints; the Pareto front is empty")
-    evaluate_on_test(objective, store, front, threads=threads)
+    on_front = {r.index for r in front}
+    baselines = [
+        r for r in records if r.source == "baseline" and r.status == "completed" and r.index not in on_front
+    ]
+    evaluate_on_test(objective, store, [*front, *baselines], threads=threads)
+    verdict = write_verdict(StudyResults.load(store.dir))
+    if verdict is not None:
+        (logger.info if verdict.edge else logger.warning)("%s", verdict.sentence)
     return {"pareto_csv": write_pareto(store, "csv"), "report": write_report(store)}

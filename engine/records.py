@@ -36,6 +36,7 @@ class TrialRecord:
     epochs: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     sems: dict[str, float] = field(default_factory=dict)  # standard errors of metrics that have one
+    info: dict[str, Any] = field(default_factory=dict)  # objective-specific details (per-fold figures)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -92,6 +92,7 @@ class StudyResults:
                 "source": r.source,
                 "parameters": r.params,
                 "metrics": r.metrics,
+                "sems": r.sems,
                 "test_metrics": self.test.get(r.index),
                 "epochs": r.epochs,
                 "seconds": r.seconds.get("total"),

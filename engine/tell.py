@@ -82,6 +82,7 @@ class TrialBook:
         rec.status = outcome.status
         rec.metrics = dict(outcome.metrics)
         rec.sems = dict(outcome.sems)
+        rec.info = dict(outcome.info)
         rec.reason = outcome.reason
         rec.epochs = outcome.epochs or rec.epochs
         rec.seconds = dict(outcome.seconds)

@@ -85,6 +85,7 @@ class TrialOutcome:
     sems: dict[str, float] = field(default_factory=dict)
     arrays: dict[str, Any] = field(default_factory=dict)
     traceback: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # JSON-ready details (walk-forward: per-fold figures)
 
     @classmethod
     def failed(

@@ -45,6 +45,8 @@ __all__ = [
     "BacktestResult",
     "action_confidence",
     "actions_to_positions",
+    "equity_stats",
+    "net_returns",
     "ranked_positions",
     "run_backtest",
 ]
@@ -117,7 +119,7 @@ def ranked_positions(probs: np.ndarray, *, threshold: float, allow_short: bool) 
     return np.where(conf >= threshold, side, 0.0)
 
 
-def _equity_stats(net: np.ndarray, periods_per_year: float) -> tuple[float, float, float]:
+def equity_stats(net: np.ndarray, periods_per_year: float) -> tuple[float, float, float]:
     """(return_pct, sharpe, max_drawdown_pct) of per-bar net returns `n`."""
     growth = 1.0 + net
     np.maximum(growth, 0.0, out=growth)
@@ -161,6 +163,41 @@ def _trade_returns(positions: np.ndarray, gross: np.ndarray, change: np.ndarray,
     return np.expm1(csum[ends] - csum[starts] + log_w[starts] + exit_cost)
 
 
+def _bar_returns(close: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(``ret``: `n` close-to-next-close returns, 0 at the last bar; gross `n`; |position change| `n`)."""
+    ret = np.empty(len(close))  # ret[t] = close[t+1] / close[t] - 1; the last bar earns nothing
+    np.divide(close[1:], close[:-1], out=ret[:-1])
+    ret[:-1] -= 1.0
+    ret[-1] = 0.0
+    change = np.empty(len(positions))  # |p_t - p_{t-1}|, from flat before the first bar
+    change[0] = positions[0]
+    np.subtract(positions[1:], positions[:-1], out=change[1:])
+    np.abs(change, out=change)
+    return ret, positions * ret, change
+
+
+def _check(close: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    close = np.asarray(close, dtype=np.float64)
+    positions = np.asarray(positions, dtype=np.float64)
+    if close.ndim != 1 or close.shape != positions.shape or len(close) < 2:
+        raise ValueError(
+            f"close and positions must be 1-D of equal length >= 2, got {close.shape} and {positions.shape}"
+        )
+    return close, positions
+
+
+def net_returns(
+    close: np.ndarray, positions: np.ndarray, *, fee_bps: float, slippage_bps: float
+) -> np.ndarray:
+    """Per-bar net returns `n` of :func:`run_backtest` (costs included; the final exit at the last bar)."""
+    close, positions = _check(close, positions)
+    cost = (fee_bps + slippage_bps) / 1e4
+    _, gross, change = _bar_returns(close, positions)
+    net = gross - cost * change
+    net[-1] -= cost * abs(positions[-1])  # final exit to flat
+    return net
+
+
 def run_backtest(
     close: np.ndarray,
     positions: np.ndarray,
@@ -177,26 +214,13 @@ def run_backtest(
         fee_bps, slippage_bps: costs in basis points per unit of position change.
         periods_per_year: bars per year for the Sharpe ratio (default 252).
     """
-    close = np.asarray(close, dtype=np.float64)
-    positions = np.asarray(positions, dtype=np.float64)
-    if close.ndim != 1 or close.shape != positions.shape or len(close) < 2:
-        raise ValueError(
-            f"close and positions must be 1-D of equal length >= 2, got {close.shape} and {positions.shape}"
-        )
+    close, positions = _check(close, positions)
     ppy = DEFAULT_PERIODS_PER_YEAR if periods_per_year is None else float(periods_per_year)
     cost = (fee_bps + slippage_bps) / 1e4
-    ret = np.empty(len(close))  # ret[t] = close[t+1] / close[t] - 1; the last bar earns nothing
-    np.divide(close[1:], close[:-1], out=ret[:-1])
-    ret[:-1] -= 1.0
-    ret[-1] = 0.0
-    gross = positions * ret
-    change = np.empty(len(positions))  # |p_t - p_{t-1}|, from flat before the first bar
-    change[0] = positions[0]
-    np.subtract(positions[1:], positions[:-1], out=change[1:])
-    np.abs(change, out=change)
+    ret, gross, change = _bar_returns(close, positions)
     net = gross - cost * change
     net[-1] -= cost * abs(positions[-1])  # final exit to flat
-    ret_pct, sharpe, mdd = _equity_stats(net, ppy)
+    ret_pct, sharpe, mdd = equity_stats(net, ppy)
     trades = _trade_returns(positions, gross, change, cost)
     won, lost = trades > _FLAT_TRADE, trades < -_FLAT_TRADE
     wins, losses = float(trades[won].sum()), float(-trades[lost].sum())
@@ -210,7 +234,7 @@ def run_backtest(
     bh_net = ret.copy()  # long 1.0 throughout: entry at bar 0, exit after the last bar
     bh_net[0] -= cost
     bh_net[-1] -= cost
-    bh_ret, bh_sharpe, bh_mdd = _equity_stats(bh_net, ppy)
+    bh_ret, bh_sharpe, bh_mdd = equity_stats(bh_net, ppy)
     return BacktestResult(
         return_pct=ret_pct,
         sharpe=sharpe,

@@ -76,7 +76,7 @@ class ValidationSpec(_Frozen):
       most ``fold_epochs`` epochs (default: ``max_epochs`` // 2, at least 1).
     """
 
-    scheme: Literal["holdout", "walk_forward"] = "holdout"
+    scheme: Literal["holdout", "walk_forward"] = "walk_forward"
     folds: int = Field(default=4, ge=2, le=64, description="walk_forward: validation blocks")
     window: Literal["expanding", "rolling"] = Field(
         default="expanding", description="walk_forward: train on all earlier bars, or a rolling window"

@@ -24,22 +24,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from objectives.config import SplitSpec
+from objectives.config import SplitSpec, ValidationSpec
 from strategies.exceptions import DataError
 
 __all__ = [
     "MIN_SPLIT_BARS",
+    "FitWindow",
     "PreparedData",
     "Splits",
     "as_tensor",
     "check_length",
+    "check_walk_forward",
     "gather_windows",
     "split_ranges",
+    "walk_forward_ranges",
     "window_view",
 ]
 
 MIN_SPLIT_BARS: dict[str, int] = {"train": 32, "val": 16, "test": 16}
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: walk-forward folds; format 1 (no folds) is still read
 _ARRAYS = ("features", "labels", "profit", "close", "timestamps")
 
 
@@ -60,6 +63,132 @@ class Splits:
 
     def sizes(self) -> dict[str, int]:
         return {k: stop - start for k, (start, stop) in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class FitWindow:
+    """The decision bars of one model fit, as ranges ``[start, stop)``.
+
+    Attributes:
+        train: bars the model is trained on.
+        val: bars scored after every epoch (empty: no validation, the last
+            epoch is kept).
+        select_stop: validation bars below it choose the kept epoch (lowest
+            loss) and drive patience; None: all of ``val``. A walk-forward
+            block stops it ``horizon`` bars before the block's end, so that no
+            label behind the choice looks past the block.
+    """
+
+    train: tuple[int, int]
+    val: tuple[int, int] = (0, 0)
+    select_stop: int | None = None
+
+    def train_bars(self) -> np.ndarray:
+        return np.arange(*self.train, dtype=np.int64)
+
+    def val_bars(self) -> np.ndarray:
+        return np.arange(*self.val, dtype=np.int64)
+
+    def n_select(self) -> int:
+        """How many of the validation bars (a prefix) choose the kept epoch."""
+        stop = self.val[1] if self.select_stop is None else min(self.select_stop, self.val[1])
+        return max(0, stop - self.val[0])
+
+    @property
+    def stop(self) -> int:
+        """One past the last bar the fit reads a label or a window of."""
+        return max(self.train[1], self.val[1])
+
+    @classmethod
+    def holdout(cls, splits: Splits) -> FitWindow:
+        return cls(train=splits.train, val=splits.val)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"train": list(self.train), "val": list(self.val), "select_stop": self.select_stop}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FitWindow:
+        return cls(
+            train=(int(d["train"][0]), int(d["train"][1])),
+            val=(int(d["val"][0]), int(d["val"][1])),
+            select_stop=None if d.get("select_stop") is None else int(d["select_stop"]),
+        )
+
+
+def walk_forward_ranges(
+    n_bars: int, seq_len: int, horizon: int, splits: SplitSpec, validation: ValidationSpec
+) -> tuple[Splits, tuple[FitWindow, ...], FitWindow]:
+    """Walk-forward folds over the decision bars before the test split.
+
+    The usable decision bars ``[seq_len - 1, n_bars - horizon)`` end with the
+    test part (``splits.test`` of them, after a purge gap of ``horizon``). The
+    bars before it, P, are an initial block (``initial_train`` of P) and
+    ``folds`` consecutive validation blocks (the last one takes the
+    remainder). Fold k trains on the bars before block k up to a gap of
+    ``horizon + embargo_bars`` (the purge: no training label looks into the
+    block; the embargo: extra distance for serial correlation), from the start
+    (``expanding``) or over the initial block's length (``rolling``).
+
+    Returns:
+        (splits: train = fold 0's training bars, val = all validation blocks,
+        test; the folds; the final fit: every bar before the test split up to
+        the same gap, without validation).
+    """
+    first = seq_len - 1
+    usable = n_bars - horizon - first
+    has_test = splits.test > 0
+    n_test = int(max(usable - horizon, 0) * splits.test) if has_test else 0
+    pre_stop = first + usable - n_test - (horizon if has_test else 0)
+    test = (pre_stop + horizon, pre_stop + horizon + n_test) if has_test else (pre_stop, pre_stop)
+    gap = horizon + validation.embargo_bars
+    n_init = int((pre_stop - first) * validation.initial_train)
+    v0 = first + n_init
+    k = validation.folds
+    size = max((pre_stop - v0) // k, 0)
+    length = n_init - gap  # the rolling window's length: fold 0's
+    folds = []
+    for i in range(k):
+        start = v0 + i * size
+        stop = pre_stop if i == k - 1 else start + size
+        train_stop = start - gap
+        train_start = first if validation.window == "expanding" else max(first, train_stop - length)
+        folds.append(
+            FitWindow(train=(train_start, train_stop), val=(start, stop), select_stop=stop - horizon)
+        )
+    final_stop = pre_stop - validation.embargo_bars
+    final_start = first if validation.window == "expanding" else max(first, final_stop - length)
+    final = FitWindow(train=(final_start, final_stop))
+    return Splits(train=folds[0].train, val=(v0, pre_stop), test=test), tuple(folds), final
+
+
+def check_walk_forward(
+    n_bars: int, seq_len: int, horizon: int, splits: SplitSpec, validation: ValidationSpec, *, source: str
+) -> None:
+    """Raise :class:`DataError` (naming the field and the fix) unless every fold has room."""
+    parts, folds, _ = walk_forward_ranges(n_bars, seq_len, horizon, splits, validation)
+    need_block = max(seq_len + horizon, MIN_SPLIT_BARS["val"])
+    block = min(f.val[1] - f.val[0] for f in folds)
+    where = f"{source}: {n_bars} bars, data.validation"
+    if block < need_block:
+        most = (parts.val[1] - parts.val[0]) // need_block
+        fewer = f"use at most {most} folds, " if most >= 2 else ""
+        raise DataError(
+            f"{where}.folds {validation.folds}: validation blocks of {max(block, 0)} decision bars are shorter "
+            f"than seq_len {seq_len} + label horizon {horizon} (and at least {MIN_SPLIT_BARS['val']}); "
+            f"{fewer}a smaller initial_train, a shorter max seq_len or more bars"
+        )
+    if folds[0].train[1] - folds[0].train[0] < MIN_SPLIT_BARS["train"]:
+        raise DataError(
+            f"{where}.initial_train {validation.initial_train:g}: the first fold trains on "
+            f"{max(folds[0].train[1] - folds[0].train[0], 0)} decision bars after the purge gap of {horizon} "
+            f"+ embargo {validation.embargo_bars}, need at least {MIN_SPLIT_BARS['train']}; raise initial_train, "
+            "lower embargo_bars or use more bars"
+        )
+    if splits.test > 0 and parts.test[1] - parts.test[0] < MIN_SPLIT_BARS["test"]:
+        raise DataError(
+            f"{source}: {n_bars} bars leave {parts.test[1] - parts.test[0]} test decision bars (data.splits.test "
+            f"{splits.test:g}), need at least {MIN_SPLIT_BARS['test']}; raise splits.test or use more bars"
+        )
 
 
 def split_ranges(n_bars: int, seq_len: int, horizon: int, splits: SplitSpec) -> Splits:
@@ -103,11 +232,14 @@ class PreparedData:
         close: `n_bars` float64 closes (for the backtest).
         timestamps: `n_bars` int64 nanoseconds since the epoch (UTC).
         feature_names: `n_features` names.
-        splits: decision-bar ranges of train / val / test.
+        splits: decision-bar ranges of train / val / test (walk-forward: fold 0's
+            training bars / all validation blocks / test).
         periods_per_year: bars per year (Sharpe annualisation).
         bar_seconds: median bar spacing.
         max_seq_len: the longest window any trial may use.
         meta: JSON-able description (source, feature set, normalisation, labels, scaler).
+        folds: walk-forward folds (empty for holdout validation).
+        final: walk-forward: the fit on every bar before the test split (the model scored on test).
     """
 
     features: np.ndarray
@@ -121,6 +253,8 @@ class PreparedData:
     bar_seconds: float
     max_seq_len: int
     meta: Mapping[str, Any] = field(default_factory=dict)
+    folds: tuple[FitWindow, ...] = ()
+    final: FitWindow | None = None
 
     @property
     def n_bars(self) -> int:
@@ -144,6 +278,8 @@ class PreparedData:
             "bar_seconds": self.bar_seconds,
             "max_seq_len": self.max_seq_len,
             "meta": dict(self.meta),
+            "folds": [f.to_dict() for f in self.folds],
+            "final": None if self.final is None else self.final.to_dict(),
         }
         (directory / "meta.json").write_text(json.dumps(info, indent=2))
 
@@ -155,7 +291,7 @@ class PreparedData:
         if not meta_path.is_file():
             raise DataError(f"{directory}: no prepared data (meta.json missing); run prepare_data first")
         info = json.loads(meta_path.read_text())
-        if info.get("format_version") != _FORMAT_VERSION:
+        if info.get("format_version") not in (1, _FORMAT_VERSION):
             raise DataError(
                 f"{directory}: prepared-data format {info.get('format_version')} is not "
                 f"{_FORMAT_VERSION}; prepare the data again"
@@ -169,6 +305,8 @@ class PreparedData:
             bar_seconds=float(info["bar_seconds"]),
             max_seq_len=int(info["max_seq_len"]),
             meta=info["meta"],
+            folds=tuple(FitWindow.from_dict(f) for f in info.get("folds", ())),
+            final=None if info.get("final") is None else FitWindow.from_dict(info["final"]),
         )
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,10 +45,13 @@ from strategies.exceptions import ConfigError, TrialError
 __all__ = [
     "EvalResult",
     "EvalSettings",
+    "build_trial_model",
     "evaluate",
     "evaluate_checkpoint",
     "evaluate_module",
     "gate_probability",
+    "score_bars",
+    "score_checkpoint",
     "score_module",
 ]
 
@@ -81,6 +85,7 @@ class EvalResult:
         seconds: ``train``, ``backtest``, ``total``.
         input_size: number of features the model was built for.
         stop_reason: ``max_epochs``, ``early_stopping``, ``time_budget`` or ``callback``.
+        returns: per-bar net returns of the validation backtest.
     """
 
     metrics: dict[str, float]
@@ -91,6 +96,7 @@ class EvalResult:
     seconds: dict[str, float]
     input_size: int
     stop_reason: str = "max_epochs"
+    returns: np.ndarray | None = None  # `n_val` per-bar net returns of the validation backtest
 
 
 def _family(family: str) -> tuple[Any, Mapping[str, Any]]:
@@ -99,9 +105,10 @@ def _family(family: str) -> tuple[Any, Mapping[str, Any]]:
     return strategies, strategies.get_family(family).train_defaults
 
 
-def _build(
+def build_trial_model(
     family: str, params: Mapping[str, Any], data: PreparedData, seed: int
 ) -> tuple[nn.Module, TrainConfig]:
+    """The family's model for ``params`` (weights seeded with ``seed``) and its training config."""
     strategies, defaults = _family(family)
     cfg = TrainConfig.from_params(params, defaults)
     model = strategies.build_model(family, params, data.n_features, seed=seed)
@@ -118,7 +125,7 @@ def evaluate(
     checkpoint_path: Path | None = None,
 ) -> EvalResult:
     """Build, train and validate one configuration of ``family``; see :func:`evaluate_module`."""
-    model, cfg = _build(family, params, data, settings.seed)
+    model, cfg = build_trial_model(family, params, data, settings.seed)
     return evaluate_module(model, cfg, data, settings, on_epoch=on_epoch, checkpoint_path=checkpoint_path)
 
 
@@ -152,7 +159,7 @@ def evaluate_module(
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
         torch.save(trained.best_state, checkpoint_path)
     t0 = time.perf_counter()
-    metrics = score_module(model, cfg, data, settings, "val")
+    metrics, returns = score_bars(model, cfg, data, settings, "val")
     backtest_s = time.perf_counter() - t0
     return EvalResult(
         metrics=metrics,
@@ -163,6 +170,7 @@ def evaluate_module(
         seconds={"train": train_s, "backtest": backtest_s, "total": time.perf_counter() - started},
         input_size=data.n_features,
         stop_reason=trained.stop_reason,
+        returns=returns,
     )
 
 
@@ -175,21 +183,41 @@ def evaluate_checkpoint(
     split: str = "test",
 ) -> dict[str, float]:
     """Load saved weights and score them on ``split`` (keys as in :attr:`EvalResult.metrics`, prefix ``split``)."""
+    return score_checkpoint(family, params, data, settings, checkpoint_path, split)[0]
+
+
+def score_checkpoint(
+    family: str,
+    params: Mapping[str, Any],
+    data: PreparedData,
+    settings: EvalSettings,
+    checkpoint_path: Path,
+    split: str = "test",
+    *,
+    gate_bars: np.ndarray | None = None,
+) -> tuple[dict[str, float], np.ndarray]:
+    """:func:`evaluate_checkpoint` plus the per-bar net returns; the gate is calibrated on ``gate_bars``."""
     model, cfg = _load(family, params, data, settings.seed, checkpoint_path)
-    return score_module(model, cfg, data, settings, split)
+    return score_bars(model, cfg, data, settings, split, gate_bars=gate_bars)
 
 
 def _load(
     family: str, params: Mapping[str, Any], data: PreparedData, seed: int, checkpoint_path: Path
 ) -> tuple[nn.Module, TrainConfig]:
     """The model of ``params`` with the weights saved at ``checkpoint_path``."""
-    model, cfg = _build(family, params, data, seed)
+    model, cfg = build_trial_model(family, params, data, seed)
     model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
     return model, cfg
 
 
 def gate_probability(
-    family: str, params: Mapping[str, Any], data: PreparedData, settings: EvalSettings, checkpoint_path: Path
+    family: str,
+    params: Mapping[str, Any],
+    data: PreparedData,
+    settings: EvalSettings,
+    checkpoint_path: Path,
+    *,
+    train_bars: np.ndarray | None = None,
 ) -> float:
     """The probability gate the saved model trades with: the spec's gate, or the threshold a
     ``'train_quantile'`` gate resolves to for this model (what a live system should use: trade
@@ -201,24 +229,53 @@ def gate_probability(
     model, cfg = _load(family, params, data, settings.seed, checkpoint_path)
     device = resolve_device(settings.device)
     model.to(device)
-    tensors = TrialTensors(data, cfg.seq_len, data.splits.train[1], device, cfg.class_weights)
+    bars = data.splits.bars("train") if train_bars is None else train_bars
+    tensors = TrialTensors(data, cfg.seq_len, int(bars[-1]) + 1, device, cfg.class_weights)
     return gate_threshold(
-        model, tensors, data, gate, max(4 * cfg.batch_size, 64), allow_short=settings.backtest.allow_short
+        model,
+        tensors,
+        data,
+        gate,
+        max(4 * cfg.batch_size, 64),
+        allow_short=settings.backtest.allow_short,
+        train_bars=bars,
     )
 
 
 def score_module(
-    model: nn.Module, cfg: TrainConfig, data: PreparedData, settings: EvalSettings, split: str
+    model: nn.Module,
+    cfg: TrainConfig,
+    data: PreparedData,
+    settings: EvalSettings,
+    split: str,
+    *,
+    gate_bars: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Metrics of a trained ``model`` on ``split`` (no training)."""
+    """Metrics of a trained ``model`` on ``split`` (no training); see :func:`score_bars`."""
+    return score_bars(model, cfg, data, settings, split, gate_bars=gate_bars)[0]
+
+
+def score_bars(
+    model: nn.Module,
+    cfg: TrainConfig,
+    data: PreparedData,
+    settings: EvalSettings,
+    split: str,
+    *,
+    gate_bars: np.ndarray | None = None,
+) -> tuple[dict[str, float], np.ndarray]:
+    """Metrics (keys as in :attr:`EvalResult.metrics`, prefix ``split``) and per-bar net returns `n`
+    of a trained ``model`` on ``split``; a ``'train_quantile'`` gate is calibrated on ``gate_bars``
+    (default: the training split)."""
     bars = data.splits.bars(split)
     if len(bars) < 2:
         raise TrialError(f"split {split!r} has {len(bars)} decision bars; nothing to backtest")
     device = resolve_device(settings.device)
     model.to(device)
-    tensors = TrialTensors(data, cfg.seq_len, int(bars[-1]) + 1, device, cfg.class_weights)
+    stop = int(max(bars[-1], gate_bars[-1] if gate_bars is not None and len(gate_bars) else 0)) + 1
+    tensors = TrialTensors(data, cfg.seq_len, stop, device, cfg.class_weights)
     score: SplitScore = score_split(
-        model, tensors, bars, cfg, data, settings.backtest, max(4 * cfg.batch_size, 64)
+        model, tensors, bars, cfg, data, settings.backtest, max(4 * cfg.batch_size, 64), gate_bars=gate_bars
     )
     metrics = score.backtest.to_dict()
     metrics[f"{split}_accuracy"] = score.accuracy
@@ -226,4 +283,4 @@ def score_module(
     bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     if bad:
         raise TrialError(f"non-finite metrics on {split}: {', '.join(bad)}")
-    return metrics
+    return metrics, score.returns

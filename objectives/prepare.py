@@ -20,12 +20,20 @@ import pandas as pd
 
 from objectives.config import DataSpec
 from objectives.data import infer_bar_seconds, infer_periods_per_year, load_spec_bars
-from objectives.dataset import PreparedData, check_length, split_ranges
+from objectives.dataset import (
+    FitWindow,
+    PreparedData,
+    Splits,
+    check_length,
+    check_walk_forward,
+    split_ranges,
+    walk_forward_ranges,
+)
 from objectives.features import build_features
 from objectives.labels import make_labels
 from strategies.exceptions import ConfigError
 
-__all__ = ["normalize", "prepare_data", "train_bars"]
+__all__ = ["normalize", "prepare_data", "study_parts", "train_bars"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +59,21 @@ def normalize(features: np.ndarray, method: str, fit_stop: int) -> tuple[np.ndar
     return ((x - mean) / std).astype(np.float32), {"mean": mean.tolist(), "std": std.tolist()}
 
 
+def study_parts(
+    spec: DataSpec, n_bars: int, max_seq_len: int
+) -> tuple[Splits, tuple[FitWindow, ...], FitWindow | None]:
+    """The splits, walk-forward folds and final fit of ``n_bars`` under ``spec.validation``.
+
+    Raises :class:`DataError` (naming the field and the fix) when the data are too short.
+    """
+    h = spec.label.horizon
+    if spec.validation.scheme == "walk_forward":
+        check_walk_forward(n_bars, max_seq_len, h, spec.splits, spec.validation, source=spec.source)
+        return walk_forward_ranges(n_bars, max_seq_len, h, spec.splits, spec.validation)
+    check_length(n_bars, max_seq_len, h, spec.splits, source=spec.source)
+    return split_ranges(n_bars, max_seq_len, h, spec.splits), (), None
+
+
 def prepare_data(spec: DataSpec, *, feature_set: str, max_seq_len: int) -> PreparedData:
     """Load ``spec.source`` and compute features, labels, splits and the normalisation once.
 
@@ -63,13 +86,12 @@ def prepare_data(spec: DataSpec, *, feature_set: str, max_seq_len: int) -> Prepa
         raise ConfigError(f"max_seq_len must be >= 1, got {max_seq_len}")
     started = time.perf_counter()
     bars = load_spec_bars(spec)
-    check_length(len(bars), max_seq_len, spec.label.horizon, spec.splits, source=spec.source)
+    splits, folds, final = study_parts(spec, len(bars), max_seq_len)
     index = pd.DatetimeIndex(bars.index)
     bar_seconds = infer_bar_seconds(index)
     frame = build_features(bars, feature_set, columns=spec.feature_columns, bar_seconds=bar_seconds)
     close = bars["close"].to_numpy(dtype=np.float64)
     labels, profit = make_labels(close, spec.label)
-    splits = split_ranges(len(bars), max_seq_len, spec.label.horizon, spec.splits)
     features, scaler = normalize(frame.to_numpy(), spec.normalization, splits.train[1])
     meta = {
         "source": spec.source,
@@ -77,6 +99,7 @@ def prepare_data(spec: DataSpec, *, feature_set: str, max_seq_len: int) -> Prepa
         "normalization": spec.normalization,
         "scaler": scaler,
         "label": spec.label.model_dump(),
+        "validation": spec.validation.model_dump(),
         "timeframes": list(frame.attrs.get("timeframes", ())),
         "first_timestamp": str(index[0]),
         "last_timestamp": str(index[-1]),
@@ -93,6 +116,8 @@ def prepare_data(spec: DataSpec, *, feature_set: str, max_seq_len: int) -> Prepa
         bar_seconds=bar_seconds,
         max_seq_len=max_seq_len,
         meta=meta,
+        folds=folds,
+        final=final,
     )
     logger.info(
         "prepared %s: %d bars x %d features (%s), splits %s, %.2fs",
@@ -109,9 +134,9 @@ def prepare_data(spec: DataSpec, *, feature_set: str, max_seq_len: int) -> Prepa
 def train_bars(spec: DataSpec, *, max_seq_len: int = 1) -> pd.DataFrame:
     """Raw bars of the training part (rows ``[0, train_stop)``), e.g. for data-driven priors.
 
-    The part ends where :func:`prepare_data` with the same ``max_seq_len`` ends it.
+    The part ends where :func:`prepare_data` with the same ``max_seq_len`` ends it
+    (walk-forward: the first fold's training bars, before any validation block).
     """
     bars = load_spec_bars(spec)
-    check_length(len(bars), max_seq_len, spec.label.horizon, spec.splits, source=spec.source)
-    stop = split_ranges(len(bars), max_seq_len, spec.label.horizon, spec.splits).train[1]
+    stop = study_parts(spec, len(bars), max_seq_len)[0].train[1]
     return bars.iloc[:stop]

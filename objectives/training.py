@@ -27,6 +27,7 @@ gathered by index from a window view of the feature tensor (no DataLoader).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -41,11 +42,12 @@ from objectives.backtest import (
     BacktestResult,
     action_confidence,
     actions_to_positions,
+    net_returns,
     ranked_positions,
     run_backtest,
 )
 from objectives.config import BacktestSpec
-from objectives.dataset import PreparedData, as_tensor, gather_windows, window_view
+from objectives.dataset import FitWindow, PreparedData, as_tensor, gather_windows, window_view
 from objectives.losses import LossSettings, class_weights, total_loss
 from objectives.train_config import TrainConfig
 from strategies.base import ModelOutput
@@ -56,6 +58,8 @@ __all__ = [
     "EpochReport",
     "SplitScore",
     "TrainResult",
+    "TrialTensors",
+    "gate_threshold",
     "resolve_device",
     "score_split",
     "train_model",
@@ -82,12 +86,15 @@ EpochCallback = Callable[[EpochReport], bool]
 
 @dataclass(frozen=True)
 class SplitScore:
-    """A model scored on one split: loss, accuracy, probabilities `n x 3`, backtest."""
+    """A model scored on decision bars: loss and accuracy (on the first ``n_select`` bars),
+    probabilities `n x 3`, positions `n`, backtest, per-bar net returns `n`."""
 
     loss: float
     accuracy: float
     probs: np.ndarray
     backtest: BacktestResult
+    positions: np.ndarray
+    returns: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,13 @@ class TrialTensors:
     """Device tensors of one trial: the window view, labels, profit targets, class weights."""
 
     def __init__(
-        self, data: PreparedData, seq_len: int, stop: int, device: torch.device, use_class_weights: bool
+        self,
+        data: PreparedData,
+        seq_len: int,
+        stop: int,
+        device: torch.device,
+        use_class_weights: bool,
+        train_bars: np.ndarray | None = None,
     ) -> None:
         if seq_len > data.max_seq_len:
             raise TrialError(
@@ -127,8 +140,15 @@ class TrialTensors:
         self.view = window_view(as_tensor(data.features[:stop], device), seq_len)  # (stop-L+1) x L x F
         self.labels = as_tensor(data.labels[:stop], device)
         self.profit = as_tensor(data.profit[:stop], device)
-        train = torch.from_numpy(data.labels[data.splits.bars("train")].copy())
-        self.weights = (class_weights(train) if use_class_weights else torch.ones(3)).to(device)
+        self.data = data
+        self.use_class_weights = use_class_weights
+        self.set_class_weights(data.splits.bars("train") if train_bars is None else train_bars)
+
+    def set_class_weights(self, train_bars: np.ndarray) -> None:
+        """Class weights from the labels of ``train_bars`` (all ones without class weighting)."""
+        train = torch.from_numpy(self.data.labels[train_bars].copy())
+        weights = class_weights(train) if self.use_class_weights else torch.ones(3)
+        self.weights = weights.to(self.device)
 
     def batch(self, bars: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(windows `batch x L x F`, labels `batch`, profit `batch`) of decision bars ``bars``."""
@@ -146,38 +166,50 @@ def score_split(
     data: PreparedData,
     spec: BacktestSpec,
     batch_size: int,
+    *,
+    n_select: int | None = None,
+    gate_bars: np.ndarray | None = None,
 ) -> SplitScore:
-    """Loss, accuracy and backtest of ``model`` on decision bars ``bars`` (eval mode, no grad)."""
+    """Loss, accuracy and backtest of ``model`` on decision bars ``bars`` (eval mode, no grad).
+
+    Loss and accuracy are taken over the first ``n_select`` bars (default all);
+    a ``'train_quantile'`` gate is calibrated on ``gate_bars`` (default: the
+    training split).
+    """
     model.eval()
     settings = cfg.loss_settings()
-    probs, loss_sum = [], 0.0
     idx = torch.from_numpy(np.asarray(bars, dtype=np.int64)).to(t.device)
+    n_sel = len(idx) if n_select is None else max(0, min(n_select, len(idx)))
+    probs, loss_sum = [], 0.0
     with torch.no_grad():
-        for start in range(0, len(idx), batch_size):
-            x, y, p = t.batch(idx[start : start + batch_size])
-            out = _forward(model, x)
-            loss_sum += total_loss(out, y, p, t.weights, settings).total.item() * len(y)
-            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu())
+        # batches split at n_sel, so that the selection loss needs no second pass
+        for lo, hi in ((0, n_sel), (n_sel, len(idx))):
+            for start in range(lo, hi, batch_size):
+                x, y, p = t.batch(idx[start : min(start + batch_size, hi)])
+                out = _forward(model, x)
+                if hi == n_sel:
+                    loss_sum += total_loss(out, y, p, t.weights, settings).total.item() * len(y)
+                probs.append(torch.softmax(out.logits.float(), dim=-1).cpu())
     prob = torch.cat(probs).numpy().astype(np.float64)
     labels = data.labels[bars]
     gate = cfg.confidence_gate if cfg.confidence_gate is not None else spec.confidence_gate
     if spec.gate == "train_quantile":
-        threshold = gate_threshold(model, t, data, gate, batch_size, allow_short=spec.allow_short)
+        threshold = gate_threshold(
+            model, t, data, gate, batch_size, allow_short=spec.allow_short, train_bars=gate_bars
+        )
         positions = ranked_positions(prob, threshold=threshold, allow_short=spec.allow_short)
     else:
         positions = actions_to_positions(prob, confidence_gate=gate, allow_short=spec.allow_short)
-    result = run_backtest(
-        data.close[bars],
-        positions,
-        fee_bps=spec.fee_bps,
-        slippage_bps=spec.slippage_bps,
-        periods_per_year=data.periods_per_year,
-    )
+    close = data.close[bars]
+    costs = {"fee_bps": spec.fee_bps, "slippage_bps": spec.slippage_bps}
+    result = run_backtest(close, positions, periods_per_year=data.periods_per_year, **costs)
     return SplitScore(
-        loss=loss_sum / len(idx),
-        accuracy=float((prob.argmax(1) == labels).mean()),
+        loss=loss_sum / n_sel if n_sel else math.nan,
+        accuracy=float((prob[:n_sel].argmax(1) == labels[:n_sel]).mean()) if n_sel else math.nan,
         probs=prob,
         backtest=result,
+        positions=positions,
+        returns=net_returns(close, positions, **costs),
     )
 
 
@@ -189,18 +221,20 @@ def gate_threshold(
     batch_size: int,
     *,
     allow_short: bool = True,
+    train_bars: np.ndarray | None = None,
 ) -> float:
     """The probability threshold of a ``'train_quantile'`` gate: the ``quantile`` of ``model``'s confidence.
 
     Confidence is the probability of the more likely trade, max(p_long,
     p_short) (p_long without shorts; see :func:`~objectives.backtest.ranked_positions`),
-    over the last :data:`GATE_CALIBRATION_BARS` decision bars of the training
-    split; their windows end inside the training split, so the threshold uses
-    no validation or test bar. ``quantile`` 0 trades every bar.
+    over the last :data:`GATE_CALIBRATION_BARS` decision bars the model was
+    trained on (``train_bars``, default the training split); their windows end
+    inside it, so the threshold uses no validation or test bar. ``quantile`` 0
+    trades every bar.
     """
     if quantile <= 0.0:
         return 0.0
-    bars = data.splits.bars("train")[-GATE_CALIBRATION_BARS:]
+    bars = (data.splits.bars("train") if train_bars is None else train_bars)[-GATE_CALIBRATION_BARS:]
     idx = torch.from_numpy(bars).to(t.device)
     top = []
     model.eval()
@@ -302,8 +336,10 @@ def train_model(
     device: str | torch.device = "auto",
     time_budget_s: float | None = None,
     on_epoch: EpochCallback | None = None,
+    window: FitWindow | None = None,
+    tensors: TrialTensors | None = None,
 ) -> TrainResult:
-    """Train ``model`` on the training split, validating every epoch; restore the best weights.
+    """Train ``model`` on ``window``'s training bars, validating every epoch; restore the best weights.
 
     Args:
         model: maps `batch x seq_len x n_features` float32 to a ModelOutput.
@@ -315,14 +351,24 @@ def train_model(
         device: ``auto``, ``cpu``, ``cuda``, ...
         time_budget_s: stop after the batch at which this many seconds have passed.
         on_epoch: called after each epoch; returning True stops training.
+        window: the decision bars to train on, validate on and choose the kept
+            epoch by (default: the training and validation splits). Without
+            validation bars every epoch is kept in turn: the last one is returned.
+        tensors: device tensors to reuse (e.g. across walk-forward folds);
+            they must reach ``window.stop``. Class weights come from them.
     """
     dev = resolve_device(device)
     model.to(dev)
     started = time.perf_counter()
     deadline = started + time_budget_s if time_budget_s is not None else math.inf
-    t = TrialTensors(data, cfg.seq_len, data.splits.val[1], dev, cfg.class_weights)
-    train_bars = torch.from_numpy(data.splits.bars("train")).to(dev)
-    val_bars = data.splits.bars("val")
+    window = window or FitWindow.holdout(data.splits)
+    t = tensors or TrialTensors(
+        data, cfg.seq_len, window.stop, dev, cfg.class_weights, train_bars=window.train_bars()
+    )
+    train_np = window.train_bars()
+    train_bars = torch.from_numpy(train_np).to(dev)
+    val_bars = window.val_bars()
+    n_select = window.n_select()
     eval_batch = max(4 * cfg.batch_size, 64)
     settings = cfg.loss_settings()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -341,26 +387,19 @@ def train_model(
             train_loss, out_of_time = _train_epoch(
                 model, t, train_bars, opt, cfg, settings, gen, rng, deadline
             )
-            val = score_split(model, t, val_bars, cfg, data, backtest, eval_batch)
-            if not math.isfinite(val.loss):
-                raise TrialError(f"validation loss is non-finite at epoch {epoch}")
-            report = EpochReport(
-                epoch=epoch,
-                train_loss=train_loss,
-                val_loss=val.loss,
-                val_accuracy=val.accuracy,
-                val_sharpe=val.backtest.sharpe,
-                val_return_pct=val.backtest.return_pct,
-                seconds=time.perf_counter() - started,
+            report = _validate(
+                model, t, val_bars, n_select, train_np, cfg, data, backtest, eval_batch, epoch, train_loss
             )
+            report = dataclasses.replace(report, seconds=time.perf_counter() - started)
             curve.append(report)
             logger.debug("epoch %d: %s", epoch, report)
-            if val.loss < best_loss:
-                best_loss, best_epoch, best_state, stale = val.loss, epoch, _cpu_state(model), 0
+            score = report.val_loss if len(val_bars) else -float(epoch)  # no validation: keep the last
+            if score < best_loss:
+                best_loss, best_epoch, best_state, stale = score, epoch, _cpu_state(model), 0
             else:
                 stale += 1
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(val.loss)
+                sched.step(report.val_loss if len(val_bars) else train_loss)
             elif isinstance(sched, torch.optim.lr_scheduler.LRScheduler):
                 sched.step()
             if on_epoch is not None and on_epoch(report):
@@ -380,6 +419,39 @@ def train_model(
         curve=tuple(curve),
         stopped_by_callback=by_callback,
         stop_reason=reason,
+    )
+
+
+def _validate(
+    model: nn.Module,
+    t: TrialTensors,
+    val_bars: np.ndarray,
+    n_select: int,
+    train_bars: np.ndarray,
+    cfg: TrainConfig,
+    data: PreparedData,
+    backtest: BacktestSpec,
+    batch_size: int,
+    epoch: int,
+    train_loss: float,
+) -> EpochReport:
+    """One epoch's report (validation figures NaN when there are no validation bars)."""
+    if not len(val_bars):
+        nan = math.nan
+        return EpochReport(epoch, train_loss, nan, nan, nan, nan, 0.0)
+    val = score_split(
+        model, t, val_bars, cfg, data, backtest, batch_size, n_select=n_select, gate_bars=train_bars
+    )
+    if not math.isfinite(val.loss):
+        raise TrialError(f"validation loss is non-finite at epoch {epoch}")
+    return EpochReport(
+        epoch=epoch,
+        train_loss=train_loss,
+        val_loss=val.loss,
+        val_accuracy=val.accuracy,
+        val_sharpe=val.backtest.sharpe,
+        val_return_pct=val.backtest.return_pct,
+        seconds=0.0,
     )
 
 

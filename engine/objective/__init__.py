@@ -15,7 +15,7 @@ validation scheme to a name.
 
 from __future__ import annotations
 
-from engine.objective import model, synthetic  # noqa: F401  (register the objectives)
+from engine.objective import model, synthetic, walk_forward  # noqa: F401  (register the objectives)
 from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
 from engine.objective.registry import (
     OBJECTIVES,

@@ -70,10 +70,12 @@ class Prepared:
 
 @dataclass(frozen=True)
 class HeldOutScore:
-    """A trial scored on the held-out test split: its metrics and per-bar net returns."""
+    """A trial scored on the held-out test split: its metrics, per-bar net returns, and the
+    weights of the model scored when it was trained for the test (walk-forward's final fit)."""
 
     metrics: dict[str, float]
     returns: Any = None  # `T_test` float array, or None
+    checkpoint: bytes | None = None
 
 
 class Objective(ABC):
@@ -130,6 +132,11 @@ class Objective(ABC):
         from strategies.exceptions import ConfigError
 
         raise ConfigError(f"{self.name}: data-driven priors need market data")
+
+    def baseline_returns(self, store: StudyStore) -> dict[str, dict[str, tuple[dict[str, float], Any]]]:
+        """Rule baselines (flat, buy-and-hold) on the validation bars and the test split:
+        ``{name: {"validation" | "test": (metrics, per-bar net returns)}}``; none by default."""
+        return {}
 
     def baseline_configurations(self) -> list[dict[str, Any]]:
         """Configurations evaluated first as baselines (e.g. the family's defaults); none by default."""

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
 from engine.objective.registry import register_objective
 from objectives.backtest import BacktestResult
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from engine.spec import ExperimentSpec
     from engine.store import StudyStore
     from engine.trial import TrialJob, TrialOutcome
-    from objectives import EvalSettings
+    from objectives import EvalSettings, PreparedData
 
 __all__ = [
     "CURVE_METRICS",
@@ -87,6 +89,10 @@ class ModelObjective(Objective):
     """What every validation scheme of a model family shares (not registered itself)."""
 
     scores_test = True
+
+    @property
+    def reports_sems(self) -> bool:
+        return True
 
     @classmethod
     def default_space(cls, strategy: str, preset: str) -> SearchSpace:
@@ -142,7 +148,14 @@ class ModelObjective(Objective):
             "bar_seconds": data.bar_seconds,
             "first_timestamp": data.meta.get("first_timestamp"),
             "last_timestamp": data.meta.get("last_timestamp"),
+            "split_dates": _dates(
+                data, {"train": data.splits.train, "val": data.splits.val, "test": data.splits.test}
+            ),
         }
+        if data.folds:
+            facts["folds"] = [_dates(data, {"train": f.train, "val": f.val}) for f in data.folds]
+            if data.final is not None:
+                facts["final_fit"] = _dates(data, {"train": data.final.train})
         return Prepared(facts=facts, data_hash=self.data_hash(), payload=data)
 
     def shared_data(self, store: StudyStore) -> Any:
@@ -165,6 +178,28 @@ class ModelObjective(Objective):
         space = self.spec.space
         point = fit_point(space, scale_into(space, family.gpu_space(), family_defaults(self.spec.strategy)))
         return [dict(point)]
+
+    def baseline_returns(self, store: StudyStore) -> dict[str, dict[str, tuple[dict[str, float], Any]]]:
+        """Flat and buy-and-hold on the out-of-sample validation bars (the stitched blocks of a
+        walk-forward study, the validation split of a holdout one) and on the test split, with the
+        study's costs."""
+        from objectives import PreparedData
+        from objectives.backtest import net_returns, run_backtest
+
+        data = PreparedData.load(store.data_dir, mmap=True)
+        bt = self.spec.backtest
+        costs = {"fee_bps": bt.fee_bps, "slippage_bps": bt.slippage_bps}
+        out: dict[str, dict[str, tuple[dict[str, float], Any]]] = {"flat": {}, "buy_and_hold": {}}
+        for split, name in (("val", "validation"), ("test", "test")):
+            bars = data.splits.bars(split)
+            if len(bars) < 2:
+                continue
+            close = np.asarray(data.close[bars])
+            for baseline, level in (("flat", 0.0), ("buy_and_hold", 1.0)):
+                pos = np.full(len(bars), level)
+                result = run_backtest(close, pos, periods_per_year=data.periods_per_year, **costs)
+                out[baseline][name] = (result.to_dict(), net_returns(close, pos, **costs))
+        return out
 
     def eval_settings(self, seed: int, device: str | None = None) -> EvalSettings:
         from objectives import EvalSettings
@@ -191,6 +226,10 @@ class ModelObjective(Objective):
             "costs": f"{bt.fee_bps:g} bp fee + {bt.slippage_bps:g} bp slippage per unit of turnover",
             "gate": f"{bt.gate}, confidence_gate {bt.confidence_gate:g}, shorts {'on' if bt.allow_short else 'off'}",
         }
+
+    def gate_bars(self, store: StudyStore, record: TrialRecord, data: PreparedData) -> Any:
+        """The training bars of the model a live system would load (its gate is calibrated on them)."""
+        return None  # the training split
 
     def config_entry(self, store: StudyStore, record: TrialRecord) -> dict[str, Any]:
         """The family's model config and the backtest settings (with the gate the chosen model trades with)."""
@@ -220,6 +259,7 @@ class HoldoutObjective(ModelObjective):
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
         from engine.trial import TrialOutcome, load_prepared, report_dict
         from objectives import evaluate
+        from objectives.noise import bootstrap_standard_errors
 
         prepared = data if data is not None else load_prepared(str(job.data_dir))
         with tempfile.TemporaryDirectory(prefix="boengine-trial-") as tmp:
@@ -235,6 +275,7 @@ class HoldoutObjective(ModelObjective):
             payload = ckpt.read_bytes() if ckpt.is_file() else None
         # a stop request after the last epoch leaves a fully trained model
         stopped = result.stopped_by_callback and result.epochs_run < self.spec.budget.max_epochs
+        returns = result.returns if result.returns is not None else np.zeros(0)
         return TrialOutcome(
             job.trial_index,
             "early_stopped" if stopped else "completed",
@@ -242,6 +283,9 @@ class HoldoutObjective(ModelObjective):
             epochs=result.epochs_run,
             seconds={k: float(v) for k, v in result.seconds.items()},
             checkpoint=payload,
+            sems=bootstrap_standard_errors(returns, prepared.periods_per_year, seed=job.seed),
+            arrays={"returns": returns},
+            info={"best_epoch": result.best_epoch, "stop_reason": result.stop_reason},
         )
 
     def score_test(
@@ -249,7 +293,8 @@ class HoldoutObjective(ModelObjective):
     ) -> dict[int, HeldOutScore]:
         """The saved weights of each record scored on the test split (no retraining)."""
         from engine.trial import set_worker_threads
-        from objectives import PreparedData, evaluate_checkpoint
+        from objectives import PreparedData
+        from objectives.evaluate import score_checkpoint
 
         todo = [r for r in records if store.checkpoint_path(r.index).is_file()]
         if not todo:
@@ -259,10 +304,10 @@ class HoldoutObjective(ModelObjective):
         out: dict[int, HeldOutScore] = {}
         for rec in todo:
             settings = self.eval_settings(self.spec.seed, device="cpu")
-            metrics = evaluate_checkpoint(
+            metrics, returns = score_checkpoint(
                 self.spec.strategy, rec.params, data, settings, store.checkpoint_path(rec.index), split="test"
             )
-            out[rec.index] = HeldOutScore(metrics)
+            out[rec.index] = HeldOutScore(metrics, returns)
         return out
 
     def describe(self, meta: Mapping[str, Any]) -> dict[str, str]:
@@ -273,6 +318,18 @@ class HoldoutObjective(ModelObjective):
             "validation": f"holdout: train / validation / test {splits.get('train', '?')} / "
             f"{splits.get('val', '?')} / {splits.get('test', '?')} decision bars, purge gaps of {h} bars",
         }
+
+
+def _dates(data: PreparedData, ranges: Mapping[str, tuple[int, int]]) -> dict[str, list[str]]:
+    """First and last timestamp of each decision-bar range (ISO, UTC)."""
+    import pandas as pd
+
+    out = {}
+    for name, (start, stop) in ranges.items():
+        if stop > start:
+            stamps = pd.to_datetime(data.timestamps[[start, stop - 1]])
+            out[name] = [str(t) for t in stamps]
+    return out
 
 
 def _check_training_values(space: SearchSpace) -> None:

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from objectives.config import DataSpec, SplitSpec
+from objectives.config import DataSpec, SplitSpec, ValidationSpec
 from objectives.data import infer_bar_seconds, infer_periods_per_year, load_bars, load_spec_bars
 from objectives.dataset import check_length
 from objectives.prepare import prepare_data
+
+HOLDOUT = ValidationSpec(scheme="holdout")
 from strategies.exceptions import DataError
 from tests.objectives.helpers import make_bars, write_csv
 
@@ -200,8 +202,10 @@ def test_too_few_rows_for_seq_len_horizon_and_splits(tmp_path: Path) -> None:
     path = tmp_path / "short.csv"
     write_csv(make_bars(150), path)
     with pytest.raises(DataError, match=r"short\.csv: 150 bars are too few"):
-        prepare_data(DataSpec(source=str(path)), feature_set="basic", max_seq_len=60)
-    prepare_data(DataSpec(source=str(path)), feature_set="basic", max_seq_len=10)  # enough
+        prepare_data(DataSpec(source=str(path), validation=HOLDOUT), feature_set="basic", max_seq_len=60)
+    prepare_data(
+        DataSpec(source=str(path), validation=HOLDOUT), feature_set="basic", max_seq_len=10
+    )  # enough
 
 
 def test_check_length_boundary() -> None:

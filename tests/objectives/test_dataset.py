@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from objectives.backtest import actions_to_positions
-from objectives.config import DataSpec, LabelSpec
+from objectives.config import DataSpec, LabelSpec, ValidationSpec
 from objectives.dataset import PreparedData, gather_windows, window_view
 from objectives.prepare import normalize, prepare_data, train_bars
 from tests.objectives.helpers import TinyModel, make_bars, synthetic_data, write_csv
@@ -63,8 +63,11 @@ def test_save_and_load_share_arrays(tmp_path: Path) -> None:
     assert not isinstance(PreparedData.load(tmp_path / "prep", mmap=False).features, np.memmap)
 
 
+HOLDOUT = ValidationSpec(scheme="holdout")
+
+
 def test_prepare_builtin_eurusd_default_spec() -> None:
-    data = prepare_data(DataSpec(), feature_set="multi_timeframe", max_seq_len=100)
+    data = prepare_data(DataSpec(validation=HOLDOUT), feature_set="multi_timeframe", max_seq_len=100)
     assert data.features.shape == (6225, 46) and data.features.dtype == np.float32
     assert data.splits.sizes() == {"train": 4275, "val": 916, "test": 917}
     assert data.bar_seconds == 3600.0 and data.periods_per_year == pytest.approx(6280.6, rel=1e-4)
@@ -72,7 +75,7 @@ def test_prepare_builtin_eurusd_default_spec() -> None:
     np.testing.assert_allclose(train.mean(axis=0), 0.0, atol=1e-4)  # z-scored on the training part
     assert (data.labels[: data.splits.test[1]] >= 0).all() and (data.labels[-6:] == -1).all()
     assert data.meta["timeframes"] == ["4h", "1D", "1W"]
-    bars = train_bars(DataSpec(), max_seq_len=100)
+    bars = train_bars(DataSpec(validation=HOLDOUT), max_seq_len=100)
     assert (
         len(bars) == data.splits.train[1]
         and bars.index[-1].value == data.timestamps[data.splits.train[1] - 1]

@@ -1,0 +1,145 @@
+"""The walk-forward objective (``"validation": {"scheme": "walk_forward", ...}``).
+
+Each trial trains and backtests its configuration fold by fold
+(:func:`objectives.walk_forward.evaluate_walk_forward`) in one job that
+reuses the prepared features; its objectives are the stitched out-of-fold
+backtest's figures, each with a bootstrap standard error that Ax models as
+known noise. Curves are reported per fold with a ``step`` that counts epochs
+over the planned fold schedule, so that early stopping compares trials at the
+same point and can stop one after its first folds; a trial stopped so has no
+objective values (its partial folds are never sent to Ax).
+
+The model scored on the held-out test split is the **final fit**: trained on
+every decision bar before the test split (purged like the folds), with the
+trial's seed, for the number of epochs its last fold kept, starting from the
+last fold's weights when folds are warm-started. No validation bar chooses
+anything in that fit, and the test split chooses nothing at all. It is also
+the model ``boengine best`` writes back: the one a live system would run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from engine.objective.base import EpochFn, HeldOutScore
+from engine.objective.model import ModelObjective
+from engine.objective.registry import register_objective
+
+if TYPE_CHECKING:
+    from engine.records import TrialRecord
+    from engine.store import StudyStore
+    from engine.trial import TrialJob, TrialOutcome
+    from objectives import PreparedData
+
+__all__ = ["WalkForwardObjective"]
+
+
+@register_objective("walk_forward")
+class WalkForwardObjective(ModelObjective):
+    """K validation blocks in turn; objectives from the stitched out-of-fold returns."""
+
+    def epochs_per_fold(self) -> list[int]:
+        from objectives.walk_forward import fold_epochs
+
+        v = self.spec.data.validation
+        return fold_epochs(
+            self.spec.budget.max_epochs, v.folds, warm_start=v.warm_start_folds, fold_epochs=v.fold_epochs
+        )
+
+    def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
+        import torch
+
+        from engine.trial import TrialOutcome, load_prepared, report_dict
+        from objectives.walk_forward import evaluate_walk_forward
+
+        prepared = data if data is not None else load_prepared(str(job.data_dir))
+
+        def report(fold: int, step: int, r: Any) -> bool:
+            return on_epoch({**report_dict(r), "fold": float(fold), "step": float(step)})
+
+        result = evaluate_walk_forward(
+            self.spec.strategy,
+            job.params,
+            prepared,
+            self.eval_settings(job.seed),
+            warm_start_folds=self.spec.data.validation.warm_start_folds,
+            epochs_per_fold=self.epochs_per_fold(),
+            on_epoch=report,
+        )
+        info = {"folds": [dataclasses.asdict(f) for f in result.folds]}
+        if result.stopped_by_callback:
+            return TrialOutcome(job.trial_index, "early_stopped", epochs=result.epochs_run, info=info)
+        buffer = io.BytesIO()
+        torch.save(result.state, buffer)
+        return TrialOutcome(
+            job.trial_index,
+            "completed",
+            metrics=result.metrics,
+            sems=result.sems,
+            epochs=result.epochs_run,
+            seconds=result.seconds,
+            checkpoint=buffer.getvalue(),
+            arrays={"returns": result.returns},
+            info=info,
+        )
+
+    def score_test(
+        self, store: StudyStore, records: Sequence[TrialRecord], *, threads: int
+    ) -> dict[int, HeldOutScore]:
+        """The final fit of each record, scored on the test split (its weights become ``final.pt``)."""
+        import torch
+
+        from engine.trial import set_worker_threads
+        from objectives import PreparedData
+        from objectives.walk_forward import refit_and_score
+
+        set_worker_threads(threads)
+        data = PreparedData.load(store.data_dir, mmap=True)
+        warm = self.spec.data.validation.warm_start_folds
+        out: dict[int, HeldOutScore] = {}
+        for rec in records:
+            folds = rec.info.get("folds") or []
+            if not folds or not store.checkpoint_path(rec.index).is_file():
+                continue  # not evaluated on every fold here (e.g. attached from another study)
+            metrics, returns, state = refit_and_score(
+                self.spec.strategy,
+                rec.params,
+                data,
+                self.eval_settings(self.spec.seed, device="cpu"),
+                epochs=int(folds[-1]["best_epoch"]),
+                init_state=store.checkpoint_path(rec.index) if warm else None,
+            )
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            out[rec.index] = HeldOutScore(metrics, returns, buffer.getvalue())
+        return out
+
+    def gate_bars(self, store: StudyStore, record: TrialRecord, data: PreparedData) -> Any:
+        if store.final_model_path(record.index).is_file() and data.final is not None:
+            return data.final.train_bars()
+        return data.folds[-1].train_bars() if data.folds else None
+
+    def describe(self, meta: Mapping[str, Any]) -> dict[str, str]:
+        v = self.spec.data.validation
+        h = self.spec.data.label.horizon
+        folds = meta.get("folds") or []
+        blocks = "; ".join(
+            f"fold {i}: train {f['train'][0][:10]}..{f['train'][1][:10]}, validate {f['val'][0][:10]}.."
+            f"{f['val'][1][:10]}"
+            for i, f in enumerate(folds)
+        )
+        epochs = self.epochs_per_fold()
+        test = (meta.get("split_dates") or {}).get("test")
+        return {
+            **super().describe(meta),
+            "validation": f"walk-forward, {v.folds} folds, {v.window} window, purge {h} bars + embargo "
+            f"{v.embargo_bars} bars; {'warm-started' if v.warm_start_folds else 'fresh'} folds, epochs "
+            f"{'/'.join(map(str, epochs))}",
+            "folds": blocks or "-",
+            "test": f"{test[0][:10]}..{test[1][:10]}, scored by the final fit on every bar before it"
+            if test
+            else "-",
+        }

@@ -1,0 +1,64 @@
+"""Standard errors of a backtest's figures, by a stationary block bootstrap of its per-bar returns.
+
+A backtest's return, Sharpe ratio and maximum drawdown are estimates from
+one path of per-bar net returns; their standard errors say how far another
+path of the same process would put them. :func:`bootstrap_standard_errors`
+resamples the returns with ``arch``'s stationary bootstrap (Politis & Romano,
+1994: blocks of geometric length, so that serial dependence within a block
+survives) and takes the standard deviation of each figure over the
+resamples. The mean block length is ``arch.bootstrap.optimal_block_length``
+(Politis & White, 2004) of the returns and of their squares (volatility
+clusters), the larger of the two, clamped to ``[1, T // 10]``.
+
+Reference point: for i.i.d. returns the Sharpe ratio's standard error is
+about ``sqrt(periods_per_year / T)`` annualised (Lo, 2002); the bootstrap
+agrees with it there (tested) and widens it under dependence.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from arch.bootstrap import StationaryBootstrap, optimal_block_length
+
+from objectives.backtest import equity_stats
+
+__all__ = ["FIGURES", "block_length", "bootstrap_standard_errors"]
+
+#: The figures of :func:`objectives.backtest.equity_stats`, in its order.
+FIGURES = ("return_pct", "sharpe", "max_drawdown_pct")
+
+
+def block_length(returns: np.ndarray) -> float:
+    """Mean block length of the stationary bootstrap for `T` returns (see the module docstring)."""
+    r = np.asarray(returns, dtype=np.float64)
+    n = len(r)
+    if n < 20 or float(r.std()) < 1e-15:
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = optimal_block_length(np.column_stack([r, r * r]))
+    length = float(np.nanmax(table["stationary"].to_numpy()))
+    return float(min(max(length if math.isfinite(length) else 1.0, 1.0), max(1.0, n // 10)))
+
+
+def bootstrap_standard_errors(
+    returns: np.ndarray, periods_per_year: float, *, reps: int = 200, seed: int = 0
+) -> dict[str, float]:
+    """Standard errors of ``return_pct``, ``sharpe`` and ``max_drawdown_pct`` of `T` per-bar net returns.
+
+    Seeded (``seed``): the same returns give the same figures. Returns of
+    zero variance (a model that never trades) have zero standard errors.
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    if r.ndim != 1 or len(r) < 2:
+        raise ValueError(f"returns must be 1-D with at least 2 values, got shape {r.shape}")
+    if reps < 2:
+        raise ValueError(f"reps must be >= 2, got {reps}")
+    if float(r.std()) < 1e-15:
+        return dict.fromkeys(FIGURES, 0.0)
+    bs = StationaryBootstrap(max(1, round(block_length(r))), r, seed=np.random.default_rng(seed))
+    draws = np.array([equity_stats(data[0][0], periods_per_year) for data in bs.bootstrap(reps)])
+    return {name: float(draws[:, i].std(ddof=1)) for i, name in enumerate(FIGURES)}

@@ -11,9 +11,10 @@ from objectives.data import infer_bar_seconds, infer_periods_per_year, load_bars
 from objectives.dataset import check_length
 from objectives.prepare import prepare_data
 
-HOLDOUT = ValidationSpec(scheme="holdout")
 from strategies.exceptions import DataError
 from tests.objectives.helpers import make_bars, write_csv
+
+HOLDOUT = ValidationSpec(scheme="holdout")
 
 GOOD = """timestamp,open,high,low,close,volume
 2021-01-04 00:00:00,1.0,1.2,0.9,1.1,10

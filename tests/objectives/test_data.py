@@ -10,7 +10,6 @@ from objectives.config import DataSpec, SplitSpec, ValidationSpec
 from objectives.data import infer_bar_seconds, infer_periods_per_year, load_bars, load_spec_bars
 from objectives.dataset import check_length
 from objectives.prepare import prepare_data
-
 from strategies.exceptions import DataError
 from tests.objectives.helpers import make_bars, write_csv
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def test_fold_geometry_purge_and_embargo(window: str, folds: int, embargo: int, 
     splits, wf, final = walk_forward_ranges(3000, 20, horizon, SplitSpec(), v)
     assert len(wf) == folds
     assert wf[0].val[0] == splits.val[0] and wf[-1].val[1] == splits.val[1]  # blocks cover the span
-    for a, b in zip(wf, wf[1:]):
+    for a, b in itertools.pairwise(wf):
         assert a.val[1] == b.val[0]  # consecutive blocks: one stitched curve
     lengths = {f.train[1] - f.train[0] for f in wf}
     for f in wf:

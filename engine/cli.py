@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import warnings
 from enum import StrEnum
 from pathlib import Path
@@ -118,8 +119,15 @@ def _spec(path: Path) -> Any:
 
 @app.command()
 def validate(spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON).")]) -> None:
-    """Check an experiment spec without running it (exit 2 with one line if it is invalid)."""
+    """Check an experiment spec without running it (exit 2 with one line if it is invalid).
+
+    Checks everything the spec alone decides, and the data file's existence,
+    type and header; the bars themselves are checked when ``run`` loads them.
+    """
+    from engine.spec import check_data_source
+
     s = _spec(spec)
+    check_data_source(s)
     searched = ", ".join(p.name for p in s.space.tunable)
     typer.echo(
         f"{spec}: ok — study '{s.name}', strategy {s.strategy}, {len(s.space.tunable)} searched parameters "
@@ -163,7 +171,10 @@ def run(
 
     s = _spec(spec)
     directory = study_dir or Path("studies") / s.name
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stop = threading.Event()
+    handler = _interrupt_handler(stop)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
     outcome = run_study(
         s,
         directory,
@@ -171,6 +182,7 @@ def run(
         warm_start=warm_start or (),
         progress=make_progress(progress.value),
         storage_url=storage,
+        stop=stop,
     )
     if outcome.interrupted:
         raise typer.Exit(130)
@@ -183,8 +195,15 @@ def run(
     )
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _interrupt_handler(stop: threading.Event) -> Any:
+    """Ctrl-C / SIGTERM: set ``stop`` (the study loop checks it between polls, so the request is
+    kept even if library code swallows the exception) and raise KeyboardInterrupt."""
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    return handler
 
 
 @app.command()
@@ -226,9 +245,13 @@ def _status_table(res: Any) -> None:
     names = res.objectives.names
     params = list(res.searched)[:6]
     front = {r.index for r in res.front}
+    counted = sum(r.status != "abandoned" and not r.source.startswith("warm_start") for r in res.records)
+    live = res.store.is_running()
     table = Table(
-        title=f"{res.spec.name} — {len(res.records)}/{res.spec.budget.trials} trials, "
-        f"hypervolume {res.hypervolume:.4g}"
+        title=f"{res.spec.name} — {counted}/{res.spec.budget.trials} trials"
+        + (f" (+{len(res.records) - counted} abandoned or attached)" if len(res.records) > counted else "")
+        + f", hypervolume {res.hypervolume:.4g}"
+        + ("" if live else ", no run in progress")
     )
     short = {"return_pct": "return %", "sharpe": "Sharpe", "max_drawdown_pct": "max DD %"}
     for col in ("#", "status", "source", *(short.get(n, n) for n in names), *params, "epochs", "s"):
@@ -239,7 +262,8 @@ def _status_table(res: Any) -> None:
         mark = "*" if r.index in front else ""
         table.add_row(
             f"{r.index}{mark}",
-            f"[{colors.get(r.status, 'white')}]{r.status}[/]",
+            f"[{colors.get(r.status, 'white')}]"
+            f"{r.status if r.status != 'running' or live else 'interrupted (no run in progress)'}[/]",
             r.source,
             *[f"{r.metrics[n]:.4g}" if n in r.metrics else "" for n in names],
             *[_short(r.params.get(p)) for p in params],
@@ -358,6 +382,7 @@ def priors(
                 "strategy": fam,
                 "data": {"source": data},
                 "warm_start": {"priors": "data_driven", "num_priors": n},
+                "budget": {"trials": max(n, 24)},
                 "seed": seed,
             },
             source=f"--data {data} --strategy {fam}",

@@ -29,7 +29,7 @@ from engine.progress import Progress, Snapshot, take_snapshot
 from engine.records import TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
-from engine.tell import TrialBook
+from engine.tell import INTERRUPTED, TrialBook
 from engine.trial import TrialJob
 from strategies.exceptions import StudyError
 
@@ -72,6 +72,7 @@ class StudyLoop:
         self._stop_requested: set[int] = set()
         self._ask_blocked = False
         self._started = time.monotonic()
+        self.stop: threading.Event | None = None  # set from a signal handler: interrupt between polls
 
     @property
     def counted(self) -> int:
@@ -97,6 +98,13 @@ class StudyLoop:
         )
         interrupted = False
         started = time.time()
+        run = {
+            "start": started,
+            "workers": self.plan.workers,
+            "threads": self.plan.threads,
+            "executor": self.plan.kind,
+        }
+        self.store.begin_run(run)
         set_torch_threads(self.spec.optimizer)  # the driver's GP fits: one thread, no oversubscription
         # BoTorch compiles its fused qLogNEHVI kernel on first use (tens of seconds, once per
         # environment): build it while the first (Sobol) trials train, not at the first model batch.
@@ -111,18 +119,9 @@ class StudyLoop:
             logger.warning("interrupted: abandoning running trials; rerun the same command to continue")
         finally:
             for index in executor.shutdown():
-                self.book.abandon(index, "the study was interrupted while it ran")
+                self.book.abandon(index, INTERRUPTED)
             self.progress.stop(self.snapshot())
-            self.store.append_run(
-                {
-                    "start": started,
-                    "end": time.time(),
-                    "workers": executor.capacity,
-                    "threads": self.plan.threads,
-                    "executor": self.plan.kind,
-                    "interrupted": interrupted,
-                }
-            )
+            self.store.end_run({**run, "end": time.time(), "interrupted": interrupted})
         if kernel_build.is_alive() and not interrupted:
             # a build cut short by the process exiting would be paid again by the next study
             logger.info(
@@ -133,6 +132,8 @@ class StudyLoop:
 
     def _drive(self, executor: Executor) -> None:
         while True:
+            if self.stop is not None and self.stop.is_set():
+                raise KeyboardInterrupt  # asked before, and the first exception was swallowed
             outcomes = executor.wait(POLL_SECONDS)
             self._handle_reports(executor)  # before telling: a trial's last epochs belong to its curve
             for outcome in outcomes:

@@ -1,9 +1,15 @@
 """``boengine report``: a Markdown and a self-contained HTML account of a study.
 
-Sections: what ran, the Pareto set with validation beside held-out test
-figures (and the validation-to-test gap, i.e. how much selecting the best of
-many trials flattered validation), hypervolume over trials, parameter
-importance, failures and early stops, and the priors the study started from.
+The report says how much of every number is luck. It opens with the verdict
+(:mod:`engine.verdict`) and the selection statistics with their inputs
+(deflated Sharpe ratio of each front member, PBO, SPA against buy-and-hold
+and flat, trials, bars, bar frequency) and how to read them; then what ran
+(data, splits and fold dates, costs, labels, purge and embargo); the Pareto
+set with validation beside held-out test figures, next to the baselines (the
+family's default configuration, flat, buy-and-hold), with the noise yardstick
+of the best validation Sharpe; hypervolume over trials; parameter importance
+(only from :data:`MIN_TRIALS_FOR_IMPORTANCE` feasible trials, with a
+bootstrap standard deviation); failures and early stops; and the priors.
 """
 
 from __future__ import annotations
@@ -18,54 +24,272 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.export import FLAG, fmt_number, fmt_prob, front_table, html_page, html_table, sharpe_yardstick
 from engine.results import StudyResults
 from engine.store import StudyStore, read_json, write_bytes
+from engine.verdict import ALPHA, DSR_BAR, Verdict
 
-__all__ = ["parameter_importance", "write_report"]
+__all__ = ["IMPORTANCE_RESAMPLES", "MIN_TRIALS_FOR_IMPORTANCE", "parameter_importance", "write_report"]
 
 logger = logging.getLogger(__name__)
 
-MIN_TRIALS_FOR_IMPORTANCE = 8
+MIN_TRIALS_FOR_IMPORTANCE = 20
+IMPORTANCE_RESAMPLES = 20
+_TREES = 30
+_PERMUTATIONS = 5
+
+Section = tuple[str, Any]  # (h1 | h2 | p | verdict | list | table | kv | figure, content)
 
 
-def parameter_importance(res: StudyResults, seed: int = 0) -> pd.DataFrame:
-    """Permutation importance of each searched parameter for each objective.
+# ----------------------------------------------------------------- parameter importance
 
-    A random forest is fitted per objective on the completed trials
+
+def parameter_importance(
+    res: StudyResults, seed: int = 0, resamples: int = IMPORTANCE_RESAMPLES
+) -> pd.DataFrame:
+    """Permutation importance of each searched parameter for each objective, with its bootstrap std.
+
+    A random forest is fitted per objective on the feasible trials
     (parameters -> validation value) and each parameter's columns are
     shuffled in turn; the drop in R^2 is its importance, normalised to sum to
-    one per objective. Needs at least :data:`MIN_TRIALS_FOR_IMPORTANCE` trials.
+    one per objective. ``sd`` is the standard deviation of that share over
+    ``resamples`` bootstrap resamples of the trials (seeded with ``seed``).
+    Columns: parameter, objective, importance, sd; empty below
+    :data:`MIN_TRIALS_FOR_IMPORTANCE` feasible trials.
     """
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.inspection import permutation_importance
-
     done = [r for r in res.records if res.objectives.feasible(r)]
     names = list(res.searched)
+    empty = pd.DataFrame(columns=["parameter", "objective", "importance", "sd"])
     if len(done) < MIN_TRIALS_FOR_IMPORTANCE or not names:
-        return pd.DataFrame()
-    x = pd.get_dummies(pd.DataFrame([{k: r.params[k] for k in names} for r in done]), dtype=float)
-    groups = {n: [c for c in x.columns if c == n or c.startswith(f"{n}_")] for n in names}
-    out: dict[str, dict[str, float]] = {}
+        return empty
+    frame = pd.get_dummies(pd.DataFrame([{k: r.params[k] for k in names} for r in done]), dtype=float)
+    x = frame.to_numpy(dtype=float)
+    groups = [[j for j, c in enumerate(frame.columns) if c == n or c.startswith(f"{n}_")] for n in names]
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(done), len(done)) for _ in range(resamples)]
+    rows = []
     for obj in res.objectives.names:
         y = np.array([r.metrics[obj] for r in done])
         if np.std(y) == 0:
             continue
-        forest = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=seed).fit(x, y)
-        imp = permutation_importance(forest, x, y, n_repeats=10, random_state=seed).importances_mean
-        by_col = dict(zip(x.columns, imp))
-        raw = {n: max(0.0, sum(by_col[c] for c in cols)) for n, cols in groups.items()}
-        total = sum(raw.values()) or 1.0
-        out[obj] = {n: v / total for n, v in raw.items()}
-    return pd.DataFrame(out)
+        point = _shares(x, y, groups, seed)
+        boot = np.array([_shares(x[i], y[i], groups, seed) for i in draws if np.std(y[i]) > 0])
+        sd = boot.std(axis=0, ddof=1) if len(boot) >= 2 else np.full(len(names), math.nan)
+        rows += [
+            {"parameter": n, "objective": obj, "importance": float(v), "sd": float(e)}
+            for n, v, e in zip(names, point, sd)
+        ]
+    return pd.DataFrame(rows) if rows else empty
+
+
+def _shares(x: np.ndarray, y: np.ndarray, groups: list[list[int]], seed: int) -> np.ndarray:
+    """Each parameter's share of a forest's permutation importance: `n x c`, `n` -> `p`.
+
+    The columns of a parameter (its one-hot dummies) are permuted together,
+    :data:`_PERMUTATIONS` times; the mean drop in R^2 is its importance. All
+    permuted copies are scored in one ``predict`` call (cheap for the small
+    forests used here).
+    """
+    from sklearn.ensemble import RandomForestRegressor
+
+    forest = RandomForestRegressor(n_estimators=_TREES, min_samples_leaf=2, random_state=seed).fit(x, y)
+    rng = np.random.default_rng(seed)
+    copies = []
+    for cols in groups:
+        for _ in range(_PERMUTATIONS):
+            xp = x.copy()
+            xp[:, cols] = x[rng.permutation(len(x))][:, cols]
+            copies.append(xp)
+    pred = forest.predict(np.vstack([x, *copies])).reshape(1 + len(copies), len(x))
+    total_ss = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - ((pred - y) ** 2).sum(axis=1) / total_ss  # `1 + p * k`
+    drop = np.maximum(0.0, r2[0] - r2[1:].reshape(len(groups), _PERMUTATIONS).mean(axis=1))
+    return drop / drop.sum() if drop.sum() > 0 else drop
+
+
+def _importance_sections(res: StudyResults, importance: pd.DataFrame) -> list[Section]:
+    n = sum(res.objectives.feasible(r) for r in res.records)
+    if not len(importance):
+        return [
+            (
+                "p",
+                f"Not shown: {n} feasible trials; ranking parameters needs at least "
+                f"{MIN_TRIALS_FOR_IMPORTANCE}. With fewer, a model fitted to so few noisy validation "
+                "figures ranks the noise, not the parameters.",
+            )
+        ]
+    table = importance.assign(
+        cell=[
+            f"{fmt_number(v, 2)} ± {fmt_number(s, 2)}"
+            for v, s in zip(importance["importance"], importance["sd"])
+        ]
+    ).pivot(index="parameter", columns="objective", values="cell")
+    return [
+        (
+            "p",
+            f"Fitted on {n} noisy validation figures: a random forest per objective (parameters -> "
+            "validation value), permutation importance as a share of the total; ± is the standard "
+            f"deviation over {IMPORTANCE_RESAMPLES} bootstrap resamples of the trials (seed {res.spec.seed}). "
+            "Parameters whose ranges overlap are not ranked by this study.",
+        ),
+        ("figure", "importance"),
+        ("table", table.reset_index()),
+    ]
+
+
+# ----------------------------------------------------------------- the verdict and its inputs
+
+
+def _verdict_sections(res: StudyResults) -> list[Section]:
+    verdict = res.verdict
+    if verdict is None:
+        return [
+            (
+                "p",
+                f"No verdict: selection statistics (deflated Sharpe ratio, PBO, SPA) need the per-bar "
+                f"returns of a trading objective, and {res.spec.strategy} has none.",
+            )
+        ]
+    out: list[Section] = [
+        ("verdict", verdict),
+        ("h2", "How much of this is luck: selection statistics"),
+        ("kv", _statistics(res, verdict)),
+        (
+            "p",
+            f"Rule: evidence of an edge when both SPA p-values are below {ALPHA:g} and the best front "
+            f"member's deflated Sharpe ratio is at least {DSR_BAR:g}.",
+        ),
+        ("p", "Caveats:"),
+        ("list", verdict.caveats or ["none"]),
+        ("h2", "How to read this"),
+        ("list", _how_to_read(verdict)),
+    ]
+    return out
+
+
+def _statistics(res: StudyResults, v: Verdict) -> pd.DataFrame:
+    """The statistics of the verdict, each with the figures it came from."""
+    rows = [
+        (
+            f"deflated Sharpe ratio, trial {i}",
+            fmt_prob(m.get("dsr")),
+            f"Sharpe {fmt_number(m.get('sharpe_annual'))} annualised against SR0 "
+            f"{fmt_number(m.get('benchmark_annual'))} (the best of {m.get('n_trials')} noise trials "
+            f"at the trials' Sharpe variance); skew {fmt_number(m.get('skew'))}, kurtosis "
+            f"{fmt_number(m.get('kurtosis'))}, {m.get('n_obs', 0):,} bars",
+        )
+        for i, m in sorted(v.members.items())
+    ]
+    if not rows:
+        rows.append(("deflated Sharpe ratio", "-", "the Pareto front is empty"))
+    p = v.pbo_details
+    rows.append(
+        (
+            "PBO (probability of backtest overfitting)",
+            fmt_prob(v.pbo),
+            f"CSCV over {p.get('n_blocks', '-')} blocks, {p.get('n_combinations', 0):,} combinations of "
+            f"{p.get('n_trials', v.n_returns)} trials; degradation slope {fmt_number(p.get('degradation_slope'))} "
+            "(out-of-sample Sharpe per unit of in-sample Sharpe); probability of an out-of-sample loss "
+            f"{fmt_prob(p.get('prob_oos_loss'))}"
+            if p
+            else "needs at least 2 completed trials",
+        )
+    )
+    for name, word in (("buy_and_hold", "buy-and-hold"), ("flat", "flat")):
+        s = v.spa_details.get(name, {})
+        pvalue = v.spa_p_buy_and_hold if name == "buy_and_hold" else v.spa_p_flat
+        rows.append(
+            (
+                f"SPA p-value against {word}",
+                fmt_prob(pvalue),
+                f"{s.get('n_models')} models, {s.get('n_obs', 0):,} bars, stationary bootstrap with block "
+                f"size {s.get('block_size')}, {s.get('reps', 0):,} reps (bounds "
+                f"{fmt_prob(s.get('pvalue_lower'))} .. {fmt_prob(s.get('pvalue_upper'))})"
+                if s
+                else "needs at least 20 out-of-sample bars",
+            )
+        )
+    bar_s = res.meta.facts.get("bar_seconds")
+    rows += [
+        (
+            "trials",
+            f"{v.n_trials}",
+            f"tried (completed and early-stopped, warm-start trials excluded); {v.n_returns} with per-bar returns",
+        ),
+        ("out-of-sample bars", f"{v.n_obs:,}", _oos_source(res)),
+        (
+            "bar frequency",
+            f"{v.periods_per_year:,.0f} periods a year",
+            f"{bar_s:g} s bars" if isinstance(bar_s, (int, float)) else "-",
+        ),
+        (
+            "Sharpe standard error",
+            f"± {v.sharpe_se:.2f}",
+            f"annualised, of a Sharpe ratio estimated over {v.n_obs:,} bars (at a true Sharpe of 0)",
+        ),
+        (
+            f"best of {v.n_trials} noise trials",
+            f"{v.noise_best_sharpe:.2f}",
+            f"the expected best annualised Sharpe of {v.n_trials} pure-noise trials over {v.n_obs:,} bars",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["statistic", "value", "inputs"])
+
+
+def _oos_source(res: StudyResults) -> str:
+    if res.objective.name == "walk_forward":
+        return "the walk-forward validation blocks, stitched (never the test split)"
+    return "the validation split (never the test split)"
+
+
+def _how_to_read(v: Verdict) -> list[str]:
+    n = v.n_trials
+    return [
+        f"Deflated Sharpe ratio (DSR): DSR >= 0.95 reads '95% that the true Sharpe beats the best of {n} "
+        "noise trials'; each front member's SR0 above is that best.",
+        "PBO near 0.5 or above: the choice among configurations is luck; the one that looked best in "
+        "sample does no better out of sample than a random pick.",
+        "SPA p < 0.05: at least one configuration beats the benchmark (buy-and-hold, or flat) after "
+        f"accounting for all {n} trials tried.",
+        "'No evidence': do not expect the validation figures to hold live; the best of many noisy trials "
+        "always looks good.",
+        f"± is one standard error: any Sharpe ratio over {v.n_obs:,} bars is uncertain by about "
+        f"± {v.sharpe_se:.2f} (annualised).",
+    ]
+
+
+# ----------------------------------------------------------------- what was run, and the rest
+
+
+def _what_was_run(res: StudyResults) -> list[Section]:
+    facts = res.meta.facts
+    described = res.objective.describe(facts)
+    folds = facts.get("folds") or []
+    lines = {
+        "strategy": res.spec.strategy,
+        **{k: v for k, v in described.items() if not (k == "folds" and folds)},
+    }
+    out: list[Section] = [("h2", "What was run")]
+    if res.spec.description:
+        out.append(("p", res.spec.description))
+    out.append(("kv", pd.DataFrame(list(lines.items()), columns=["", "value"])))
+    dates = facts.get("split_dates") or {}
+    splits = facts.get("splits") or {}
+    if dates:
+        rows = [(k, d[0], d[1], splits.get(k, "-")) for k, d in dates.items()]
+        out.append(("table", pd.DataFrame(rows, columns=["split", "first bar", "last bar", "decision bars"])))
+    if folds:
+        blocks = [(i, f["train"][0], f["train"][1], f["val"][0], f["val"][1]) for i, f in enumerate(folds)]
+        cols = ["fold", "train from", "train to", "validate from", "validate to"]
+        out.append(("table", pd.DataFrame(blocks, columns=cols)))
+    return out
 
 
 def _summary(res: StudyResults) -> dict[str, Any]:
     counts = res.counts()
     secs = [r.seconds.get("total", 0.0) for r in res.records if r.seconds]
     opt = [b["seconds"] for b in res.batches]
-    return {
-        "strategy": res.spec.strategy,
-        **res.objective.describe(res.meta.facts),
+    out = {
         "trials": f"{len(res.records)} of {res.spec.budget.trials}",
         "completed": counts["completed"],
         "early-stopped": f"{counts['early_stopped']} ({res.epochs_saved()} epochs saved)",
@@ -77,6 +301,9 @@ def _summary(res: StudyResults) -> dict[str, Any]:
         else "-",
         "hypervolume": f"{res.hypervolume:.4g}",
     }
+    if (yardstick := sharpe_yardstick(res)) is not None:
+        out["best validation Sharpe"] = yardstick.removeprefix("best validation Sharpe ")
+    return out
 
 
 def _gap(res: StudyResults) -> dict[str, float]:
@@ -93,6 +320,40 @@ def _gap(res: StudyResults) -> dict[str, float]:
         if pairs:
             diff = float(np.mean([v for v, _ in pairs]) - np.mean([t for _, t in pairs]))
             out[name] = diff if maximize else -diff
+    return out
+
+
+def _front_sections(res: StudyResults) -> list[Section]:
+    out: list[Section] = [("h2", "Pareto set (validation vs held-out test, beside the baselines)")]
+    if (yardstick := sharpe_yardstick(res)) is not None:
+        out.append(("p", f"Noise yardstick: {yardstick}."))
+    table, notes = front_table(res)
+    if not res.front:
+        out.append(("p", "Empty: no completed trial meets the constraints."))
+    if len(table):
+        out.append(("table", table))
+    out += [("p", n) for n in notes]
+    if len(res.feasible_frame()):
+        out.append(("figure", "pareto"))
+    gap = _gap(res)
+    if gap:
+        text = ", ".join(f"{k} {v:+.3g}" for k, v in gap.items())
+        out.append(
+            (
+                "p",
+                "How much better the front looked on validation than on the held-out test split "
+                f"(mean over the front; positive = validation flattered it): {text}",
+            )
+        )
+    elif res.objective.scores_test:
+        out.append(("p", "No test figures yet: they are computed when the study finishes its budget."))
+    trials = {r.index: r for r in [*res.front, *res.baseline_records]}
+    if trials and res.searched:
+        rows = [
+            {"trial": i, "source": r.source, **{k: r.params[k] for k in res.searched}}
+            for i, r in trials.items()
+        ]
+        out += [("p", "Parameters of the front and the baseline trial:"), ("table", pd.DataFrame(rows))]
     return out
 
 
@@ -117,73 +378,30 @@ def _priors(res: StudyResults) -> list[str]:
     return lines or ["none: the study started from quasi-random (Sobol) trials"]
 
 
-Section = tuple[str, Any]  # ("h1" | "h2" | "p" | "list" | "table" | "figure", content)
-
-
 def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> list[Section]:
     """The report as a list of blocks, rendered to Markdown and to HTML."""
-    out: list[Section] = [("h1", f"Study report: {res.spec.name}")]
-    if res.spec.description:
-        out.append(("p", res.spec.description))
-    summary = pd.DataFrame(list(_summary(res).items()), columns=["", "value"])
-    out += [("table", summary), ("h2", "Pareto set (validation vs held-out test)")]
-    front = res.pareto_frame()
-    out.append(("table", front) if len(front) else ("p", "Empty: no completed trial meets the constraints."))
-    if len(res.feasible_frame()):
-        out.append(("figure", "pareto"))
-    gap = _gap(res)
-    if gap:
-        out.append(
-            (
-                "p",
-                "How much better the front looked on validation than on the held-out test split "
-                "(mean over the front; positive = validation flattered it): "
-                + ", ".join(f"{k} {v:+.3g}" for k, v in gap.items()),
-            )
-        )
-    elif res.objective.scores_test:
-        out.append(("p", "No test figures yet: they are computed when the study finishes its budget."))
-    bh = next((r.metrics for r in res.records if "bh_return_pct" in r.metrics), None)
-    if bh:
-        out.append(
-            (
-                "p",
-                f"Buy and hold on the validation split: return {bh['bh_return_pct']:.3g}%, "
-                f"Sharpe {bh.get('bh_sharpe', math.nan):.3g}, "
-                f"max drawdown {bh.get('bh_max_drawdown_pct', math.nan):.3g}%",
-            )
-        )
+    out: list[Section] = [("h1", f"Study report: {res.spec.name}"), *_verdict_sections(res)]
+    out += _what_was_run(res)
+    out += [("h2", "Summary"), ("kv", pd.DataFrame(list(_summary(res).items()), columns=["", "value"]))]
+    out += _front_sections(res)
     out.append(("h2", "Hypervolume over trials"))
     if trace:
         step = max(1, len(trace) // 12)
         rows = sorted({*range(0, len(trace), step), len(trace) - 1})
-        out += [
-            ("figure", "hypervolume"),
-            (
-                "table",
-                pd.DataFrame({"trials": [i + 1 for i in rows], "hypervolume": [trace[i] for i in rows]}),
-            ),
-        ]
-    out.append(("h2", "Parameter importance"))
-    if len(importance):
-        out += [("figure", "importance"), ("table", importance.reset_index(names="parameter"))]
-    else:
-        out.append(("p", f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} feasible trials."))
+        frame = pd.DataFrame({"trials": [i + 1 for i in rows], "hypervolume": [trace[i] for i in rows]})
+        out += [("figure", "hypervolume"), ("table", frame)]
+    out += [("h2", "Parameter importance"), *_importance_sections(res, importance)]
     out += [("h2", "Priors and warm start"), ("list", _priors(res))]
     bad = [r for r in res.records if r.status in ("failed", "early_stopped", "abandoned")]
-    out += [
-        ("h2", "Failed, early-stopped and abandoned trials"),
-        (
-            "list",
-            [
-                f"trial {r.index}: {r.status}"
-                + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
-                for r in bad
-            ]
-            or ["none"],
-        ),
+    lines = [
+        f"trial {r.index}: {r.status}" + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
+        for r in bad
     ]
+    out += [("h2", "Failed, early-stopped and abandoned trials"), ("list", lines or ["none"])]
     return out
+
+
+# ----------------------------------------------------------------- rendering
 
 
 def _markdown(sections: list[Section]) -> str:
@@ -195,9 +413,11 @@ def _markdown(sections: list[Section]) -> str:
             md += [f"## {content}", ""]
         elif kind == "p":
             md += [content, ""]
+        elif kind == "verdict":
+            md += [content.sentence, ""]
         elif kind == "list":
             md += [f"- {line}" for line in content] + [""]
-        elif kind == "table":
+        elif kind in ("table", "kv"):
             md += [content.to_markdown(index=False, floatfmt=".4g"), ""]
     return "\n".join(md)
 
@@ -216,21 +436,23 @@ def _figures(res: StudyResults, importance: pd.DataFrame, trace: list[float]) ->
                 x=list(range(1, len(trace) + 1)),
                 y=trace,
                 markers=True,
-                labels={"x": "trials", "y": "hypervolume"},
+                labels={"x": "trials", "y": "hypervolume (higher is better)"},
+                title="Hypervolume of the feasible trials above the reference point",
+                template="plotly_white",
             )
         ]
     if len(importance):
-        long = importance.reset_index(names="parameter").melt(
-            id_vars="parameter", var_name="objective", value_name="importance"
-        )
         figs["importance"] = [
             px.bar(
-                long,
+                importance,
                 x="parameter",
                 y="importance",
+                error_y="sd",
                 color="objective",
                 barmode="group",
-                title="Permutation importance (random forest per objective)",
+                labels={"importance": "share of permutation importance (± bootstrap std)"},
+                title=f"Permutation importance (random forest per objective, {IMPORTANCE_RESAMPLES} bootstrap resamples)",
+                template="plotly_white",
             )
         ]
     return figs
@@ -243,26 +465,22 @@ def _html(res: StudyResults, sections: list[Section], figs: dict[str, list[Any]]
         if kind in ("h1", "h2"):
             body.append(f"<{kind}>{html.escape(content)}</{kind}>")
         elif kind == "p":
-            body.append(f"<p>{html.escape(content)}</p>")
+            flag = " class='flag'" if content.startswith(FLAG) else ""
+            body.append(f"<p{flag}>{html.escape(content)}</p>")
+        elif kind == "verdict":
+            body.append(
+                f"<p class='verdict{' edge' if content.edge else ''}'>{html.escape(content.sentence)}</p>"
+            )
         elif kind == "list":
             body.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in content) + "</ul>")
-        elif kind == "table":
-            table = content.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}")
-            body.append(f"<div style='overflow-x:auto'>{table}</div>")
+        elif kind in ("table", "kv"):
+            body.append(html_table(content, kind="num" if kind == "table" else "kv"))
         elif kind == "figure":
             for fig in figs.get(content, []):
-                body.append(fig.to_html(full_html=False, include_plotlyjs=first_plot))
+                plot = fig.to_html(full_html=False, include_plotlyjs=first_plot)
+                body.append(f"<div class='plot'>{plot}</div>")
                 first_plot = False
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}"
-        "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
-        "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
-        "th{background:#f3f3f3}"
-    )
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(res.spec.name)} report</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
-    )
+    return html_page(f"{res.spec.name} report", "".join(body))
 
 
 def write_report(store_or_dir: StudyStore | str | Path, out_dir: str | Path | None = None) -> Path:

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -22,6 +22,9 @@ from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, parse_spec
 from engine.store import StudyStore, read_json
 from strategies.exceptions import InputError
+
+if TYPE_CHECKING:
+    from engine.verdict import Verdict
 
 __all__ = ["StudyResults"]
 
@@ -142,3 +145,20 @@ class StudyResults:
             if self.objectives.feasible(r)
         ]
         return pd.DataFrame(rows, columns=["trial", "on_front", *self.objectives.names])
+
+    @cached_property
+    def verdict(self) -> Verdict | None:
+        """The study's verdict (:func:`engine.verdict.study_verdict`; None for synthetic problems)."""
+        from engine.verdict import study_verdict
+
+        return study_verdict(self)
+
+    @property
+    def baseline_records(self) -> list[TrialRecord]:
+        """Completed trials of the family's default configuration (source ``baseline``)."""
+        return [r for r in self.records if r.source == "baseline" and r.status == "completed"]
+
+    def constraint_bound(self, metric: str) -> float | None:
+        """The lower bound of a ``metric >= bound`` outcome constraint (the largest), or None."""
+        bounds = [b for m, op, b in self.objectives.constraints if m == metric and op == ">="]
+        return max(bounds) if bounds else None

@@ -1,8 +1,15 @@
 """The experiment spec: one JSON file per study, parsed and validated once.
 
 Everything below the CLI receives an :class:`ExperimentSpec` (frozen, typed)
-and never indexes raw dictionaries. Unknown keys are errors, so a typo in a
-spec fails in a second instead of after an hour of training.
+and never indexes raw dictionaries. Unknown keys are errors, JSON types are
+taken literally (``true`` is not 1, ``2.5`` is not an integer, NaN is not a
+number), and every check that needs nothing but the spec happens here, so a
+typo fails in a second instead of after an hour of training. Each error is
+one line, ``<file>: <json.path>: what is wrong (got X); how to fix it``.
+
+What needs the file system is not part of parsing (a stored spec is parsed
+again when its study is read, and its data file may have moved since):
+:func:`check_data_source` checks the data file's existence and header.
 """
 
 from __future__ import annotations
@@ -10,24 +17,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from engine.metric_rules import check_constraints, check_objectives, parse_constraint
 from engine.optimizer import OptimizerSpec
-from objectives.config import BacktestSpec, DataSpec
+from engine.search_space import build_space
+from objectives.config import BacktestSpec, DataSpec, SpecSection
 from strategies.exceptions import ConfigError, SpecError
-from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
+from strategies.space import SearchSpace
 
 __all__ = [
     "BudgetSpec",
@@ -38,6 +40,7 @@ __all__ = [
     "OutcomeConstraint",
     "SyntheticSpec",
     "WarmStartSpec",
+    "check_data_source",
     "load_spec",
     "parse_spec",
 ]
@@ -47,14 +50,9 @@ DEFAULT_OBJECTIVES: dict[str, dict[str, Any]] = {
     "sharpe": {"goal": "max", "threshold": -1.0},
     "max_drawdown_pct": {"goal": "min", "threshold": 25.0},
 }
-_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ObjectiveSpec(_Frozen):
+class ObjectiveSpec(SpecSection):
     """One objective and its threshold (its coordinate of the reference point).
 
     A configuration worse than a threshold adds nothing to the hypervolume, so
@@ -65,7 +63,7 @@ class ObjectiveSpec(_Frozen):
     threshold: float
 
 
-class OutcomeConstraint(_Frozen):
+class OutcomeConstraint(SpecSection):
     """``metric >= bound`` or ``metric <= bound`` on a non-objective metric."""
 
     metric: str
@@ -76,7 +74,7 @@ class OutcomeConstraint(_Frozen):
         return f"{self.metric} {self.op} {self.bound:g}"
 
 
-class BudgetSpec(_Frozen):
+class BudgetSpec(SpecSection):
     """How much the study may spend."""
 
     trials: int = Field(
@@ -106,12 +104,20 @@ class BudgetSpec(_Frozen):
     def _check(self) -> BudgetSpec:
         if self.sobol_trials > self.trials:
             raise ValueError(f"sobol_trials ({self.sobol_trials}) exceeds trials ({self.trials}); lower it")
+        if self.batch_size is not None and self.batch_size > self.trials:
+            raise ValueError(
+                f"batch_size: {self.batch_size} trials at once exceed trials ({self.trials}); "
+                f"lower batch_size to at most {self.trials} or raise trials"
+            )
         if self.trial_time_budget_s is not None and self.trial_time_budget_s >= self.trial_timeout_s:
-            raise ValueError("trial_time_budget_s must be below trial_timeout_s (the hard kill)")
+            raise ValueError(
+                f"trial_time_budget_s must be below trial_timeout_s (the hard kill), got "
+                f"{self.trial_time_budget_s:g} >= {self.trial_timeout_s:g}; lower it or raise trial_timeout_s"
+            )
         return self
 
 
-class EarlyStoppingSpec(_Frozen):
+class EarlyStoppingSpec(SpecSection):
     """Stop trials whose learning curve is in the worst percentile so far."""
 
     enabled: bool = True
@@ -138,7 +144,7 @@ class EarlyStoppingSpec(_Frozen):
         return self
 
 
-class WarmStartSpec(_Frozen):
+class WarmStartSpec(SpecSection):
     """Start from what is already known."""
 
     studies: tuple[str, ...] = Field(
@@ -149,8 +155,17 @@ class WarmStartSpec(_Frozen):
     )
     num_priors: int = Field(default=3, ge=1, le=32)
 
+    @model_validator(mode="after")
+    def _check(self) -> WarmStartSpec:
+        if self.priors is None and "num_priors" in self.model_fields_set:
+            raise ValueError(
+                "num_priors: used with priors 'data_driven' only (priors is not set); "
+                'set "priors": "data_driven" or remove num_priors'
+            )
+        return self
 
-class ExecutorSpec(_Frozen):
+
+class ExecutorSpec(SpecSection):
     """Where trials run. Workers x threads per worker never exceed the cores."""
 
     kind: Literal["local", "ray"] = "local"
@@ -169,10 +184,20 @@ class ExecutorSpec(_Frozen):
     def _check(self) -> ExecutorSpec:
         if self.kind == "local" and self.address is not None:
             raise ValueError("address is a Ray setting; set kind to 'ray' or remove address")
+        if self.kind == "local" and self.gpus_per_trial > 0:
+            raise ValueError(
+                f"gpus_per_trial: a Ray setting (got {self.gpus_per_trial:g} with kind 'local'); "
+                "set kind to 'ray' or remove gpus_per_trial"
+            )
+        if self.device == "cpu" and self.gpus_per_trial > 0:
+            raise ValueError(
+                f"gpus_per_trial: {self.gpus_per_trial:g} GPUs per trial with device 'cpu'; "
+                "remove gpus_per_trial or set device to 'cuda' or 'auto'"
+            )
         return self
 
 
-class SyntheticSpec(_Frozen):
+class SyntheticSpec(SpecSection):
     """Settings of the synthetic problems (``"strategy": "synthetic:..."``) only."""
 
     epoch_seconds: float = Field(
@@ -183,7 +208,7 @@ class SyntheticSpec(_Frozen):
     )
 
 
-class ExperimentSpec(_Frozen):
+class ExperimentSpec(SpecSection):
     """A whole study: what to search, on which data, judged how, within what budget."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -215,7 +240,7 @@ class ExperimentSpec(_Frozen):
     def _parse_constraints(cls, value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             return value
-        return tuple(_parse_constraint(v) if isinstance(v, str) else v for v in value)
+        return tuple(parse_constraint(i, v) for i, v in enumerate(value))
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentSpec:
@@ -225,34 +250,14 @@ class ExperimentSpec(_Frozen):
             objective = objective_class(self.strategy, self.data.validation.scheme)
             base = objective.default_space(self.strategy, self.search_space_preset)
         except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(f"strategy: {exc}") from None
         known = objective.metric_names(self.strategy)
-        for metric in self.objectives:
-            if metric not in known:
-                raise ValueError(
-                    f"objectives: '{self.strategy}' does not report '{metric}'; known: {', '.join(known)}"
-                )
-        if len(self.objectives) < 2:
-            raise ValueError("objectives: a multi-objective study needs at least 2 objectives")
-        for con in self.constraints:
-            if con.metric not in known:
-                raise ValueError(
-                    f"constraints: '{self.strategy}' does not report '{con.metric}'; known: {', '.join(known)}"
-                )
-            if con.metric in self.objectives:
-                raise ValueError(
-                    f"constraints: '{con.metric}' is an objective; set its threshold in objectives instead"
-                )
-        curves = objective.curve_metrics()
-        if self.early_stopping.enabled and self.early_stopping.metric not in curves:
-            raise ValueError(
-                f"early_stopping.metric: '{self.strategy}' reports no learning curve '{self.early_stopping.metric}'"
-                f"; known: {', '.join(curves) or 'none'}"
-            )
+        market = objective.scores_test  # a backtest's metrics, with their natural ranges
+        check_objectives(self.strategy, self.objectives, known, market=market)
+        check_constraints(self.strategy, self.constraints, self.objectives, known, market=market)
+        self._check_cross_sections(objective.curve_metrics())
         try:
-            self._space = base.with_overrides(
-                _parse_param(name, raw, base) for name, raw in self.search_space.items()
-            )
+            self._space = build_space(objective, self.strategy, self.search_space, base)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         objective.check_spec(self)
@@ -271,70 +276,42 @@ class ExperimentSpec(_Frozen):
         """Only what the spec set explicitly: re-parsed by later versions, whose defaults may differ."""
         return self.model_dump(mode="json", exclude_unset=True)
 
-
-def _parse_constraint(text: str) -> OutcomeConstraint:
-    m = _CONSTRAINT_RE.match(text)
-    if not m:
-        raise ValueError(f"constraint '{text}' must look like 'num_trades >= 10' (metric, >= or <=, number)")
-    return OutcomeConstraint(metric=m.group(1), op=m.group(2), bound=float(m.group(3)))  # type: ignore[arg-type]
-
-
-def _parse_param(name: str, raw: Any, base: SearchSpace) -> Param:
-    """One ``search_space`` entry -> a Param; the type defaults to the family's.
-
-    Besides the family's own parameters, any training parameter (say
-    ``confidence_gate`` or ``loss``) may be added; it then needs an explicit
-    ``type`` (or a fixed value), as there is no default to take it from.
-    """
-    default = base.get(name)
-    if default is None and not _is_training_param(name, base):
-        raise ConfigError(f"search_space: unknown parameter '{name}'; known: {', '.join(base.names)}")
-    if not isinstance(raw, Mapping):
-        return FixedParam(name, raw)
-    unknown = set(raw) - {"type", "low", "high", "log", "values", "ordered", "value"}
-    if unknown:
-        raise ConfigError(
-            f"search_space.{name}: unknown key(s) {sorted(unknown)}; use type, low, high, log, values, "
-            "ordered or value"
-        )
-    kind = raw.get("type") or _default_kind(raw, default)
-    try:
-        if kind == "fixed":
-            return FixedParam(name, raw["value"])
-        if kind == "choice":
-            return ChoiceParam(name, tuple(raw["values"]), bool(raw.get("ordered", True)))
-        if kind == "float":
-            return FloatParam(name, float(raw["low"]), float(raw["high"]), bool(raw.get("log", False)))
-        if kind == "int":
-            return IntParam(name, raw["low"], raw["high"], bool(raw.get("log", False)))
-    except KeyError as exc:
-        raise ConfigError(f"search_space.{name}: type '{kind}' needs key {exc}") from None
-    raise ConfigError(f"search_space.{name}: unknown type '{kind}'; use float, int, choice or fixed")
+    def _check_cross_sections(self, curves: Mapping[str, bool]) -> None:
+        """Rules between sections: budget vs. warm start and early stopping."""
+        budget, es, warm = self.budget, self.early_stopping, self.warm_start
+        if warm.priors is not None and warm.num_priors > budget.trials:
+            raise ValueError(
+                f"warm_start.num_priors: {warm.num_priors} priors exceed budget.trials ({budget.trials}); "
+                f"lower num_priors to at most {budget.trials} or raise budget.trials"
+            )
+        if es.enabled and es.metric not in curves:
+            raise ValueError(
+                f"early_stopping.metric: '{self.strategy}' reports no learning curve '{es.metric}'"
+                f"; known: {', '.join(curves) or 'none'}"
+            )
+        if es.enabled and es.min_epochs >= budget.max_epochs:
+            raise ValueError(
+                f"early_stopping.min_epochs: {es.min_epochs} is not below budget.max_epochs "
+                f"({budget.max_epochs}), so no trial could be stopped early; lower min_epochs, raise "
+                'max_epochs, or set "early_stopping": {"enabled": false}'
+            )
+        if es.enabled and es.min_curves > budget.trials:
+            raise ValueError(
+                f"early_stopping.min_curves: {es.min_curves} curves are needed to compare but the study "
+                f"has {budget.trials} trials; lower min_curves or disable early stopping"
+            )
 
 
-def _default_kind(raw: Mapping[str, Any], default: Param | None) -> str:
-    if "value" in raw:
-        return "fixed"
-    if "values" in raw:
-        return "choice"
-    if isinstance(default, FloatParam):
-        return "float"
-    if isinstance(default, IntParam):
-        return "int"
-    return "float" if any(isinstance(raw.get(k), float) for k in ("low", "high")) else "int"
-
-
-def _is_training_param(name: str, base: SearchSpace) -> bool:
-    """Training parameters can be searched for model families (not synthetic problems)."""
-    from strategies import TRAINING_PARAMS
-
-    return name in TRAINING_PARAMS and "learning_rate" in base
+# --- reading -------------------------------------------------------------------------------
 
 
 def parse_spec(raw: Mapping[str, Any], *, source: str = "<spec>") -> ExperimentSpec:
     """Validate a parsed JSON object; raise :class:`SpecError` with one clear line."""
     if not isinstance(raw, Mapping):
-        raise SpecError(f"{source}: the spec must be a JSON object, got {type(raw).__name__}")
+        raise SpecError(
+            f"{source}: the spec must be a JSON object, got {type(raw).__name__}; "
+            'write it as {"name": ..., "strategy": ...}'
+        )
     try:
         return ExperimentSpec.model_validate(dict(raw))
     except ValidationError as exc:
@@ -342,43 +319,154 @@ def parse_spec(raw: Mapping[str, Any], *, source: str = "<spec>") -> ExperimentS
 
 
 def load_spec(path: str | os.PathLike[str]) -> ExperimentSpec:
-    """Read and validate a spec file."""
+    """Read and validate a spec file (UTF-8, with or without a byte-order mark)."""
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"{p}: no such spec file; give the path of an experiment JSON (see experiments/)")
     try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
+        raw = json.loads(p.read_text(encoding="utf-8-sig"), object_pairs_hook=_KeyedObject)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"{p}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise SpecError(
+            f"{p}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; fix the syntax there"
+        ) from None
     except UnicodeDecodeError as exc:
-        raise SpecError(f"{p}: not UTF-8 text ({exc.reason})") from None
-    return parse_spec(raw, source=str(p))
+        raise SpecError(f"{p}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
+    repeated = _repeated_key(raw)
+    if repeated:
+        raise SpecError(f"{p}: {repeated}: the key appears twice in one object; keep one of them")
+    return parse_spec(_plain(raw), source=str(p))
+
+
+class _KeyedObject(dict[str, Any]):
+    """A JSON object that remembers the first key it saw twice (Python's json keeps the last)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        keys = [k for k, _ in pairs]
+        self.repeated = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+
+
+def _repeated_key(node: Any, path: str = "") -> str | None:
+    """The JSON path of the first repeated key in ``node``, or None."""
+    if isinstance(node, _KeyedObject):
+        if node.repeated is not None:
+            return f"{path}{node.repeated}"
+        children: Any = node.items()
+    elif isinstance(node, list):
+        children = enumerate(node)
+    else:
+        return None
+    for key, child in children:
+        found = _repeated_key(child, f"{path}{key}.")
+        if found:
+            return found
+    return None
+
+
+def _plain(node: Any) -> Any:
+    """``node`` with every :class:`_KeyedObject` turned back into a plain dict."""
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def check_data_source(spec: ExperimentSpec) -> None:
+    """The data file exists, is a .csv or .parquet file, and its header has the needed columns.
+
+    Reads the header only (``boengine validate``); the bars themselves are
+    checked when a study loads them. Raises the one-line
+    :class:`~strategies.exceptions.DataError`. Synthetic problems read no data.
+    """
+    from engine.objective import make_objective
+
+    make_objective(spec).check_data()
+
+
+# --- one-line errors -----------------------------------------------------------------------
+
+_HINTS: dict[str, str] = {
+    "int_type": "write a whole number without quotes, e.g. 3",
+    "int_parsing": "write a whole number without quotes, e.g. 3",
+    "int_from_float": "write a whole number, e.g. 3",
+    "float_type": "write a number without quotes, e.g. 0.5",
+    "float_parsing": "write a number without quotes, e.g. 0.5",
+    "finite_number": "NaN and Infinity are not allowed; write a number",
+    "bool_type": "write true or false, without quotes",
+    "bool_parsing": "write true or false, without quotes",
+    "string_type": "write it as a string in double quotes",
+    "string_pattern_mismatch": "use letters, digits, '_', '.' and '-' (start with a letter or digit)",
+    "missing": "add it",
+}
+_MESSAGES: dict[str, str] = {
+    "model_type": "must be a JSON object {...}",
+    "dict_type": "must be a JSON object {...}",
+    "model_attributes_type": "must be a JSON object {...}",
+    "tuple_type": "must be a JSON list [...]",
+    "list_type": "must be a JSON list [...]",
+    "missing": "required key missing",
+}
 
 
 def _one_line(exc: ValidationError) -> str:
-    """The first validation error as 'field.path: what is wrong (got X)'."""
+    """The first validation error as 'field.path: what is wrong (got X); how to fix it'."""
     err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(x) for x in err["loc"])
+    path: tuple[Any, ...] = tuple(err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
-        known = _known_keys(err["loc"][:-1])
-        hint = f"; known keys: {', '.join(known)}" if known else ""
-        return f"{loc}: unknown key{hint}"
-    msg = err["msg"].removeprefix("Value error, ")
-    where = f"{loc}: " if loc else ""
+        known = _known_keys(path[:-1])
+        hint = f"; known keys: {', '.join(known)}" if known else "; remove it"
+        return f"{_dotted(path)}: unknown key{hint}"
+    msg = _MESSAGES.get(kind, err["msg"].removeprefix("Value error, "))
+    if kind == "nested_value_error":
+        path, msg = (*path, err["ctx"]["key"]), err["ctx"]["problem"]
+    elif kind == "value_error":
+        path, msg = _split_field(path, msg)
     got = ""
-    if kind not in ("value_error", "missing") and "input" in err and not isinstance(err["input"], dict):
+    if kind not in ("value_error", "missing", "nested_value_error") and "input" in err:
         got = f" (got {json.dumps(err['input'], default=str)})"
-    return f"{where}{msg}{got}"
+    hint = f"; {_HINTS[kind]}" if kind in _HINTS else ""
+    where = f"{_dotted(path)}: " if path else ""
+    return f"{where}{msg}{got}{hint}"
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(str(x) for x in path)
+
+
+def _split_field(path: tuple[Any, ...], msg: str) -> tuple[tuple[Any, ...], str]:
+    """``('data',), 'feature_columns: ...'`` -> ``('data', 'feature_columns'), '...'`` for a field of the model."""
+    m = re.match(r"^([a-z_]+): (.*)$", msg)
+    if m and m.group(1) in _known_keys(path):
+        return (*path, m.group(1)), m.group(2)
+    return path, msg
 
 
 def _known_keys(path: tuple[Any, ...]) -> list[str]:
-    """Field names of the model at ``path`` inside :class:`ExperimentSpec`."""
-    model: Any = ExperimentSpec
-    for part in path:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+    """Field names of the model at ``path`` inside :class:`ExperimentSpec` (dict keys and list
+    indices step into the values: ``objectives.sharpe`` is an :class:`ObjectiveSpec`)."""
+    model: type[BaseModel] = ExperimentSpec
+    parts = list(path)
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
+        inner = _inner_model(field.annotation) if field is not None else None
+        if field is None or inner is None:
             return []
-        model = annotation
+        if typing.get_origin(field.annotation) in (dict, tuple):
+            if not parts:
+                return []
+            parts.pop(0)
+        model = inner
     return list(model.model_fields)
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside ``annotation`` (itself, a dict's values or a tuple's items), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None

@@ -103,6 +103,11 @@ class StudyStore:
         write_json(self.dir / "spec.given.json", given)
         write_json(self.spec_path, spec)  # last: its presence marks a complete study
 
+    def update_spec(self, spec: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+        """Record a resumable change of the spec (a new budget), given spec last."""
+        write_json(self.inside(self.spec_path), spec)
+        write_json(self.inside(self.dir / "spec.given.json"), given)
+
     def set_aside(self) -> Path:
         """Move an existing study out of the way (``--fresh``); nothing is deleted."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -113,10 +118,10 @@ class StudyStore:
     def read_spec(self) -> dict[str, Any]:
         """The spec as the user wrote it (falls back to the full record), migrated to this version."""
         given = self.dir / "spec.given.json"
-        return migrate_spec(read_json(given if given.is_file() else self.spec_path), self.read_meta().version)
+        return migrate_spec(self.read(given if given.is_file() else self.spec_path), self.read_meta().version)
 
     def read_meta(self) -> StudyMeta:
-        return StudyMeta.from_dict(read_json(self.meta_path), source=str(self.meta_path), study_dir=self.dir)
+        return StudyMeta.from_dict(self.read(self.meta_path), source=str(self.meta_path), study_dir=self.dir)
 
     # -- lock --------------------------------------------------------------------
     @contextmanager
@@ -136,62 +141,133 @@ class StudyStore:
         finally:
             lock.release()
 
+    # -- safe file access ------------------------------------------------------
+    def inside(self, path: Path) -> Path:
+        """``path`` if no part of it below the study directory is a symbolic link; else StudyError.
+
+        Everything the study writes, appends or reads back lives in its own
+        directory: a link planted there (``study.log`` -> a file elsewhere,
+        ``trials`` -> another study) is refused instead of followed.
+        """
+        try:
+            rel = Path(path).relative_to(self.dir)
+        except ValueError:
+            raise StudyError(f"{path}: outside the study directory {self.dir}") from None
+        current = self.dir
+        for part in rel.parts:
+            current = current / part
+            if current.is_symlink():
+                raise StudyError(
+                    f"{current}: a symbolic link inside the study directory; boengine does not follow "
+                    "links there (remove it, or copy the real file in its place)"
+                )
+        return Path(path)
+
+    def append_line(self, path: Path, line: str) -> None:
+        """Append one line to a file of the study (created if missing; never through a link)."""
+        self.inside(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def log_stream(self) -> Any:
+        """``study.log`` opened for appending without following a link (for the log handler)."""
+        self.inside(self.log_path)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        return os.fdopen(fd, "a", encoding="utf-8")
+
+    def read(self, path: Path) -> dict[str, Any]:
+        """A JSON object of the study (never through a link)."""
+        return read_json(self.inside(path))
+
+    def is_running(self) -> bool:
+        """Whether a ``boengine run`` holds this study's lock now (reads only; creates nothing)."""
+        import fcntl
+
+        path = self.dir / ".lock"
+        if not path.is_file():
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
     # -- per-trial files -------------------------------------------------------
     def append_curve(self, index: int, report: Mapping[str, Any]) -> None:
-        path = self.trial_dir(index) / "curve.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(dict(report)) + "\n")
+        self.append_line(self.trial_dir(index) / "curve.jsonl", json.dumps(dict(report)))
 
     def read_curve(self, index: int) -> list[dict[str, Any]]:
-        return read_jsonl(self.trial_dir(index) / "curve.jsonl")
+        return read_jsonl(self.inside(self.trial_dir(index) / "curve.jsonl"))
 
     def write_result(self, index: int, result: Mapping[str, Any]) -> None:
-        write_json(self.trial_dir(index) / "result.json", result)
+        write_json(self.inside(self.trial_dir(index) / "result.json"), result)
 
     def read_result(self, index: int) -> dict[str, Any] | None:
-        path = self.trial_dir(index) / "result.json"
+        path = self.inside(self.trial_dir(index) / "result.json")
         return read_json(path) if path.is_file() else None
 
     def write_checkpoint(self, index: int, payload: bytes, *, final: bool = False) -> None:
-        write_bytes(self.final_model_path(index) if final else self.checkpoint_path(index), payload)
+        path = self.final_model_path(index) if final else self.checkpoint_path(index)
+        write_bytes(self.inside(path), payload)
 
     def write_array(self, index: int, name: str, array: np.ndarray) -> None:
         """``trials/<index>/<name>.npy`` (float32), written atomically."""
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(array, dtype=np.float32))
-        write_bytes(self.trial_dir(index) / f"{name}.npy", buffer.getvalue())
+        write_bytes(self.inside(self.trial_dir(index) / f"{name}.npy"), buffer.getvalue())
 
     def read_array(self, index: int, name: str) -> np.ndarray | None:
-        path = self.trial_dir(index) / f"{name}.npy"
-        return np.load(path) if path.is_file() else None
+        path = self.inside(self.trial_dir(index) / f"{name}.npy")
+        return np.load(path, allow_pickle=False) if path.is_file() else None
 
     def write_error(self, index: int, text: str) -> None:
-        write_bytes(self.error_path(index), text.encode())
+        write_bytes(self.inside(self.error_path(index)), text.encode())
 
     # -- held-out test ----------------------------------------------------------
     def read_test_metrics(self) -> dict[int, dict[str, float]]:
         """Test metrics of the final set by trial index (``test.json``; empty before the end)."""
-        path = self.dir / "test.json"
+        path = self.inside(self.dir / "test.json")
         if not path.is_file():
             return {}
         return {int(k): v for k, v in read_json(path).items()}
 
     def write_test_metrics(self, metrics: Mapping[int, Mapping[str, float]]) -> None:
-        write_json(self.dir / "test.json", {str(k): dict(v) for k, v in sorted(metrics.items())})
+        write_json(self.inside(self.dir / "test.json"), {str(k): dict(v) for k, v in sorted(metrics.items())})
 
     # -- study-level logs --------------------------------------------------------
     def append_batch(self, record: Mapping[str, Any]) -> None:
-        with (self.dir / "batches.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(dict(record)) + "\n")
+        self.append_line(self.dir / "batches.jsonl", json.dumps(dict(record)))
 
     def read_batches(self) -> list[dict[str, Any]]:
         return read_jsonl(self.dir / "batches.jsonl")
 
     def append_run(self, record: Mapping[str, Any]) -> None:
         """One record per ``boengine run`` of the study: start, end, workers."""
-        with (self.dir / "runs.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(dict(record)) + "\n")
+        self.append_line(self.dir / "runs.jsonl", json.dumps(dict(record)))
+
+    def begin_run(self, record: Mapping[str, Any]) -> None:
+        """Mark a run as started (``.run``); a marker left by a run that died is recorded first."""
+        marker = self.inside(self.dir / ".run")
+        if marker.is_file():
+            try:
+                crashed = json.loads(marker.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                crashed = {"start": marker.stat().st_mtime}
+            end = max((p.stat().st_mtime for p in self.dir.rglob("*") if p.is_file()), default=time.time())
+            self.append_run({**crashed, "end": end, "interrupted": True, "crashed": True})
+        write_json(marker, dict(record))
+
+    def end_run(self, record: Mapping[str, Any]) -> None:
+        """Record a run that ended (finished, interrupted or failed) and remove its marker."""
+        self.append_run(record)
+        (self.dir / ".run").unlink(missing_ok=True)
 
     def read_runs(self) -> list[dict[str, Any]]:
         return read_jsonl(self.dir / "runs.jsonl")
@@ -231,13 +307,29 @@ def write_json(path: Path, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes(path: Path, payload: bytes) -> None:
-    """Write atomically: a reader sees the old file or the new one, never half."""
+    """Write atomically: a reader sees the old file or the new one, never half.
+
+    The file keeps the mode of the one it replaces; a new file gets the usual
+    mode (0666 less the umask), not the temporary file's 0600. A link at
+    ``path`` is replaced by the file, never written through.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = os.lstat(path).st_mode & 0o7777 if not path.is_symlink() else 0o666 & ~_umask()
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

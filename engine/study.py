@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.executors import ExecutorPlan, TrialFn, available_cores, plan_executor
 from engine.experiment import configure_client, load_client
@@ -59,6 +61,7 @@ def run_study(
     progress: Progress | None = None,
     trial_fn: TrialFn = execute,
     storage_url: str | None = None,
+    stop: threading.Event | None = None,
 ) -> StudyOutcome:
     """Run (or resume) the study of ``spec`` in ``study_dir``.
 
@@ -68,7 +71,9 @@ def run_study(
 
     Bad input (data that fail validation, an executor larger than the
     machine, a warm-start directory that is not a study) is reported before
-    anything is written.
+    anything is written. Setting ``stop`` (Ctrl-C, SIGTERM) interrupts the
+    loop like a KeyboardInterrupt does: running trials are abandoned, the
+    state is saved.
     """
     store = StudyStore(study_dir)
     objective = make_objective(spec)
@@ -102,6 +107,7 @@ def run_study(
                 shutil.rmtree(store.dir, ignore_errors=True)
             raise
         start = time.perf_counter()
+        loop.stop = stop
         interrupted = loop.run()
         records = loop.book.ordered()
         if not interrupted:
@@ -194,6 +200,11 @@ def _resume(
         trial_fn=trial_fn,
     )
     loop.book.recover()
+    again = loop.book.interrupted_configurations()
+    for params, source in again:
+        loop.queue_configurations([params], source=source)
+    if again:
+        logger.info("%d configuration(s) interrupted earlier run first", len(again))
     return loop
 
 
@@ -202,7 +213,7 @@ def _warm_start(
 ) -> None:
     from engine.warmstart import attach_prior_studies, prior_configurations
 
-    attach_prior_studies(loop.book, warm_dirs)
+    attach_prior_studies(loop.book, warm_dirs, with_sems=objective.reports_sems)
     if spec.warm_start.priors == "data_driven":
         configs, info = prior_configurations(spec, objective.training_bars())
         write_json(store.dir / "priors.json", {**info, "suggestions": configs})
@@ -212,7 +223,8 @@ def _warm_start(
 @contextmanager
 def _study_log(store: StudyStore) -> Iterator[None]:
     """Copy this process's log records to the study's own ``study.log`` while it runs."""
-    handler = logging.FileHandler(store.log_path, encoding="utf-8")
+    stream = store.log_stream()
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     loggers = (logging.getLogger(), study_log)  # study_log: events for this file only (tracebacks)
@@ -224,14 +236,31 @@ def _study_log(store: StudyStore) -> Iterator[None]:
         for log in loggers:
             log.removeHandler(handler)
         handler.close()
+        stream.close()
+
+
+#: Spec fields that change how long a study runs or how patient it is, not what a trial measures:
+#: a finished study whose spec differs only in these resumes (e.g. to extend its budget).
+RESUMABLE_CHANGES = frozenset({"budget.trials", "budget.max_consecutive_failures", "budget.trial_timeout_s"})
 
 
 def _check_unchanged(store: StudyStore, spec: ExperimentSpec) -> None:
     old = parse_spec(store.read_spec(), source=str(store.dir / "spec.given.json")).canonical()
     diffs = spec_differences(old, spec.canonical())
+    if diffs and set(diffs) <= RESUMABLE_CHANGES:
+        changes = ", ".join(f"{d} {_at(old, d)} -> {_at(spec.canonical(), d)}" for d in diffs)
+        logger.info("%s: resuming with %s", store.dir, changes)
+        store.update_spec(spec.canonical(), spec.given())
+        return
     if diffs:
         shown = ", ".join(diffs[:5]) + (" ..." if len(diffs) > 5 else "")
         raise SpecError(
             f"{store.dir}: the spec changed since this study started ({shown}); "
             "rerun with --fresh to start over, or pass --study-dir for a new study"
         )
+
+
+def _at(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree

@@ -7,6 +7,7 @@ on resume, so a completed trial is never lost nor counted twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ from engine.trial import TrialOutcome
 __all__ = ["TrialBook", "study_log"]
 
 logger = logging.getLogger(__name__)
+
+INTERRUPTED = "the study was interrupted while it ran"
 
 #: Events for the study's own log file only (a failed trial's traceback): this logger
 #: does not propagate, and :func:`engine.study.run_study` attaches study.log to it.
@@ -79,6 +82,10 @@ class TrialBook:
         if rec is None:
             logger.warning("outcome for unknown trial %d ignored", outcome.trial_index)
             return None
+        if outcome.status == "abandoned":  # not the configuration's fault: proposed again
+            logger.warning("trial %d abandoned: %s", rec.index, outcome.reason)
+            self.abandon(rec.index, outcome.reason or "abandoned")
+            return rec
         rec.status = outcome.status
         rec.metrics = dict(outcome.metrics)
         rec.sems = dict(outcome.sems)
@@ -145,7 +152,27 @@ class TrialBook:
                 logger.info("trial %d finished before the interruption; recording it in Ax", index)
                 self.tell_ax(rec)
             else:
-                self.abandon(index, "the study was interrupted while it ran")
+                self.abandon(index, INTERRUPTED)
+
+    def interrupted_configurations(self) -> list[tuple[dict[str, Any], str]]:
+        """(parameters, source) of trials an interruption abandoned and nothing has evaluated since.
+
+        A resumed study runs them first, so that an interruption loses no
+        configuration (a study's centre point, a prior, a baseline).
+        """
+        tunable = [p.name for p in self.spec.space.tunable]
+
+        def key(rec: TrialRecord) -> str:
+            return json.dumps({k: rec.params.get(k) for k in tunable}, sort_keys=True, default=str)
+
+        done = {key(r) for r in self.records.values() if r.status != "abandoned"}
+        out, seen = [], set()
+        for rec in self.ordered():
+            k = key(rec)
+            if rec.status == "abandoned" and rec.reason == INTERRUPTED and k not in done and k not in seen:
+                seen.add(k)
+                out.append(({n: rec.params[n] for n in tunable}, rec.source))
+        return out
 
     def attach_completed(
         self,

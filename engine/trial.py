@@ -38,7 +38,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TrialStatus = Literal["completed", "early_stopped", "failed"]
+TrialStatus = Literal["completed", "early_stopped", "failed", "abandoned"]
 
 
 class Channel(Protocol):

@@ -3,14 +3,16 @@
 Earlier studies' completed trials are attached to the new experiment (Ax
 counts them towards the Sobol budget), so the first proposals are already
 model-based. Only trials whose parameters lie in the current search space are
-attached; the rest are reported and skipped. Observations are attached as
-plain means, like every boengine observation: Ax fails when one experiment
-mixes observations with and without a standard error.
+attached; the rest are reported by reason and skipped. Observations keep
+their standard errors: Ax fails when one metric has observations with and
+without one, so in a study whose objectives carry standard errors (every
+model-family objective) a trial without them is skipped.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,7 @@ import pandas as pd
 
 from engine.records import TrialRecord
 from engine.spec import ExperimentSpec
-from engine.store import StudyStore, read_json
+from engine.store import StudyStore
 from strategies.exceptions import InputError
 
 if TYPE_CHECKING:
@@ -30,39 +32,57 @@ __all__ = ["attach_prior_studies", "prior_configurations"]
 logger = logging.getLogger(__name__)
 
 
-def attach_prior_studies(book: TrialBook, directories: Sequence[str | Path]) -> int:
-    """Attach the completed trials of earlier studies; return how many were attached."""
+def attach_prior_studies(book: TrialBook, directories: Sequence[str | Path], *, with_sems: bool) -> int:
+    """Attach the completed trials of earlier studies; return how many were attached.
+
+    ``with_sems``: this study's objectives carry standard errors, so a trial
+    attached to it must too (Ax cannot fit one metric with and without them);
+    one without is skipped and counted. Skipped trials are reported by reason.
+    """
     total = 0
     needed = set(book.objectives.names) | {c[0] for c in book.objectives.constraints}
     for directory in directories:
         store = StudyStore(directory)
         if not store.exists():
             raise InputError(f"warm start: {directory} is not a boengine study directory (no spec.json)")
-        other = read_json(store.spec_path)
+        other = store.read(store.spec_path)
         if other.get("data") != book.spec.data.model_dump(mode="json"):
             logger.warning(
                 "warm start: %s was run on other data settings; its figures may not transfer", directory
             )
-        attached = skipped = 0
+        attached = 0
+        skipped: Counter[str] = Counter()
         for path in sorted((store.dir / "trials").glob("*/result.json")):
-            rec = TrialRecord.from_dict(read_json(path))
+            rec = TrialRecord.from_dict(store.read(path))
             if rec.status != "completed":
                 continue
-            if not book.spec.space.contains(rec.params) or not needed <= set(rec.metrics):
-                skipped += 1
+            reason = _unfit(book, rec, needed, with_sems)
+            if reason:
+                skipped[reason] += 1
                 continue
-            book.attach_completed(
-                rec.params, rec.metrics, source=f"warm_start:{store.dir.name}", sems=rec.sems
-            )
+            sems = {k: rec.sems[k] for k in book.objectives.names} if with_sems else None
+            book.attach_completed(rec.params, rec.metrics, source=f"warm_start:{store.dir.name}", sems=sems)
             attached += 1
-        logger.info(
-            "warm start from %s: %d trials attached, %d outside the search space skipped",
+        why = "; ".join(f"{n} {r}" for r, n in skipped.most_common())
+        (logger.warning if skipped else logger.info)(
+            "warm start from %s: %d trials attached%s",
             directory,
             attached,
-            skipped,
+            f", skipped: {why}" if why else "",
         )
         total += attached
     return total
+
+
+def _unfit(book: TrialBook, rec: TrialRecord, needed: set[str], with_sems: bool) -> str | None:
+    """Why ``rec`` cannot be attached to this study, or None."""
+    if not book.spec.space.contains(rec.params):
+        return "outside the search space"
+    if not needed <= set(rec.metrics):
+        return "without this study's metrics"
+    if with_sems and not set(book.objectives.names) <= set(rec.sems):
+        return "without standard errors (made by an older boengine)"
+    return None
 
 
 def prior_configurations(

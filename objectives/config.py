@@ -7,18 +7,118 @@ unknown keys are errors so that a typo never goes unnoticed.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import math
+import types
+import typing
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-__all__ = ["BacktestSpec", "DataSpec", "LabelSpec", "SplitSpec", "ValidationSpec"]
+from objectives.builtin import BUILTIN_SOURCES
+
+__all__ = [
+    "COLUMN_KEYS",
+    "BacktestSpec",
+    "DataSpec",
+    "LabelSpec",
+    "SpecSection",
+    "SplitSpec",
+    "ValidationSpec",
+    "json_type_problem",
+]
+
+#: The boengine fields a data file's columns map to (``DataSpec.columns`` keys).
+COLUMN_KEYS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
+_BUILTIN_PREFIX = "builtin:"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+def json_type_problem(annotation: Any, value: Any) -> str | None:
+    """Why ``value`` (parsed JSON) does not have the JSON type ``annotation`` asks for, or None.
+
+    Stricter than pydantic's lax mode, which reads ``true`` as 1, ``"3"`` as 3
+    and ``1`` or ``"yes"`` as true: numbers must be JSON numbers, integers
+    whole, floats finite, booleans ``true``/``false``. Other types are left
+    to pydantic. Items of ``tuple[X, ...]`` are checked one by one.
+    """
+    if value is None:
+        return None
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return json_type_problem(args[0], value) if len(args) == 1 else None
+    if typing.get_origin(annotation) is tuple and isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = json_type_problem(args[0], item) if args else None
+            if problem:
+                return f"item {i}: {problem}"
+        return None
+    return _scalar_problem(annotation, value)
 
 
-class LabelSpec(_Frozen):
+def _scalar_problem(annotation: Any, value: Any) -> str | None:
+    shown = json.dumps(value, default=str)
+    if annotation is bool and not isinstance(value, bool):
+        return f"Input should be a valid boolean (got {shown}); write true or false, without quotes"
+    if annotation not in (int, float):
+        return None
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float)):
+        if annotation is int:
+            return (
+                f"Input should be a valid integer (got {shown}); write a whole number without quotes, e.g. 3"
+            )
+        return f"Input should be a valid number (got {shown}); write a number without quotes, e.g. 0.5"
+    if not math.isfinite(value):
+        return (
+            f"Input should be a finite number (got {shown}); NaN and Infinity are not allowed, write a number"
+        )
+    if annotation is int and not float(value).is_integer():
+        return (
+            f"Input should be a valid integer, got a number with a fractional part (got {shown}); "
+            f"write a whole number such as {math.floor(value)}"
+        )
+    return None
+
+
+class SpecSection(BaseModel):
+    """Base of every section of the experiment spec.
+
+    Frozen; unknown keys are errors; JSON types are taken literally
+    (:func:`json_type_problem`): ``"trials": true`` or ``"trials": 2.5`` is an
+    error, not 1 or 2. A field whose type is a model from outside the spec
+    (say :class:`engine.optimizer.OptimizerSpec`) gets its keys checked the
+    same way, with errors of type ``nested_value_error`` whose ``key`` names
+    the inner field.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if not issubclass(annotation, SpecSection) and isinstance(value, dict):
+                _check_foreign(annotation, value)
+            return value
+        problem = json_type_problem(annotation, value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _check_foreign(model: type[BaseModel], value: dict[str, Any]) -> None:
+    for key, item in value.items():
+        inner = model.model_fields.get(key)
+        problem = json_type_problem(inner.annotation, item) if inner is not None else None
+        if problem:
+            raise PydanticCustomError("nested_value_error", "{problem}", {"key": key, "problem": problem})
+
+
+class LabelSpec(SpecSection):
     """How the 3-class action labels and the profit target are made.
 
     Scheme ``A`` is the original position-aware rule (with no position, as in
@@ -35,7 +135,7 @@ class LabelSpec(_Frozen):
     min_diff: float = Field(default=0.001, ge=0, lt=1)
 
 
-class SplitSpec(_Frozen):
+class SplitSpec(SpecSection):
     """Chronological fractions of the bars: train, then validation, then test.
 
     The test part is held out: the search never sees it; only the final
@@ -52,7 +152,8 @@ class SplitSpec(_Frozen):
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(
-                f"train + val + test must be 1, got {self.train} + {self.val} + {self.test} = {total:g}"
+                f"train + val + test must be 1, got {self.train} + {self.val} + {self.test} = {total:g}; "
+                "change them so that they add up to 1"
             )
         return self
 
@@ -60,7 +161,7 @@ class SplitSpec(_Frozen):
 _WALK_FORWARD_KEYS = ("folds", "window", "embargo_bars", "initial_train", "warm_start_folds", "fold_epochs")
 
 
-class ValidationSpec(_Frozen):
+class ValidationSpec(SpecSection):
     """How a trial is validated before the held-out test split (which no scheme touches).
 
     - ``holdout``: train on the training split, backtest on the validation
@@ -73,7 +174,7 @@ class ValidationSpec(_Frozen):
       backtested on block k. The objectives come from the stitched
       out-of-fold returns (one equity curve over all blocks). With
       ``warm_start_folds`` fold k starts from fold k-1's weights and trains at
-      most ``fold_epochs`` epochs (default: ``max_epochs`` // 2, at least 1).
+      most ``fold_epochs`` epochs (default: ``max_epochs`` // 4, at least 1).
     """
 
     scheme: Literal["holdout", "walk_forward"] = "walk_forward"
@@ -109,7 +210,7 @@ class ValidationSpec(_Frozen):
         return self
 
 
-class DataSpec(_Frozen):
+class DataSpec(SpecSection):
     """Where the bars come from and how features and labels are built."""
 
     source: str = Field(
@@ -138,14 +239,60 @@ class DataSpec(_Frozen):
     splits: SplitSpec = SplitSpec()
     validation: ValidationSpec = ValidationSpec()
 
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "must name a data file or a built-in source (got \"\"); e.g. 'builtin:eurusd_1h'"
+            )
+        name = value[len(_BUILTIN_PREFIX) :] if value.startswith(_BUILTIN_PREFIX) else None
+        if name is not None and name not in BUILTIN_SOURCES:
+            known = ", ".join(_BUILTIN_PREFIX + k for k in BUILTIN_SOURCES)
+            raise ValueError(f"unknown built-in source (got {value!r}); use one of {known} or a file path")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        unknown = sorted(set(value) - set(COLUMN_KEYS))
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {unknown}; map only {', '.join(COLUMN_KEYS)} to the file's column names"
+            )
+        empty = sorted(k for k, v in value.items() if not v.strip())
+        if empty:
+            raise ValueError(f'empty column name for {empty}; give the file\'s column name, e.g. "Close"')
+        return value
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _strftime(cls, value: str | None) -> str | None:
+        if value is not None and "%" not in value:
+            raise ValueError(
+                f"must be a strftime format with % directives (got {value!r}); e.g. '%Y-%m-%d %H:%M:%S'"
+            )
+        return value
+
     @model_validator(mode="after")
     def _columns_feature_set(self) -> DataSpec:
         if self.feature_set == "columns" and not self.feature_columns:
             raise ValueError("feature_set 'columns' needs feature_columns: the list of file columns to use")
+        if self.feature_columns is not None and self.feature_set != "columns":
+            raise ValueError(
+                f"feature_columns: used by feature_set 'columns' only (feature_set is "
+                f"{json.dumps(self.feature_set)}); set feature_set to 'columns' or remove feature_columns"
+            )
+        if self.feature_columns is not None:
+            repeated = sorted({c for c in self.feature_columns if self.feature_columns.count(c) > 1})
+            if repeated:
+                raise ValueError(f"feature_columns: {repeated} repeat; list each column once")
         return self
 
 
-class BacktestSpec(_Frozen):
+class BacktestSpec(SpecSection):
     """How model actions become positions and P&L on a split.
 
     The action decided at the close of bar t sets the position held from t to

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,11 +39,12 @@ import numpy as np
 import pandas as pd
 
 from objectives.builtin import BUILTIN_SOURCES, builtin_path
-from objectives.config import DataSpec
+from objectives.config import COLUMN_KEYS, DataSpec
 from strategies.exceptions import DataError
 
 __all__ = [
     "BAR_COLUMNS",
+    "check_data_header",
     "file_sha256",
     "infer_bar_seconds",
     "infer_periods_per_year",
@@ -55,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 SECONDS_PER_YEAR = 365.25 * 86_400.0
-_FIELDS = ("timestamp", *BAR_COLUMNS)
+_FIELDS = COLUMN_KEYS
 _ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": ("timestamp", "time", "date", "datetime"),
     "open": ("open",),
@@ -65,6 +67,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "volume_1m"),
 }
 _BUILTIN_PREFIX = "builtin:"
+_CSV_SUFFIXES = (".csv", ".txt")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_INDEX_TIMESTAMP = "__index_timestamp__"
+_LAYOUT = "a header line (timestamp,open,high,low,close,volume) and one row per bar"
 
 
 def source_path(source: str) -> Path:
@@ -85,6 +91,21 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_data_header(spec: DataSpec) -> None:
+    """What can be checked without loading the bars: the file of ``spec.source`` exists, is a
+    ``.csv`` or ``.parquet`` file, and its header has the columns :func:`load_bars` needs
+    (timestamp and close, all of open/high/low or none, the mapped and feature columns).
+
+    Raises:
+        DataError: one line naming the file, what is wrong and the fix.
+    """
+    path = source_path(spec.source)
+    columns = _builtin_columns(spec.source, spec.columns)
+    header = _read_header(path)
+    _resolve_columns(header, path, columns or {})
+    _check_extra(header, path, spec.feature_columns or ())
 
 
 def load_spec_bars(spec: DataSpec) -> pd.DataFrame:
@@ -123,9 +144,10 @@ def load_bars(
     """
     path = source_path(source)
     if source.startswith(_BUILTIN_PREFIX):
-        entry = BUILTIN_SOURCES[source[len(_BUILTIN_PREFIX) :]]
-        columns = {**entry.columns, **(columns or {})}
-        timestamp_format = timestamp_format or entry.timestamp_format
+        timestamp_format = (
+            timestamp_format or BUILTIN_SOURCES[source[len(_BUILTIN_PREFIX) :]].timestamp_format
+        )
+    columns = _builtin_columns(source, columns)
     raw = _read_table(path)
     bars = _to_bars(raw, path, columns or {}, timestamp_format, tuple(extra_columns))
     if max_bars is not None and len(bars) > max_bars:
@@ -154,39 +176,99 @@ def infer_periods_per_year(index: pd.DatetimeIndex) -> float:
     return float((len(index) - 1) / span_years)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _builtin_columns(source: str, columns: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """The column mapping of ``source``: a built-in source's own, overridden by ``columns``."""
+    if not source.startswith(_BUILTIN_PREFIX):
+        return columns
+    return {**BUILTIN_SOURCES[source[len(_BUILTIN_PREFIX) :]].columns, **(columns or {})}
+
+
+def _check_file(path: Path) -> str:
+    """The lower-case suffix of an existing data file of a supported type."""
     if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise DataError(
-            f"data file {path} does not exist; give a .csv or .parquet path or a built-in "
+            f"data file {path} {what}; give a .csv or .parquet path in data.source or a built-in "
             f"source ({', '.join(_BUILTIN_PREFIX + k for k in BUILTIN_SOURCES)})"
         )
     suffix = path.suffix.lower()
+    if suffix not in (*_CSV_SUFFIXES, *_PARQUET_SUFFIXES):
+        raise DataError(
+            f"{path}: unsupported file type {suffix or '(no suffix)'!r}; save the bars as .csv or .parquet"
+        )
+    return suffix
+
+
+def _read_header(path: Path) -> list[str]:
+    """The column names of a data file, read without its rows (a Parquet file's schema)."""
+    suffix = _check_file(path)
     try:
-        if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-            if isinstance(frame.index, pd.DatetimeIndex):
-                frame = frame.reset_index(names="__index_timestamp__")
-            return frame
+        if suffix in _CSV_SUFFIXES:
+            return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        return _parquet_columns(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; it needs {_LAYOUT}") from None
     except (OSError, ValueError, ImportError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: cannot read the file ({detail})") from exc
-    raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
+        raise DataError(f"{path}: cannot read the file ({_first_line(exc)}); {_FIX_FILE}") from exc
 
 
-def _resolve_columns(raw: pd.DataFrame, path: Path, mapping: Mapping[str, str]) -> dict[str, str]:
+def _parquet_columns(path: Path) -> list[str]:
+    """Columns of a Parquet file; a stored DatetimeIndex counts as the timestamp column."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    meta = schema.pandas_metadata or {}
+    index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+    types = {c.get("field_name"): c.get("pandas_type") for c in meta.get("columns", [])}
+    names = [str(n) for n in schema.names if n not in index]
+    if any(types.get(c) in ("datetime", "datetimetz") for c in index):
+        names.append(_INDEX_TIMESTAMP)
+    return names
+
+
+_FIX_FILE = "check that it is a valid CSV or Parquet file"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = _check_file(path)
+    try:
+        if suffix in _CSV_SUFFIXES:
+            return pd.read_csv(path)
+        frame = pd.read_parquet(path)
+        if isinstance(frame.index, pd.DatetimeIndex):
+            frame = frame.reset_index(names=_INDEX_TIMESTAMP)
+        return frame
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; it needs {_LAYOUT}") from None
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"{path}: cannot read the file ({_first_line(exc)}); {_FIX_FILE}") from exc
+
+
+def _check_extra(header: Sequence[str], path: Path, extra: Sequence[str]) -> None:
+    for col in extra:
+        if col not in header:
+            raise DataError(
+                f"{path}: feature column {col!r} (data.feature_columns) not found; file columns: "
+                f"{', '.join(header)}; fix data.feature_columns"
+            )
+
+
+def _resolve_columns(header: Sequence[str], path: Path, mapping: Mapping[str, str]) -> dict[str, str]:
     unknown = sorted(set(mapping) - set(_FIELDS))
     if unknown:
         raise DataError(f"{path}: unknown keys {unknown} in data.columns; known: {', '.join(_FIELDS)}")
-    by_lower = {str(c).lower(): str(c) for c in raw.columns}
+    by_lower = {str(c).lower(): str(c) for c in header}
     found: dict[str, str] = {}
     for field in _FIELDS:
         if field in mapping:
-            if mapping[field] not in raw.columns:
+            if mapping[field] not in header:
                 raise DataError(
                     f"{path}: column {mapping[field]!r} (mapped to {field}) not found; "
-                    f"file columns: {', '.join(map(str, raw.columns))}"
+                    f"file columns: {', '.join(map(str, header))}; fix data.columns.{field}"
                 )
             found[field] = mapping[field]
             continue
@@ -194,16 +276,19 @@ def _resolve_columns(raw: pd.DataFrame, path: Path, mapping: Mapping[str, str]) 
             if alias in by_lower:
                 found[field] = by_lower[alias]
                 break
-    if "timestamp" not in found and "__index_timestamp__" in raw.columns:
-        found["timestamp"] = "__index_timestamp__"
+    if "timestamp" not in found and _INDEX_TIMESTAMP in header:
+        found["timestamp"] = _INDEX_TIMESTAMP
     missing = [f for f in ("timestamp", "close") if f not in found]
     ohl = [f for f in ("open", "high", "low") if f in found]
     if 0 < len(ohl) < 3:
         missing += [f for f in ("open", "high", "low") if f not in found]
     if missing:
+        fix = "map them with data.columns"
+        separator = next((sep for sep in ";\t|" if len(header) == 1 and sep in header[0]), None)
+        if separator is not None:
+            fix = f"the file seems to separate columns by {separator!r}: save it comma-separated"
         raise DataError(
-            f"{path}: missing columns {missing}; file columns: "
-            f"{', '.join(map(str, raw.columns))}; map them with data.columns"
+            f"{path}: missing columns {missing}; file columns: {', '.join(map(str, header)) or 'none'}; {fix}"
         )
     return found
 
@@ -215,28 +300,30 @@ def _to_bars(
     timestamp_format: str | None,
     extra: tuple[str, ...],
 ) -> pd.DataFrame:
-    found = _resolve_columns(raw, path, mapping)
-    for col in extra:
-        if col not in raw.columns:
-            raise DataError(
-                f"{path}: feature column {col!r} not found; file columns: {', '.join(map(str, raw.columns))}"
-            )
+    header = [str(c) for c in raw.columns]
+    found = _resolve_columns(header, path, mapping)
+    _check_extra(header, path, extra)
+    if raw.empty:
+        raise DataError(f"{path}: no bars, only a header; the file needs {_LAYOUT}")
     index = _parse_timestamps(raw[found["timestamp"]], path, found["timestamp"], timestamp_format)
     values: dict[str, np.ndarray] = {}
     for field in ("open", "high", "low", "close", "volume"):
         if field in found:
             values[field] = _numeric(raw[found[field]], path, found[field])
+    notes = []  # logged once the bars are valid: a refused file gets its one error line only
     if "open" not in values:
-        logger.warning("%s: no open/high/low columns; using close for all three", path)
+        notes.append("no open/high/low columns; using close for all three")
         for field in ("open", "high", "low"):
             values[field] = values["close"].copy()
     if "volume" not in values:
-        logger.warning("%s: no volume column; volume set to 0", path)
+        notes.append("no volume column; volume set to 0")
         values["volume"] = np.zeros(len(raw))
     for col in extra:
         values[col] = _numeric(raw[col], path, col)
     bars = pd.DataFrame({k: values[k] for k in (*BAR_COLUMNS, *extra)}, index=index)
     _validate(bars, path)
+    for note in notes:
+        logger.warning("%s: %s", path, note)
     return bars
 
 
@@ -249,11 +336,7 @@ def _parse_timestamps(col: pd.Series, path: Path, name: str, fmt: str | None) ->
         else:
             parsed = pd.to_datetime(col, format=fmt)
     except (ValueError, TypeError, OverflowError) as exc:
-        example = col.iloc[0] if len(col) else ""
-        raise DataError(
-            f"{path}: cannot parse timestamps in column {name!r} (first value {example!r}): "
-            f"{str(exc).splitlines()[0]}; set data.timestamp_format"
-        ) from exc
+        raise DataError(_timestamp_problem(col, path, name, fmt, exc)) from exc
     index = pd.DatetimeIndex(parsed)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
@@ -264,6 +347,37 @@ def _parse_timestamps(col: pd.Series, path: Path, name: str, fmt: str | None) ->
             f"in column {name!r}; fix the file or set data.timestamp_format"
         )
     return index.as_unit("ns").rename("timestamp")
+
+
+def _timestamp_problem(col: pd.Series, path: Path, name: str, fmt: str | None, exc: Exception) -> str:
+    """Which value failed to parse (not the first one), and the fix."""
+    fix = (
+        "fix that value or set data.timestamp_format (strftime, e.g. '%Y-%m-%d %H:%M:%S')"
+        if fmt is None
+        else f"fix that value or data.timestamp_format ({fmt!r})"
+    )
+    row = _first_unparsed(col, fmt)
+    if row is None:
+        return f"{path}: cannot parse the timestamps in column {name!r} ({_pandas_reason(exc)}); {fix}"
+    return (
+        f"{path}: cannot parse timestamps in column {name!r}: {col.iloc[row]!r} at data row {row + 1}; {fix}"
+    )
+
+
+def _first_unparsed(col: pd.Series, fmt: str | None) -> int | None:
+    """The first row whose timestamp does not parse the way the rows before it do."""
+    try:
+        coerced = pd.to_datetime(col, format=fmt, errors="coerce")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    bad = np.flatnonzero(pd.isna(coerced) & col.notna().to_numpy())
+    return int(bad[0]) if len(bad) else None
+
+
+def _pandas_reason(exc: Exception) -> str:
+    """Pandas' reason without its position and its multi-line list of suggestions."""
+    first = _first_line(exc)
+    return re.split(r"(?:, at position \d+)?\. You might want", first)[0].rstrip(":. ")
 
 
 def _epoch_unit(values: np.ndarray) -> str:
@@ -278,7 +392,10 @@ def _numeric(col: pd.Series, path: Path, name: str) -> np.ndarray:
     try:
         return pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"{path}: column {name!r} is not numeric ({str(exc).splitlines()[0]})") from exc
+        coerced = pd.to_numeric(col, errors="coerce")
+        bad = np.flatnonzero(pd.isna(coerced).to_numpy() & col.notna().to_numpy())
+        where = f": {col.iloc[bad[0]]!r} at data row {bad[0] + 1}" if len(bad) else f" ({_first_line(exc)})"
+        raise DataError(f"{path}: column {name!r} is not numeric{where}; fix or drop that row") from exc
 
 
 def _first_bad(mask: np.ndarray, index: pd.DatetimeIndex) -> str:

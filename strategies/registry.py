@@ -12,8 +12,11 @@ the latter and rejects anything else.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -22,7 +25,7 @@ import torch
 from torch import nn
 
 from strategies.exceptions import ConfigError
-from strategies.space import ChoiceParam, FloatParam, IntParam, Param, SearchSpace
+from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
 
 __all__ = [
     "TRAINING_PARAMS",
@@ -30,12 +33,15 @@ __all__ = [
     "FamilyConfig",
     "build_model",
     "check_encoder",
+    "check_space",
     "count_parameters",
     "cpu_training_params",
     "family_names",
     "get_family",
     "gpu_training_params",
     "model_config",
+    "param_corners",
+    "read_int",
     "read_params",
     "recipe",
     "register_family",
@@ -251,6 +257,11 @@ def read_params(config_cls: type[Any], params: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+def read_int(name: str, value: Any) -> int:
+    """``value`` as an integer parameter (``4.0`` is 4; ``True``, ``4.5`` and ``"4"`` are errors)."""
+    return int(_coerce(name, value, int))
+
+
 def resolve_d_model(params: Mapping[str, Any], default_heads: int, default_d_model: int) -> tuple[int, int]:
     """``(n_heads, d_model)`` from ``n_heads`` and ``head_dim`` (or ``d_model``) in ``params``.
 
@@ -258,8 +269,11 @@ def resolve_d_model(params: Mapping[str, Any], default_heads: int, default_d_mod
     keeps every proposal buildable; a given ``d_model`` must agree.
     """
     n_heads = _coerce("n_heads", params.get("n_heads", default_heads), int)
+    require(n_heads >= 1, f"n_heads must be >= 1, got {n_heads}")
     if "head_dim" in params:
-        d_model = n_heads * _coerce("head_dim", params["head_dim"], int)
+        head_dim = _coerce("head_dim", params["head_dim"], int)
+        require(head_dim >= 1, f"head_dim must be >= 1, got {head_dim}")
+        d_model = n_heads * head_dim
         given = params.get("d_model")
         require(
             given is None or _coerce("d_model", given, int) == d_model,
@@ -282,6 +296,132 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         return int(value)
     require(number, f"parameter '{name}' must be a finite number, got {value!r}")
     return float(value)
+
+
+# --- checking a search space against the family ---------------------------------------------
+
+_SHORT_INT_RANGE = 16  # int ranges up to this many values are checked value by value
+_INNER = 1.0 / math.e  # where inside a float range the inner point lies (not a round number)
+Corner = tuple[Any, str]  # a value a parameter can take, and the fix if the family refuses it
+
+
+def check_space(family: str, space: SearchSpace, *, input_size: int = 8) -> None:
+    """Every configuration the space can propose builds: raise :class:`ConfigError` naming the parameter.
+
+    Each model parameter (and ``seq_len``, which bounds learnable positions)
+    contributes its corners: the fixed value, every choice value, both ends of
+    a range, every value of a short int range and one inner point of a float
+    range (a float range on an integer parameter fails there). Every pair of
+    corners is built with the other parameters at one valid base point;
+    points that violate the space's linear constraints are skipped, as the
+    optimizer never proposes them. Training parameters are the training
+    loop's to check.
+
+    Raises:
+        ConfigError: ``search_space.<name>: '<family>' refuses <name> = <value>: <the family's
+            message>; <the fix>``.
+    """
+    fam = get_family(family)
+    corners = {
+        p.name: param_corners(p)
+        for p in space.params
+        if p.name in fam.model_param_names or p.name == "seq_len"
+    }
+    base = _base_point(corners, space)
+    if not _allowed(space, base):
+        rules = ", ".join(f"'{c}'" for c in space.constraints)
+        raise ConfigError(
+            f"search_space: no combination of the parameters' values satisfies {rules}; widen the ranges"
+        )
+    for point in _pairs(corners, base):
+        if _allowed(space, point):
+            error = _build_error(family, point, input_size)
+            if error is not None:
+                raise ConfigError(_blame(family, point, error, input_size))
+
+
+def param_corners(p: Param) -> list[Corner]:
+    """The values of ``p`` worth building (see :func:`check_space`), each with the fix if refused."""
+    if isinstance(p, FixedParam):
+        return [(p.value, "change the fixed value")]
+    if isinstance(p, ChoiceParam):
+        return [(v, f"remove the choice value {json.dumps(v)} or change it") for v in p.values]
+    ends = [(p.low, "raise the range's low end"), (p.high, "lower the range's high end")]
+    if isinstance(p, IntParam):
+        if p.high - p.low < _SHORT_INT_RANGE:
+            inner = [
+                (v, "narrow the range, or search the values that work as a choice")
+                for v in range(p.low + 1, p.high)
+            ]
+            return [ends[0], *inner, ends[1]]
+        return ends
+    inner_fix = 'this float range has values between integers; give "type": "int" or narrow the range'
+    return [ends[0], (p.low + (p.high - p.low) * _INNER, inner_fix), ends[1]]
+
+
+def _base_point(corners: Mapping[str, list[Corner]], space: SearchSpace) -> dict[str, Corner]:
+    """The first combination of corners inside the linear constraints (else the very first)."""
+    combos = itertools.islice(itertools.product(*corners.values()), 10_000)
+    first: dict[str, Corner] | None = None
+    for combo in combos:
+        point = dict(zip(corners, combo))
+        first = first or point
+        if _allowed(space, point):
+            return point
+    return first or {}
+
+
+def _pairs(corners: Mapping[str, list[Corner]], base: dict[str, Corner]) -> Iterator[dict[str, Corner]]:
+    yield base
+    names = list(corners)
+    for i, a in enumerate(names):
+        for ca in corners[a]:
+            yield {**base, a: ca}
+            for b in names[i + 1 :]:
+                for cb in corners[b]:
+                    yield {**base, a: ca, b: cb}
+
+
+def _values(point: Mapping[str, Corner]) -> dict[str, Any]:
+    return {name: value for name, (value, _) in point.items()}
+
+
+def _allowed(space: SearchSpace, point: Mapping[str, Corner]) -> bool:
+    values = _values(point)
+    for con in space.constraints:
+        if set(con.names) <= set(values):
+            try:
+                if not con.satisfied(values):
+                    return False
+            except (TypeError, ValueError):  # a non-numeric value: the config reports it
+                continue
+    return True
+
+
+def _build_error(family: str, point: Mapping[str, Corner], input_size: int) -> str | None:
+    try:
+        model_config(family, _values(point), input_size)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _blame(family: str, point: Mapping[str, Corner], error: str, input_size: int) -> str:
+    """The message for a point that does not build, under the parameter that makes it fail.
+
+    The culprit is the first parameter (those the error names come first) whose
+    removal (the family's default instead) makes the point build.
+    """
+    named = [n for n in point if re.search(rf"\b{re.escape(n)}\b", error)]
+    for name in [*named, *(n for n in point if n not in named)]:
+        rest = {k: v for k, v in point.items() if k != name}
+        if _build_error(family, rest, input_size) is None:
+            value, fix = point[name]
+            shown = json.dumps(value, default=str)
+            if error.startswith(f"parameter '{name}' must be") and not isinstance(value, float):
+                fix = "give values of that type"  # a string or a bool where a number is expected, ...
+            return f"search_space.{name}: '{family}' refuses {name} = {shown}: {error}; {fix}"
+    return f"search_space: {error}; change the search space so that '{family}' can be built"
 
 
 # --- training parameters every family searches ---------------------------------------------

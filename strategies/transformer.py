@@ -41,6 +41,7 @@ from strategies.registry import (
     check_encoder,
     cpu_training_params,
     gpu_training_params,
+    read_int,
     read_params,
     recipe,
     register_family,
@@ -98,7 +99,7 @@ class TransformerConfig:
         n_heads, d_model = resolve_d_model(params, cls.n_heads, cls.d_model)
         values = read_params(cls, params) | {"n_heads": n_heads, "d_model": d_model}
         if cls.positions == "learnable" and "seq_len" in params:
-            seq_len = params["seq_len"]
+            seq_len = read_int("seq_len", params["seq_len"])
             require(
                 seq_len <= cls.max_len,
                 f"seq_len must be <= {cls.max_len} (learnable positions), got {seq_len}",

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.managers import SyncManager
 from typing import Any
 
@@ -34,27 +35,62 @@ __all__ = ["LocalExecutor"]
 logger = logging.getLogger(__name__)
 
 
+#: Errors of a manager's proxies when the manager process is gone.
+CHANNEL_ERRORS = (EOFError, OSError, BrokenPipeError, ConnectionError)
+
+
 class QueueChannel:
-    """A picklable channel over a multiprocessing manager's queue and dict."""
+    """A picklable channel over a multiprocessing manager's queue and dict.
+
+    If the manager process dies, a trial keeps training without reporting
+    (its curve stops there) instead of failing: the configuration is not at
+    fault. The driver starts a new manager for the next trials.
+    """
 
     def __init__(self, reports: Any, stops: Any) -> None:
         self._reports = reports
         self._stops = stops
 
     def report(self, trial_index: int, report: Mapping[str, float]) -> None:
-        self._reports.put((trial_index, dict(report)))
+        try:
+            self._reports.put((trial_index, dict(report)))
+        except CHANNEL_ERRORS:
+            logger.debug("trial %d: the report channel is gone", trial_index)
 
     def should_stop(self, trial_index: int) -> bool:
-        return bool(self._stops.get(trial_index, False))
+        try:
+            return bool(self._stops.get(trial_index, False))
+        except CHANNEL_ERRORS:
+            return False
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl); False where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def _exit_with_parent(parent_pid: int) -> None:
     """Exit when the driver dies (even by SIGKILL) instead of running on as an orphan.
 
-    Ctrl-C reaches the whole process group; only the driver handles it (it
-    abandons the running trials), so helpers ignore SIGINT.
+    On Linux the kernel kills the process at once (a parent-death signal);
+    elsewhere a watcher thread polls. Ctrl-C reaches the whole process group;
+    only the driver handles it (it abandons the running trials), so helpers
+    ignore SIGINT.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _die_with_parent():
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os._exit(1)
+        return
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -88,9 +124,16 @@ class LocalExecutor(Executor):
 
     def start(self, data: Any = None) -> None:
         # The data argument is unused: workers memory-map job.data_dir instead.
-        self._manager = SyncManager(ctx=self._ctx)
-        self._manager.start(_exit_with_parent, (os.getpid(),))
-        self._channel = QueueChannel(self._manager.Queue(), self._manager.dict())
+        self._start_channel()
+        self._start_pool()
+
+    def _start_channel(self) -> None:
+        manager = SyncManager(ctx=self._ctx)
+        manager.start(_exit_with_parent, (os.getpid(),))
+        self._manager = manager
+        self._channel = QueueChannel(manager.Queue(), manager.dict())
+
+    def _start_pool(self) -> None:
         self._pool = ProcessPool(
             max_workers=self.workers,
             initializer=_init_worker,
@@ -98,7 +141,19 @@ class LocalExecutor(Executor):
             context=self._ctx,
         )
 
+    def _repair(self) -> None:
+        """A new manager if it died; a new pool if a worker's death broke it (no trial left on it)."""
+        manager = getattr(self._manager, "_process", None)
+        if manager is not None and not manager.is_alive():
+            logger.warning("the report channel's process died; starting a new one")
+            self._start_channel()
+        if self._pool is not None and not self._pool.active and not self._futures:
+            logger.warning("the worker pool broke (a worker died outside a trial); starting a new one")
+            self._stop_pool()
+            self._start_pool()
+
     def submit(self, job: TrialJob) -> None:
+        self._repair()
         assert self._pool is not None and self._channel is not None, "start() first"
         future = self._pool.schedule(self.fn, args=(job, self._channel, None), timeout=self.trial_timeout_s)
         self._futures[future] = job.trial_index
@@ -120,6 +175,11 @@ class LocalExecutor(Executor):
             return TrialOutcome.failed(index, f"timeout: ran longer than {self.trial_timeout_s:g} s", elapsed)
         except ProcessExpired as exc:
             return TrialOutcome.failed(index, f"worker process died (exit code {exc.exitcode})", elapsed)
+        except BrokenProcessPool:
+            # the pool broke under this trial (another worker died outside a trial): not the
+            # configuration's fault, so the trial is abandoned and proposed again
+            reason = "the worker pool broke (a worker died outside a trial); the trial runs again"
+            return TrialOutcome(index, "abandoned", reason=reason, seconds={"total": elapsed})
         except Exception as exc:  # e.g. a job that could not be pickled
             return TrialOutcome.failed(index, f"{type(exc).__name__}: {exc}", elapsed)
 
@@ -137,16 +197,22 @@ class LocalExecutor(Executor):
         if self._channel is not None:
             self._channel._stops[trial_index] = True
 
-    def shutdown(self) -> list[int]:
-        cancelled = sorted(self.running)
+    def _stop_pool(self) -> None:
         if self._pool is not None:
-            for future in self._futures:
-                future.cancel()
             self._pool.stop()
             self._pool.join(timeout=10)
             self._pool = None
+
+    def shutdown(self) -> list[int]:
+        cancelled = sorted(self.running)
+        for future in self._futures:
+            future.cancel()
+        self._stop_pool()
         self._futures.clear()
-        if self._manager is not None:
-            self._manager.shutdown()
-            self._manager = None
+        manager, self._manager = self._manager, None
+        if manager is not None and getattr(manager, "_process", None) is not None:
+            try:  # a manager interrupted while it started has no shutdown method yet
+                manager.shutdown()
+            except (AttributeError, *CHANNEL_ERRORS):
+                logger.debug("the report channel's process was already gone")
         return cancelled

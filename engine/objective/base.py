@@ -105,6 +105,11 @@ class Objective(ABC):
         return {}
 
     @classmethod
+    def check_space(cls, strategy: str, space: SearchSpace, base: SearchSpace) -> None:
+        """Check a spec's search space (``base``: the default one); raise ConfigError naming the entry."""
+        return None
+
+    @classmethod
     def check_spec(cls, spec: ExperimentSpec) -> None:
         """Objective-specific checks of a parsed spec; raise ValueError with one clear line."""
         return None
@@ -115,6 +120,10 @@ class Objective(ABC):
         return False
 
     # -- driver, once per study -------------------------------------------------------
+    def check_data(self) -> None:
+        """Check what can be known of the data without loading it (file, header); raise InputError."""
+        return None
+
     def data_hash(self) -> str:
         """SHA-256 of the data file the study reads ('' when there is none)."""
         return ""

@@ -27,7 +27,6 @@ from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
 from engine.objective.registry import register_objective
 from objectives.backtest import BacktestResult
 from strategies import get_family
-from strategies.exceptions import ConfigError
 from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
 
 if TYPE_CHECKING:
@@ -108,12 +107,20 @@ class ModelObjective(Objective):
         return CURVE_METRICS
 
     @classmethod
+    def check_space(cls, strategy: str, space: SearchSpace, base: SearchSpace) -> None:
+        """The family builds its config at every corner of the space; training values are accepted."""
+        from engine.search_space import check_training_values
+        from strategies.registry import check_space
+
+        check_space(strategy, space)
+        check_training_values(space)
+
+    @classmethod
     def check_spec(cls, spec: ExperimentSpec) -> None:
         from objectives.features import FEATURE_SETS
 
         if spec.synthetic != type(spec.synthetic)():
             raise ValueError("synthetic: settings for synthetic problems only; remove the section")
-        _check_training_values(spec.space)
         if spec.data.feature_set is None:
             _check_feature_set_fixed(spec.strategy, spec.space)
         name = feature_set_for(spec)
@@ -121,11 +128,17 @@ class ModelObjective(Objective):
             raise ValueError(
                 f"data.feature_set: unknown feature set '{name}'; known: {', '.join(sorted(FEATURE_SETS))}"
             )
+        _check_max_bars(spec)
 
     # -- driver ---------------------------------------------------------------------
     @property
     def max_seq_len(self) -> int:
         return max_seq_len(self.spec.space)
+
+    def check_data(self) -> None:
+        from objectives.data import check_data_header
+
+        check_data_header(self.spec.data)
 
     def data_hash(self) -> str:
         from objectives.data import file_sha256, source_path
@@ -332,28 +345,6 @@ def _dates(data: PreparedData, ranges: Mapping[str, tuple[int, int]]) -> dict[st
     return out
 
 
-def _check_training_values(space: SearchSpace) -> None:
-    """Every value a training parameter can take must be one the training loop accepts."""
-    from objectives import TrainConfig
-    from strategies import TRAINING_PARAMS
-
-    for p in space.params:
-        if p.name not in TRAINING_PARAMS:
-            continue
-        values: tuple[Any, ...] = (
-            (p.value,)
-            if isinstance(p, FixedParam)
-            else p.values
-            if isinstance(p, ChoiceParam)
-            else (p.low, p.high)
-        )
-        for v in values:
-            try:
-                TrainConfig.from_params({p.name: v})
-            except ConfigError as exc:
-                raise ValueError(f"search_space.{p.name}: {exc}") from None
-
-
 def _check_feature_set_fixed(strategy: str, space: SearchSpace) -> None:
     """A parameter that changes the family's feature set cannot be searched.
 
@@ -371,3 +362,23 @@ def _check_feature_set_fixed(strategy: str, space: SearchSpace) -> None:
                 f"search_space.{p.name}: it selects the feature set, which is prepared once per study; "
                 f'fix it to one value (e.g. "{p.name}": {json.dumps(p.values[0])})'
             )
+
+
+def _check_max_bars(spec: ExperimentSpec) -> None:
+    """``data.max_bars`` caps the bars: too few of them for the splits or folds is known now."""
+    from objectives.dataset import check_length, check_walk_forward
+    from strategies.exceptions import DataError
+
+    data = spec.data
+    if data.max_bars is None:
+        return
+    seq_len, horizon = max_seq_len(spec.space), data.label.horizon
+    try:
+        if data.validation.scheme == "walk_forward":
+            check_walk_forward(
+                data.max_bars, seq_len, horizon, data.splits, data.validation, source="data.max_bars"
+            )
+        else:
+            check_length(data.max_bars, seq_len, horizon, data.splits, source="data.max_bars")
+    except DataError as exc:
+        raise ValueError(f"{exc} (raise data.max_bars)") from None

@@ -50,10 +50,25 @@ class SyntheticObjective(Objective):
         return {"val_return_pct": False, "val_sharpe": False, "val_loss": True, "val_accuracy": False}
 
     @classmethod
+    def check_space(cls, strategy: str, space: SearchSpace, base: SearchSpace) -> None:
+        from engine.search_space import check_within_box
+
+        check_within_box(strategy, space, base)
+
+    @classmethod
     def check_spec(cls, spec: ExperimentSpec) -> None:
         if spec.warm_start.priors is not None:
             raise ValueError(
-                "warm_start.priors: data-driven priors need a model family, not a synthetic problem"
+                "warm_start.priors: data-driven priors need market data; a synthetic problem has none: "
+                'remove "priors" (or use a model family)'
+            )
+        # data.validation alone is what older studies' specs carry (engine.meta.migrate_spec)
+        unused = [f"data.{k}" for k in sorted(spec.data.model_fields_set - {"validation"})]
+        unused += [k for k in ("backtest", "search_space_preset") if k in spec.model_fields_set]
+        if unused:
+            raise ValueError(
+                f"{unused[0]}: a setting of model families; the synthetic problem '{spec.strategy}' "
+                "reads no data and trains nothing; remove it"
             )
 
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:

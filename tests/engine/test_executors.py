@@ -125,3 +125,43 @@ def test_stop_request_stops_after_the_epoch(results: Any) -> None:
     out, _, _ = results
     assert out[5].status == "early_stopped"
     assert 2 <= out[5].epochs < 15
+
+
+def _wait_outcome(ex: Executor, limit: float = 120) -> TrialOutcome:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        done = ex.wait(0.2)
+        ex.drain_reports()
+        if done:
+            return done[0]
+    raise AssertionError("no outcome in time")
+
+
+def test_a_dead_idle_worker_or_channel_does_not_break_the_study() -> None:
+    """A worker killed outside a trial, or the report channel's process killed: the next trials still run."""
+    import multiprocessing
+    import os
+    import signal
+
+    ex = make_executor(ExecutorPlan("local", workers=1, threads=1), trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch)
+    try:
+        ex.start()
+        assert _wait_outcome_after(ex, job(10, "ok")).status == "completed"  # the worker is up
+        manager_pid = ex._manager._process.pid  # type: ignore[attr-defined]
+        workers = [p.pid for p in multiprocessing.active_children() if p.pid != manager_pid]
+        assert workers
+        for pid in workers:  # die while idle: the pool breaks
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(1.0)  # let the pool notice (its state, not ours, is what this waits for)
+        assert _wait_outcome_after(ex, job(11, "ok")).status == "completed"
+        os.kill(manager_pid, signal.SIGKILL)
+        time.sleep(0.5)
+        outcome = _wait_outcome_after(ex, job(12, "ok"))
+        assert outcome.status == "completed" and set(outcome.metrics) >= {"sharpe"}
+    finally:
+        ex.shutdown()
+
+
+def _wait_outcome_after(ex: Executor, j: TrialJob) -> TrialOutcome:
+    ex.submit(j)
+    return _wait_outcome(ex)

@@ -127,3 +127,54 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_synthetic_section_only_for_synthetic() -> None:
     with pytest.raises(SpecError, match="synthetic problems only"):
         parse_spec(base() | {"synthetic": {"epoch_seconds": 1}})
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu"])
+def test_every_family_default_space_builds(preset: str) -> None:
+    from strategies import FAMILIES
+
+    for family in FAMILIES:
+        spec = parse_spec({"name": "t", "strategy": family, "search_space_preset": preset})
+        assert spec.space.tunable, family
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"budget": {"trials": True}}, "budget.trials: Input should be a valid integer (got true)"),
+        (
+            {"budget": {"trials": 2.5}},
+            "budget.trials: Input should be a valid integer, got a number with a fractional",
+        ),
+        (
+            {"objectives": {"sharpe": {"goal": "max", "threshold": float("nan")}}},
+            "objectives.sharpe.threshold",
+        ),
+        ({"search_space": {"num_layers": "two"}}, "search_space.num_layers: 'moe_transformer' refuses"),
+        ({"search_space": {"dropout": {"value": 0.1, "low": 0.0}}}, "search_space.dropout: low: not used"),
+        ({"search_space": {"top_k": 3, "num_experts": 2}}, "fixed values violate constraint"),
+        (
+            {"budget": {"trials": 4, "sobol_trials": 2, "batch_size": 5}},
+            "budget.batch_size: 5 trials at once",
+        ),
+        ({"constraints": ["num_trades >= 1", "num_trades >= 2"]}, "constraints.1: 'num_trades >= 2' repeats"),
+    ],
+)
+def test_strict_values_fail_with_one_line(patch: dict[str, Any], expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(base() | patch, source="x.json")
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_whole_floats_are_integers() -> None:
+    assert parse_spec(base() | {"budget": {"trials": 24.0}}).budget.trials == 24
+
+
+def test_byte_order_mark_and_repeated_keys(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(base()).encode())
+    assert load_spec(path).name == "t"
+    path.write_text('{"name": "t", "strategy": "lstm", "budget": {"trials": 4, "trials": 8}}')
+    with pytest.raises(SpecError, match=r"budget\.trials: the key appears twice"):
+        load_spec(path)

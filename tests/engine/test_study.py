@@ -112,10 +112,22 @@ def test_synchronous_study_is_reproducible(tmp_path: Path) -> None:
 
 
 def test_changed_spec_is_refused(finished: tuple[Path, StudyOutcome]) -> None:
+    """A change of what a trial measures (here its epochs) is refused; a longer budget is not (below)."""
     directory, _ = finished
-    spec = synthetic_spec("first", budget={"trials": 12, "sobol_trials": 4})
-    with pytest.raises(SpecError, match=r"spec changed since this study started \(budget.trials\)"):
+    spec = synthetic_spec("first", budget={"trials": 10, "sobol_trials": 4, "max_epochs": 5})
+    with pytest.raises(SpecError, match=r"spec changed since this study started \(budget.max_epochs\)"):
         run_study(spec, directory)
+
+
+def test_a_finished_study_resumes_with_a_larger_budget(tmp_path: Path) -> None:
+    spec = synthetic_spec("grow", budget={"trials": 4, "sobol_trials": 4})
+    first = run_study(spec, tmp_path / "s")
+    assert len(first.records) == 4
+    more = synthetic_spec("grow", budget={"trials": 6, "sobol_trials": 4, "trial_timeout_s": 90})
+    second = run_study(more, tmp_path / "s")
+    assert [r.index for r in second.records] == list(range(6))
+    assert [r.metrics for r in second.records[:4]] == [r.metrics for r in first.records]  # kept, not rerun
+    assert json.loads((tmp_path / "s" / "spec.given.json").read_text())["budget"]["trials"] == 6
 
 
 def test_warm_start_attaches_previous_trials(finished: tuple[Path, StudyOutcome], tmp_path: Path) -> None:
@@ -257,7 +269,10 @@ def test_resume_after_the_process_is_killed(tmp_path: Path, sig: signal.Signals)
     proc.send_signal(sig)
     code = proc.wait(timeout=60)
     assert code == (-9 if sig == signal.SIGKILL else 130)
-    time.sleep(3.0)  # orphaned workers notice their parent is gone and exit
+    # the workers die with their driver (a parent-death signal): wait for that, with a generous limit
+    deadline = time.monotonic() + 30
+    while [pid for pid in children if _alive(int(pid))] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not [pid for pid in children if _alive(int(pid))]
     again = subprocess.run(
         _cli("run", str(spec), "--study-dir", str(directory), "--progress", "quiet"),
@@ -268,6 +283,9 @@ def test_resume_after_the_process_is_killed(tmp_path: Path, sig: signal.Signals)
     )
     assert again.returncode == 0, again.stderr
     res = StudyResults.load(directory)
+    runs = res.store.read_runs()
+    assert len(runs) == 2 and runs[0]["interrupted"] and not runs[1]["interrupted"]
+    assert runs[0].get("crashed", False) == (sig == signal.SIGKILL)  # a killed run is recorded too
     after = {r.index: r for r in res.records}
     for index, rec in before.items():  # nothing completed was lost or changed
         assert after[index].status == "completed" and after[index].metrics == rec["metrics"]

@@ -143,7 +143,9 @@ def test_a_dead_idle_worker_or_channel_does_not_break_the_study() -> None:
     import os
     import signal
 
-    ex = make_executor(ExecutorPlan("local", workers=1, threads=1), trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch)
+    ex = make_executor(
+        ExecutorPlan("local", workers=1, threads=1), trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch
+    )
     try:
         ex.start()
         assert _wait_outcome_after(ex, job(10, "ok")).status == "completed"  # the worker is up

@@ -31,8 +31,9 @@ app = typer.Typer(
     help="Multi-objective Bayesian hyperparameter search for neural trading models (Ax + BoTorch).\n\n"
     "Exit codes: 0 ok, 2 bad input, 1 runtime failure, 130 interrupted.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: rich markup would swallow "[default: ...]" and print <bool> after every flag
+    rich_markup_mode=None,
 )
 
 OUR_PACKAGES = ("engine", "objectives", "strategies", "__main__")
@@ -85,30 +86,47 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in OUR_PACKAGES:
         logging.getLogger(name).setLevel(ours)
-    # Ax logs every proposal at INFO through its own handler (and an INFO line while
-    # it is imported); keep its warnings only.
+    if not verbose:
+        warnings.filterwarnings("ignore", module=r"(botorch|gpytorch|linear_operator|ax|torch|sklearn)(\.|$)")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _quiet_ax(verbose: bool) -> None:
+    """Ax logs every proposal at INFO through its own handler (and an INFO line while it is
+    imported); keep its warnings only. Called by the commands that use Ax (``run``), so that
+    the others never import it (importing Ax takes seconds)."""
     if not verbose:
         logging.disable(logging.INFO)
     try:
         from ax.utils.common.logger import set_stderr_log_level
     finally:
         logging.disable(logging.NOTSET)
-
     logging.getLogger("ax").propagate = False
     set_stderr_log_level(logging.INFO if verbose else logging.WARNING)
-    if not verbose:
-        warnings.filterwarnings("ignore", module=r"(botorch|gpytorch|linear_operator|ax|torch|sklearn)(\.|$)")
-        warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"boengine {version('boengine')}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logging, library warnings shown.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     _setup_logging(verbose, quiet)
+    ctx.obj = {"verbose": verbose}
 
 
 def _spec(path: Path) -> Any:
@@ -121,13 +139,16 @@ def _spec(path: Path) -> Any:
 def validate(spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON).")]) -> None:
     """Check an experiment spec without running it (exit 2 with one line if it is invalid).
 
-    Checks everything the spec alone decides, and the data file's existence,
-    type and header; the bars themselves are checked when ``run`` loads them.
+    Checks everything the spec alone decides, the data file's existence,
+    type and header, and that the executor fits this machine's cores; the
+    bars themselves are checked when ``run`` loads them.
     """
+    from engine.executors import plan_executor
     from engine.spec import check_data_source
 
     s = _spec(spec)
     check_data_source(s)
+    plan_executor(s.executor)
     searched = ", ".join(p.name for p in s.space.tunable)
     typer.echo(
         f"{spec}: ok — study '{s.name}', strategy {s.strategy}, {len(s.space.tunable)} searched parameters "
@@ -137,6 +158,7 @@ def validate(spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON)."
 
 @app.command()
 def run(
+    ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON), e.g. experiments/moe.json.")],
     study_dir: Annotated[
         Path | None, typer.Option("--study-dir", help="Study directory [default: studies/<name>].")
@@ -166,6 +188,7 @@ def run(
     the same command continues. At the end the Pareto set is evaluated on the
     held-out test split and pareto.csv and report.md/html are written.
     """
+    _quiet_ax(bool((ctx.obj or {}).get("verbose")))
     from engine.progress import make_progress
     from engine.study import run_study
 
@@ -401,12 +424,63 @@ def priors(
             typer.echo("  " + ", ".join(f"{k}={_short(v)}" for k, v in c.items()))
 
 
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Usage-error classes of click and of the copy of click that typer >= 0.29 carries.
+
+    typer 0.29 parses with its own vendored click (``typer._click``, not
+    exported), so click's ``UsageError`` alone no longer catches a missing
+    argument or an unknown option.
+    """
+    out: list[type[BaseException]] = [click.UsageError]
+    try:
+        from typer._click import exceptions as vendored
+
+        out.append(vendored.UsageError)
+    except ImportError:  # an older typer uses click itself
+        pass
+    return tuple(out)
+
+
+def _usage_line(exc: BaseException) -> str:
+    """One line: what is wrong with the command line, and where to look."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = " ".join(message.replace("Value error, ", "").split())
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "boengine"
+    return f"error: {message.rstrip('.')}; see '{command} --help'"
+
+
+def _disk_full(exc: BaseException) -> bool:
+    import errno
+
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "database or disk is full" in str(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    """One line for an error boengine did not raise itself (disk full is said plainly); exit 1."""
+    if _disk_full(exc):
+        filename = getattr(exc, "filename", None)
+        where = f" writing {filename}" if filename else ""
+        typer.echo(
+            f"error: the disk is full{where}; free some space and rerun the same command: completed "
+            "trials are on disk and the study resumes safely",
+            err=True,
+        )
+        return 1
+    logger.debug("unexpected error", exc_info=True)
+    typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)", err=True)
+    return 1
+
+
 def main() -> None:
     """Console entry point with boengine's exit codes."""
     try:
         code = app(standalone_mode=False)
-    except click.UsageError as exc:
-        exc.show()
+    except _usage_errors() as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `boengine`: the help, then exit 2
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            typer.echo(_usage_line(exc), err=True)
         sys.exit(2)
     except (KeyboardInterrupt, click.Abort):
         typer.echo("interrupted", err=True)
@@ -421,9 +495,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except Exception as exc:
-        logger.debug("unexpected error", exc_info=True)
-        typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)", err=True)
-        sys.exit(1)
+        sys.exit(_unexpected(exc))
     sys.exit(code if isinstance(code, int) else 0)
 
 

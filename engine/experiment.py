@@ -21,6 +21,7 @@ from engine.objective import objective_class
 from engine.optimizer import build_generation_strategy
 from engine.spec import ExperimentSpec
 from engine.store import bind_sql_storage
+from strategies.exceptions import InputError
 from strategies.space import (
     ChoiceParam,
     FixedParam,
@@ -134,7 +135,15 @@ def configure_client(spec: ExperimentSpec, url: str, *, attaches_trials: bool = 
     )
     curve = spec.early_stopping.metric
     curves = objective_class(spec.strategy, spec.data.validation.scheme).curve_metrics()
-    client.configure_metrics([MapMetric(name=curve, lower_is_better=curves.get(curve, False))])  # type: ignore[list-item]
+    # Ax warns that the metric "was not found on the experiment, added as a new tracking
+    # metric": adding it is the point of the call, so that warning is held back.
+    ax_client_log = logging.getLogger("ax.api.client")
+    level = ax_client_log.level
+    ax_client_log.setLevel(logging.ERROR)
+    try:
+        client.configure_metrics([MapMetric(name=curve, lower_is_better=curves.get(curve, False))])  # type: ignore[list-item]
+    finally:
+        ax_client_log.setLevel(level)
     client.set_generation_strategy(
         build_generation_strategy(
             spec.optimizer,
@@ -148,8 +157,16 @@ def configure_client(spec: ExperimentSpec, url: str, *, attaches_trials: bool = 
 
 
 def load_client(spec: ExperimentSpec, url: str) -> Client:
-    """The client of an existing study, restored from its SQL store."""
-    client = Client.load_from_database(spec.name, storage_config(url))
+    """The client of an existing study, restored from its SQL store (InputError naming it if it can't be)."""
+    config = storage_config(url)
+    try:
+        client = Client.load_from_database(spec.name, config)
+    except Exception as exc:  # a damaged database, or no experiment in it
+        raise InputError(
+            f"{url.removeprefix('sqlite:///')}: the study's Ax experiment cannot be loaded "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); restore the file, or "
+            "start over with --fresh (the study is moved aside, not deleted)"
+        ) from None
     # load_from_database takes no seed; set it so that a resumed study proposes as
     # deterministically as an uninterrupted one.
     client._random_seed = spec.seed

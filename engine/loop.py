@@ -29,7 +29,7 @@ from engine.progress import Progress, Snapshot, take_snapshot
 from engine.records import TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
-from engine.tell import INTERRUPTED, TrialBook
+from engine.tell import INTERRUPTED, TrialBook, study_log
 from engine.trial import TrialJob
 from strategies.exceptions import StudyError
 
@@ -152,6 +152,10 @@ class StudyLoop:
                 self._ask(executor, min(free, self.spec.budget.batch_size or executor.capacity), remaining)
 
     def _finished(self, rec: TrialRecord) -> None:
+        shown = rec.reason if rec.status in ("failed", "abandoned") else _figures(rec)
+        study_log.info(
+            "trial %d %s (%s): %s [%d epochs]", rec.index, rec.status, rec.source, shown, rec.epochs
+        )
         if rec.status == "failed":
             self._consecutive_failures += 1
             logger.warning("trial %d failed: %s", rec.index, rec.reason)
@@ -198,6 +202,7 @@ class StudyLoop:
             }
         )
         self.progress.batch(sorted(proposals), seconds, node)
+        study_log.info("proposed trials %s with %s in %.2f s", sorted(proposals), node, seconds)
         if len(proposals) < n:
             self._ask_blocked = True  # ask again once a trial finishes
         for index, proposed in sorted(proposals.items()):
@@ -212,6 +217,7 @@ class StudyLoop:
 
     def _submit(self, executor: Executor, index: int, params: Mapping[str, Any], source: str) -> None:
         record = self.book.started(index, params, source)
+        study_log.info("trial %d started (%s): %s", index, source, record.params)
         executor.submit(
             TrialJob(
                 trial_index=index,
@@ -265,7 +271,16 @@ class StudyLoop:
             budget=self.spec.budget.trials,
             remaining=max(0, self.spec.budget.trials - self.counted) + len(self._queued),
             elapsed_s=time.monotonic() - self._started,
+            workers=self.plan.workers,
         )
+
+
+def _figures(rec: TrialRecord) -> str:
+    return ", ".join(
+        f"{k} {v:.4g}" + (f" ± {rec.sems[k]:.2g}" if k in rec.sems else "")
+        for k, v in rec.metrics.items()
+        if k in ("return_pct", "sharpe", "max_drawdown_pct", "num_trades")
+    )
 
 
 def _source(node: str) -> str:

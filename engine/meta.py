@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from strategies.exceptions import StudyError
+from strategies.exceptions import InputError
 
 __all__ = ["META_VERSION", "StudyMeta", "library_versions", "migrate_spec"]
 
@@ -88,12 +88,12 @@ class StudyMeta:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str, study_dir: Path) -> StudyMeta:
-        """Read a ``meta.json`` of any known format version; raise StudyError for a newer one."""
+        """Read a ``meta.json`` of any known format version; raise InputError for a newer one."""
         version = data.get("version")
         if not isinstance(version, int) or version < 1:
-            raise StudyError(f"{source}: no valid format version; is this a boengine study?")
+            raise InputError(f"{source}: no valid format version; is this a boengine study?")
         if version > META_VERSION:
-            raise StudyError(
+            raise InputError(
                 f"{source}: made by boengine {data.get('boengine', '?')} (meta format {version}); this "
                 f"boengine {_version('boengine')} reads formats up to {META_VERSION}: upgrade boengine"
             )
@@ -102,7 +102,7 @@ class StudyMeta:
         try:
             return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
         except TypeError as exc:
-            raise StudyError(f"{source}: {exc}; the file is damaged") from None
+            raise InputError(f"{source}: {exc}; the file is damaged") from None
 
     @classmethod
     def _from_v1(cls, data: Mapping[str, Any], study_dir: Path) -> StudyMeta:

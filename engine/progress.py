@@ -34,6 +34,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+PANEL_WIDTH = 110
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -46,6 +48,8 @@ class Snapshot:
     elapsed_s: float
     eta_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    best_trial: dict[str, int] = field(default_factory=dict)  # the trial of each best value
+    knee: dict[str, Any] | None = None  # the front's knee: {"trial": i, name: value, ...}
 
     @property
     def done(self) -> int:
@@ -59,7 +63,8 @@ class Snapshot:
         return {
             "budget": self.budget,
             "counts": self.counts,
-            "best": self.best,
+            "best": {k: {"value": v, "trial": self.best_trial.get(k)} for k, v in self.best.items()},
+            "knee": self.knee,
             "hypervolume": self.hypervolume,
             "elapsed_s": round(self.elapsed_s, 2),
             "eta_s": None if math.isnan(self.eta_s) else round(self.eta_s, 1),
@@ -67,24 +72,38 @@ class Snapshot:
 
 
 def take_snapshot(
-    records: Sequence[TrialRecord], objectives: ObjectiveSet, *, budget: int, remaining: int, elapsed_s: float
+    records: Sequence[TrialRecord],
+    objectives: ObjectiveSet,
+    *,
+    budget: int,
+    remaining: int,
+    elapsed_s: float,
+    workers: int = 1,
 ) -> Snapshot:
-    """The study now: counts of the trials evaluated here, best feasible values, hypervolume, ETA.
+    """The study now: counts of the trials evaluated here, the best feasible value of each
+    objective (and its trial), the front's knee, hypervolume, ETA.
 
-    ``remaining``: trials still to start (budget left and queued); the ETA
-    extrapolates the time per finished trial over those and the running ones.
+    ``remaining``: trials still to start (budget left and queued). The ETA is
+    the median duration of the trials finished in this run so far times the
+    trials left, over ``workers``; NaN (shown as "estimating") until one finished.
     """
     here = [r for r in records if not r.source.startswith("warm_start")]  # what the budget counts
     counts = {
         s: sum(r.status == s for r in here) for s in ("completed", "early_stopped", "failed", "running")
     }
     best: dict[str, float] = {}
+    best_trial: dict[str, int] = {}
     for name in objectives.names:
         rec = objectives.best(records, name)
         if rec is not None:
-            best[name] = rec.metrics[name]
-    done = counts["completed"] + counts["early_stopped"] + counts["failed"]
-    eta = elapsed_s / done * (remaining + counts["running"]) if done else math.nan
+            best[name], best_trial[name] = rec.metrics[name], rec.index
+    knee_rec = objectives.knee(objectives.front(records))
+    knee = None
+    if knee_rec is not None:
+        knee = {"trial": knee_rec.index, **{n: knee_rec.metrics[n] for n in objectives.names}}
+    durations = sorted(r.seconds["total"] for r in here if r.status != "running" and "total" in r.seconds)
+    left = remaining + counts["running"]
+    eta = durations[len(durations) // 2] * left / max(1, workers) if durations else math.nan
     return Snapshot(
         budget=budget,
         counts=counts,
@@ -92,6 +111,8 @@ def take_snapshot(
         hypervolume=objectives.hypervolume(records),
         elapsed_s=elapsed_s,
         eta_s=eta,
+        best_trial=best_trial,
+        knee=knee,
     )
 
 
@@ -200,20 +221,29 @@ class RichProgress(Progress):
             f"[red]{c.get('failed', 0)} failed[/]",
             f"{c.get('running', 0)} running",
         )
-        best = "  ".join(f"{k} {v:.4g}" for k, v in snap.best.items()) or "no feasible trial yet"
-        eta = "?" if math.isnan(snap.eta_s) else f"{snap.eta_s / 60:.1f} min"
+        eta = "estimating" if math.isnan(snap.eta_s) else f"{snap.eta_s / 60:.1f} min"
         table.add_row(
-            f"best: {best}",
             f"hypervolume {snap.hypervolume:.4g}",
             f"elapsed {snap.elapsed_s / 60:.1f} min",
             f"ETA {eta}",
+            "",
             "",
         )
         from rich.console import Group
         from rich.text import Text
 
+        if snap.knee is not None:
+            values = "  ".join(f"{k} {v:.4g}" for k, v in snap.knee.items() if k != "trial")
+            knee = f"knee of the front: trial {snap.knee['trial']}: {values}"
+        else:
+            knee = "no feasible trial yet"
+        bests = "  ".join(f"{k} {v:.4g} (#{snap.best_trial.get(k)})" for k, v in snap.best.items())
+        lines = Text(
+            "\n".join([knee, f"best of each: {bests}" if bests else ""]), no_wrap=True, overflow="ellipsis"
+        )
         recent = Text("\n".join(self._last[-4:]), style="dim", overflow="ellipsis", no_wrap=True)
-        return Panel(Group(table, recent), title=f"boengine · {self._name}", expand=False)
+        width = min(self.console.width, PANEL_WIDTH)  # a fixed width: the panel does not jump
+        return Panel(Group(table, lines, recent), title=f"boengine · {self._name}", width=width)
 
     def start(self, spec: Any, snap: Snapshot) -> None:
         from rich.live import Live

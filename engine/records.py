@@ -42,9 +42,45 @@ class TrialRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "result.json") -> TrialRecord:
+        """A record from its JSON; InputError naming ``source`` when the shape is wrong."""
+        from strategies.exceptions import InputError
+
         names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in names})
+        rec = cls(**{k: v for k, v in data.items() if k in names}) if _shaped(data) else None
+        if rec is None:
+            raise InputError(
+                f"{source}: not a trial record (needs index, status and params of the right types); "
+                "restore the file or move the trial's directory aside"
+            )
+        return rec
+
+
+_SHAPE = {
+    "index": int,
+    "status": str,
+    "params": dict,
+    "source": str,
+    "metrics": dict,
+    "epochs": int,
+    "seconds": dict,
+    "sems": dict,
+    "info": dict,
+}
+
+
+def _shaped(data: Any) -> bool:
+    if not isinstance(data, Mapping) or not {"index", "status", "params"} <= set(data):
+        return False
+    for key, kind in _SHAPE.items():
+        value = data.get(key)
+        if key in data and not (isinstance(value, kind) and not isinstance(value, bool)):
+            return False
+    if data["status"] not in STATUSES or not all(
+        isinstance(v, (int, float)) for v in data.get("metrics", {}).values()
+    ):
+        return False
+    return data.get("reason") is None or isinstance(data.get("reason"), str)
 
 
 @dataclass(frozen=True)

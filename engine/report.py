@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.export import FLAG, fmt_number, fmt_prob, front_table, html_page, html_table, sharpe_yardstick
 from engine.results import StudyResults
-from engine.store import StudyStore, read_json, write_bytes
+from engine.store import StudyStore, write_bytes
+from engine.tables import FLAG, fmt_number, fmt_prob, front_table, html_page, html_table, sharpe_yardstick
 from engine.verdict import ALPHA, DSR_BAR, Verdict
 
 __all__ = ["IMPORTANCE_RESAMPLES", "MIN_TRIALS_FOR_IMPORTANCE", "parameter_importance", "write_report"]
@@ -365,14 +365,23 @@ def _priors(res: StudyResults) -> list[str]:
             sources[r.source] = sources.get(r.source, 0) + 1
     for src, n in sorted(sources.items()):
         lines.append(f"{n} trial(s) from {src}")
+    warm = res.store.dir / "warm_start.json"
+    if warm.is_file():
+        for directory, info in res.store.read(warm).items():
+            skipped = "; ".join(f"{n} {why}" for why, n in info.get("skipped", {}).items())
+            lines.append(
+                f"warm start from {directory}: {info.get('attached', 0)} trial(s) attached"
+                + (f", skipped: {skipped}" if skipped else "")
+            )
     path = res.store.dir / "priors.json"
     if path.is_file():
-        info = read_json(path)
+        info = res.store.read(path)  # DataDrivenOptimizer.to_dict() and the suggestions
         stats = ", ".join(
-            f"{k} {v:.4g}" for k, v in info.get("statistics", {}).items() if isinstance(v, float)
+            f"{k} {v:.4g}" for k, v in info.get("stats", {}).items() if isinstance(v, float) and k != "n_bars"
         )
-        lines.append(f"DataDrivenOptimizer statistics (training split): {stats}")
-        fired = info.get("rules_fired")
+        n_bars = info.get("stats", {}).get("n_bars")
+        lines.append(f"DataDrivenOptimizer statistics ({n_bars} training bars): {stats}")
+        fired = info.get("fired_rules")
         if fired is not None:
             lines.append(f"rules fired: {', '.join(fired) or 'none'}")
     return lines or ["none: the study started from quasi-random (Sobol) trials"]
@@ -425,7 +434,7 @@ def _markdown(sections: list[Section]) -> str:
 def _figures(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> dict[str, list[Any]]:
     import plotly.express as px
 
-    from engine.export import pareto_figures
+    from engine.plots import pareto_figures
 
     figs: dict[str, list[Any]] = {}
     if len(res.feasible_frame()):

@@ -20,7 +20,7 @@ from engine.meta import StudyMeta
 from engine.objective import Objective, make_objective
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, parse_spec
-from engine.store import StudyStore, read_json
+from engine.store import StudyStore
 from strategies.exceptions import InputError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class StudyResults:
         spec = parse_spec(store.read_spec(), source=str(store.dir / "spec.given.json"))
         records = []
         for path in (store.dir / "trials").glob("*/result.json"):
-            records.append(TrialRecord.from_dict(read_json(path)))
+            records.append(TrialRecord.from_dict(store.read(path), source=str(path)))
         records.sort(key=lambda r: r.index)
         return cls(store, spec, store.read_meta(), records, store.read_batches(), store.read_test_metrics())
 
@@ -82,7 +82,7 @@ class StudyResults:
 
     def epochs_saved(self) -> int:
         """Epochs not trained thanks to early stopping."""
-        cap = self.spec.budget.max_epochs
+        cap = self.objective.planned_epochs()
         return sum(max(0, cap - r.epochs) for r in self.records if r.status == "early_stopped")
 
     def trial_rows(self) -> list[dict[str, Any]]:

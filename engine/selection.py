@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field
 from itertools import combinations, islice
 
 import numpy as np
-from arch.bootstrap import SPA, optimal_block_length
 from scipy import stats
 
 __all__ = [
@@ -392,6 +391,8 @@ def _default_block_size(diffs: np.ndarray) -> int:
     if varying.shape[1]:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
+            from arch.bootstrap import optimal_block_length  # arch loads in seconds: on use only
+
             lengths = np.asarray(optimal_block_length(varying)["stationary"], dtype=np.float64)
         lengths = lengths[np.isfinite(lengths)]
         if lengths.size:
@@ -432,6 +433,8 @@ def _studentized_spa_pvalues(
         p = 0.0 if float(diffs.mean(axis=0).max()) > 0.0 else 1.0
         return p, p, p
     scaled = diffs / np.maximum(omega, _STD_FLOOR)
+    from arch.bootstrap import SPA  # arch loads in seconds: on use only
+
     spa = SPA(np.zeros(len(diffs)), -scaled, block_size=block, reps=reps, bootstrap="stationary", seed=seed)
     spa.compute()
     pvalues = spa.pvalues

@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -38,7 +39,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from engine.meta import StudyMeta, migrate_spec
-from strategies.exceptions import StudyError
+from strategies.exceptions import InputError, StudyError
 
 __all__ = ["StudyStore", "bind_sql_storage", "spec_differences"]
 
@@ -143,7 +144,7 @@ class StudyStore:
 
     # -- safe file access ------------------------------------------------------
     def inside(self, path: Path) -> Path:
-        """``path`` if no part of it below the study directory is a symbolic link; else StudyError.
+        """``path`` if no part of it below the study directory is a symbolic link; else InputError.
 
         Everything the study writes, appends or reads back lives in its own
         directory: a link planted there (``study.log`` -> a file elsewhere,
@@ -152,12 +153,12 @@ class StudyStore:
         try:
             rel = Path(path).relative_to(self.dir)
         except ValueError:
-            raise StudyError(f"{path}: outside the study directory {self.dir}") from None
+            raise InputError(f"{path}: outside the study directory {self.dir}") from None
         current = self.dir
         for part in rel.parts:
             current = current / part
             if current.is_symlink():
-                raise StudyError(
+                raise InputError(
                     f"{current}: a symbolic link inside the study directory; boengine does not follow "
                     "links there (remove it, or copy the real file in its place)"
                 )
@@ -299,8 +300,33 @@ def bind_sql_storage(url: str) -> None:
     factory = db.SESSION_FACTORY
     if factory is not None and str(db._bound_engine(factory).url) == url:
         return
-    db.init_engine_and_session_factory(url=url, force_init=factory is not None)
-    db.create_all_tables(db.get_engine())
+    try:
+        db.init_engine_and_session_factory(url=url, force_init=factory is not None)
+        db.create_all_tables(db.get_engine())
+    except ModuleNotFoundError as exc:
+        driver = exc.name or "its driver"
+        raise InputError(
+            f"--storage {_redact(url)}: the database driver {driver} is not installed; install it "
+            f"(e.g. pip install {_DRIVERS.get(driver, driver)}) or use a sqlite:/// URL"
+        ) from None
+    except Exception as exc:  # SQLAlchemy's errors: a bad URL, a database that cannot be opened
+        raise InputError(
+            f"{_redact(url)}: cannot open the Ax database ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "check the URL, or for a study's own ax.db that the file is intact"
+        ) from None
+
+
+_DRIVERS = {
+    "psycopg": "'psycopg[binary]'",
+    "psycopg2": "psycopg2-binary",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "pymysql",
+}
+
+
+def _redact(url: str) -> str:
+    """A URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -340,11 +366,15 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StudyError(f"{path}: missing; is {path.parent} a boengine study directory?") from None
-    except json.JSONDecodeError as exc:
-        raise StudyError(f"{path}: corrupt JSON ({exc.msg} at line {exc.lineno})") from None
+        raise InputError(f"{path}: missing; is {path.parent} a boengine study directory?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InputError(
+            f"{path}: corrupt JSON ({getattr(exc, 'msg', exc)}{where}); restore the file from a backup "
+            "or move it aside"
+        ) from None
     if not isinstance(data, dict):
-        raise StudyError(f"{path}: expected a JSON object")
+        raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}; restore the file")
     return data
 
 

@@ -12,6 +12,7 @@ Pareto set and the exports (:mod:`engine.finish`).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -89,10 +90,11 @@ def run_study(
             if not StudyStore(d).exists():
                 raise InputError(f"warm start: {d} is not a boengine study directory (no spec.json)")
         prepared = objective.prepare()
-    created = not store.dir.exists()
-    with store.lock(), _study_log(store):
-        resumed = store.exists()
-        try:
+    undo = _Undo.before(store.dir)
+    opened, resumed = False, None
+    try:
+        with store.lock(), _study_log(store):
+            resumed = store.exists()
             if resumed:
                 loop = _resume(
                     spec, store, objective, plan, storage_url, progress, trial_fn, bool(warm_start)
@@ -102,25 +104,74 @@ def run_study(
                 loop = _create(
                     spec, store, objective, plan, prepared, storage_url, progress, trial_fn, warm_dirs
                 )
-        except BaseException:
-            if created and not resumed:  # nothing half-written: a study that never started is removed
-                shutil.rmtree(store.dir, ignore_errors=True)
-            raise
-        start = time.perf_counter()
-        loop.stop = stop
-        interrupted = loop.run()
-        records = loop.book.ordered()
-        if not interrupted:
-            finish_study(spec, store, objective, records, threads=available_cores())
-        objectives = ObjectiveSet.from_spec(spec)
-        return StudyOutcome(
-            directory=store.dir,
-            records=records,
-            front=objectives.front(records),
-            hypervolume=objectives.hypervolume(records),
-            interrupted=interrupted,
-            seconds=time.perf_counter() - start,
-        )
+            opened = True
+            return _run(spec, store, objective, loop, stop)
+    except BaseException:
+        if not opened and resumed is False:
+            undo.revert()  # nothing half-written: what a study that never started created is removed
+        raise
+
+
+@dataclass(frozen=True)
+class _Undo:
+    """What creating a study adds to the file system, to remove it if the study never starts.
+
+    The study directory and any parents made for it go as a whole; in a
+    directory that existed (a user's ``--study-dir``), only the entries that
+    were not there before.
+    """
+
+    top: Path | None  # the topmost directory that did not exist, or None
+    directory: Path
+    entries: frozenset[str]
+
+    @classmethod
+    def before(cls, directory: Path) -> _Undo:
+        top = None
+        for d in (directory, *directory.parents):
+            if d.exists():
+                break
+            top = d
+        entries = frozenset(os.listdir(directory)) if top is None and directory.is_dir() else frozenset()
+        return cls(top, directory, entries)
+
+    def revert(self) -> None:
+        if self.top is not None:
+            shutil.rmtree(self.top, ignore_errors=True)
+            return
+        if not self.directory.is_dir():
+            return
+        for name in set(os.listdir(self.directory)) - self.entries:
+            path = self.directory / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _run(
+    spec: ExperimentSpec,
+    store: StudyStore,
+    objective: Objective,
+    loop: StudyLoop,
+    stop: threading.Event | None,
+) -> StudyOutcome:
+    """Run the opened study's loop, then finish it (test figures, verdict, exports)."""
+    start = time.perf_counter()
+    loop.stop = stop
+    interrupted = loop.run()
+    records = loop.book.ordered()
+    if not interrupted:
+        finish_study(spec, store, objective, records, threads=available_cores())
+    objectives = ObjectiveSet.from_spec(spec)
+    return StudyOutcome(
+        directory=store.dir,
+        records=records,
+        front=objectives.front(records),
+        hypervolume=objectives.hypervolume(records),
+        interrupted=interrupted,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def _create(
@@ -213,7 +264,9 @@ def _warm_start(
 ) -> None:
     from engine.warmstart import attach_prior_studies, prior_configurations
 
-    attach_prior_studies(loop.book, warm_dirs, with_sems=objective.reports_sems)
+    summary = attach_prior_studies(loop.book, warm_dirs, with_sems=objective.reports_sems)
+    if summary:
+        write_json(store.dir / "warm_start.json", summary)
     if spec.warm_start.priors == "data_driven":
         configs, info = prior_configurations(spec, objective.training_bars())
         write_json(store.dir / "priors.json", {**info, "suggestions": configs})
@@ -222,9 +275,15 @@ def _warm_start(
 
 @contextmanager
 def _study_log(store: StudyStore) -> Iterator[None]:
-    """Copy this process's log records to the study's own ``study.log`` while it runs."""
+    """Copy this process's log records to the study's own ``study.log`` while it runs.
+
+    The file gets the same events in every display mode (rich, plain, jsonl, quiet).
+    """
     stream = store.log_stream()
     handler = logging.StreamHandler(stream)
+    # the loop writes every trial event to study_log whatever the display; the plain display's
+    # own lines (engine.progress) would repeat them
+    handler.addFilter(lambda record: not record.name.startswith("engine.progress"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     loggers = (logging.getLogger(), study_log)  # study_log: events for this file only (tracebacks)

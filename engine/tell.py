@@ -21,6 +21,7 @@ from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
 from engine.trial import TrialOutcome
+from strategies.exceptions import InputError
 
 __all__ = ["TrialBook", "study_log"]
 
@@ -48,7 +49,7 @@ class TrialBook:
         for trial_dir in sorted((store.dir / "trials").glob("*")):
             data = store.read_result(int(trial_dir.name)) if trial_dir.name.isdigit() else None
             if data is not None:
-                rec = TrialRecord.from_dict(data)
+                rec = TrialRecord.from_dict(data, source=str(trial_dir / "result.json"))
                 self.records[rec.index] = rec
 
     def ordered(self) -> list[TrialRecord]:
@@ -145,9 +146,14 @@ class TrialBook:
     def recover(self) -> None:
         """After a crash: tell Ax about trials whose results reached disk, abandon the rest."""
         for index, trial in self.client._experiment.trials.items():
+            rec = self.records.get(index)
+            if rec is None and trial.status in (AxStatus.COMPLETED, AxStatus.EARLY_STOPPED):
+                raise InputError(
+                    f"{self.store.trial_dir(index) / 'result.json'}: missing, though the Ax experiment has "
+                    f"trial {index} as {trial.status.name.lower()}; restore the file, or start over with --fresh"
+                )
             if trial.status not in (AxStatus.RUNNING, AxStatus.CANDIDATE, AxStatus.STAGED):
                 continue
-            rec = self.records.get(index)
             if rec is not None and rec.status in ("completed", "early_stopped", "failed"):
                 logger.info("trial %d finished before the interruption; recording it in Ax", index)
                 self.tell_ax(rec)

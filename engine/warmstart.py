@@ -32,14 +32,17 @@ __all__ = ["attach_prior_studies", "prior_configurations"]
 logger = logging.getLogger(__name__)
 
 
-def attach_prior_studies(book: TrialBook, directories: Sequence[str | Path], *, with_sems: bool) -> int:
-    """Attach the completed trials of earlier studies; return how many were attached.
+def attach_prior_studies(
+    book: TrialBook, directories: Sequence[str | Path], *, with_sems: bool
+) -> dict[str, dict[str, Any]]:
+    """Attach the completed trials of earlier studies; return, per directory, how many were
+    attached and how many were skipped for which reason.
 
     ``with_sems``: this study's objectives carry standard errors, so a trial
     attached to it must too (Ax cannot fit one metric with and without them);
     one without is skipped and counted. Skipped trials are reported by reason.
     """
-    total = 0
+    summary: dict[str, dict[str, Any]] = {}
     needed = set(book.objectives.names) | {c[0] for c in book.objectives.constraints}
     for directory in directories:
         store = StudyStore(directory)
@@ -53,7 +56,7 @@ def attach_prior_studies(book: TrialBook, directories: Sequence[str | Path], *, 
         attached = 0
         skipped: Counter[str] = Counter()
         for path in sorted((store.dir / "trials").glob("*/result.json")):
-            rec = TrialRecord.from_dict(store.read(path))
+            rec = TrialRecord.from_dict(store.read(path), source=str(path))
             if rec.status != "completed":
                 continue
             reason = _unfit(book, rec, needed, with_sems)
@@ -70,8 +73,8 @@ def attach_prior_studies(book: TrialBook, directories: Sequence[str | Path], *, 
             attached,
             f", skipped: {why}" if why else "",
         )
-        total += attached
-    return total
+        summary[str(directory)] = {"attached": attached, "skipped": dict(skipped)}
+    return summary
 
 
 def _unfit(book: TrialBook, rec: TrialRecord, needed: set[str], with_sems: bool) -> str | None:

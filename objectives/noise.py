@@ -21,7 +21,6 @@ import math
 import warnings
 
 import numpy as np
-from arch.bootstrap import StationaryBootstrap, optimal_block_length
 
 from objectives.backtest import equity_stats
 
@@ -37,6 +36,8 @@ def block_length(returns: np.ndarray) -> float:
     n = len(r)
     if n < 20 or float(r.std()) < 1e-15:
         return 1.0
+    from arch.bootstrap import optimal_block_length  # arch loads in seconds: on use only
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = optimal_block_length(np.column_stack([r, r * r]))
@@ -59,6 +60,8 @@ def bootstrap_standard_errors(
         raise ValueError(f"reps must be >= 2, got {reps}")
     if float(r.std()) < 1e-15:
         return dict.fromkeys(FIGURES, 0.0)
+    from arch.bootstrap import StationaryBootstrap
+
     bs = StationaryBootstrap(max(1, round(block_length(r))), r, seed=np.random.default_rng(seed))
     draws = np.array([equity_stats(data[0][0], periods_per_year) for data in bs.bootstrap(reps)])
     return {name: float(draws[:, i].std(ddof=1)) for i, name in enumerate(FIGURES)}

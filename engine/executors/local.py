@@ -10,6 +10,7 @@ instead of each holding a copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -17,7 +18,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import wait as wait_futures
@@ -100,6 +101,26 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Start child processes with SIGINT ignored from their first instruction.
+
+    Ctrl-C reaches the whole process group. A spawned child that gets it while
+    it imports (before its initializer can ignore it) dies with a
+    KeyboardInterrupt traceback on the terminal; a child started while the
+    driver ignores SIGINT inherits the ignored disposition instead (Python
+    keeps it). The driver's own handler is back once the children run.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _init_worker(threads: int, parent_pid: int) -> None:
     _exit_with_parent(parent_pid)
     set_worker_threads(threads)
@@ -124,8 +145,9 @@ class LocalExecutor(Executor):
 
     def start(self, data: Any = None) -> None:
         # The data argument is unused: workers memory-map job.data_dir instead.
-        self._start_channel()
-        self._start_pool()
+        with _sigint_ignored():
+            self._start_channel()
+            self._start_pool()
 
     def _start_channel(self) -> None:
         manager = SyncManager(ctx=self._ctx)
@@ -140,17 +162,20 @@ class LocalExecutor(Executor):
             initargs=(self.threads, os.getpid()),
             context=self._ctx,
         )
+        assert self._pool.active  # starts the workers now, in this thread (see _sigint_ignored)
 
     def _repair(self) -> None:
         """A new manager if it died; a new pool if a worker's death broke it (no trial left on it)."""
         manager = getattr(self._manager, "_process", None)
         if manager is not None and not manager.is_alive():
             logger.warning("the report channel's process died; starting a new one")
-            self._start_channel()
+            with _sigint_ignored():
+                self._start_channel()
         if self._pool is not None and not self._pool.active and not self._futures:
             logger.warning("the worker pool broke (a worker died outside a trial); starting a new one")
             self._stop_pool()
-            self._start_pool()
+            with _sigint_ignored():
+                self._start_pool()
 
     def submit(self, job: TrialJob) -> None:
         self._repair()

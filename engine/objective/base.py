@@ -114,6 +114,10 @@ class Objective(ABC):
         """Objective-specific checks of a parsed spec; raise ValueError with one clear line."""
         return None
 
+    def planned_epochs(self) -> int:
+        """Epochs a trial trains when nothing stops it (its learning curve's last step)."""
+        return self.spec.budget.max_epochs
+
     @property
     def reports_sems(self) -> bool:
         """Whether trials report a standard error per objective (Ax then models known noise)."""

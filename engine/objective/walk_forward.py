@@ -49,6 +49,9 @@ class WalkForwardObjective(ModelObjective):
             self.spec.budget.max_epochs, v.folds, warm_start=v.warm_start_folds, fold_epochs=v.fold_epochs
         )
 
+    def planned_epochs(self) -> int:
+        return sum(self.epochs_per_fold())
+
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
         import torch
 

@@ -11,7 +11,7 @@ from engine.meta import META_VERSION, StudyMeta, migrate_spec
 from engine.results import StudyResults
 from engine.store import StudyStore
 from engine.study import run_study
-from strategies.exceptions import InputError, StudyError
+from strategies.exceptions import InputError
 from tests.engine.conftest import synthetic_spec
 
 
@@ -36,7 +36,7 @@ def test_a_newer_format_is_refused(study: Path, tmp_path: Path) -> None:
     meta["version"] = META_VERSION + 1
     path = tmp_path / "meta.json"
     path.write_text(json.dumps(meta))
-    with pytest.raises(StudyError, match="upgrade boengine"):
+    with pytest.raises(InputError, match="upgrade boengine"):
         StudyMeta.from_dict(meta, source=str(path), study_dir=tmp_path)
 
 

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.export import FLAG, fmt_number, front_table, write_pareto
+from engine.export import write_pareto
 from engine.report import MIN_TRIALS_FOR_IMPORTANCE, parameter_importance, write_report
 from engine.results import StudyResults
 from engine.spec import parse_spec
 from engine.study import run_study
+from engine.tables import FLAG, fmt_number, front_table
 from tests.engine.conftest import synthetic_spec
 
 

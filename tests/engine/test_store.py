@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.store import StudyStore, spec_differences
-from strategies.exceptions import StudyError
+from strategies.exceptions import InputError, StudyError
 
 
 def test_spec_differences_name_the_fields() -> None:
@@ -53,13 +53,13 @@ def test_links_inside_the_study_are_not_followed(tmp_path: Path) -> None:
     store = StudyStore(tmp_path / "s")
     (store.dir / "trials" / "0").mkdir(parents=True)
     (store.dir / "runs.jsonl").symlink_to(outside)
-    with pytest.raises(StudyError, match="symbolic link inside the study directory"):
+    with pytest.raises(InputError, match="symbolic link inside the study directory"):
         store.append_run({"start": 0})
     (store.dir / "study.log").symlink_to(outside)
-    with pytest.raises(StudyError, match="symbolic link"):
+    with pytest.raises(InputError, match="symbolic link"):
         store.log_stream()
     (store.dir / "trials" / "1").symlink_to(tmp_path)
-    with pytest.raises(StudyError, match="symbolic link"):
+    with pytest.raises(InputError, match="symbolic link"):
         store.write_result(1, {"index": 1})
     assert outside.read_text() == "keep" and not (tmp_path / "result.json").exists()
     store.write_result(0, {"index": 0})  # a plain directory is fine

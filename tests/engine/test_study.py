@@ -311,3 +311,13 @@ def test_failed_trial_traceback_reaches_error_txt_and_study_log(tmp_path: Path, 
 
     _status_table(StudyResults.load(tmp_path / "s"))
     assert "trials/<i>/error.txt" in capsys.readouterr().out
+
+
+def test_study_log_holds_every_trial_in_any_display_mode(finished: tuple[Path, StudyOutcome]) -> None:
+    """The fixture ran with no display at all (quiet); study.log still has each trial's events."""
+    directory, outcome = finished
+    log = (directory / "study.log").read_text()
+    for rec in outcome.records:
+        assert f"trial {rec.index} started ({rec.source})" in log
+        assert f"trial {rec.index} completed ({rec.source})" in log
+    assert "proposed trials" in log

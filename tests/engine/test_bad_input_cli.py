@@ -272,7 +272,10 @@ def test_an_oversized_executor_is_refused_before_anything_is_written(
 ) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(synthetic_spec("big", executor={"workers": 201}).given()))
-    for command in (["validate", str(spec)], ["run", str(spec), "--study-dir", str(tmp_path / "studies" / "big")]):
+    for command in (
+        ["validate", str(spec)],
+        ["run", str(spec), "--study-dir", str(tmp_path / "studies" / "big")],
+    ):
         code, _, err = cli(monkeypatch, capsys, "-q", *command)
         assert code == 2 and "exceeds the" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "studies").exists()

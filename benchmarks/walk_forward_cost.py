@@ -9,8 +9,8 @@ setting), interleaved configuration by configuration:
   every epoch (the previous objective);
 - ``wf_fresh``: K folds, each trained afresh for ``max_epochs``;
 - ``wf_warm``: K folds, each later fold from the previous fold's weights for
-  ``fold_epochs`` epochs (default ``max_epochs // 2``);
-- ``wf_warm_quarter``: the same with ``max_epochs // 4`` (the shipped default).
+  ``fold_epochs`` epochs (default ``max_epochs // 2``, the shipped setting);
+- ``wf_warm_quarter``: the same with ``max_epochs // 4``.
 
 Reported per variant: the wall time of a trial and its ratio to the holdout
 trial of the same configuration (median over configurations), the

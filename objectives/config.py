@@ -174,7 +174,7 @@ class ValidationSpec(SpecSection):
       backtested on block k. The objectives come from the stitched
       out-of-fold returns (one equity curve over all blocks). With
       ``warm_start_folds`` fold k starts from fold k-1's weights and trains at
-      most ``fold_epochs`` epochs (default: ``max_epochs`` // 4, at least 1).
+      most ``fold_epochs`` epochs (default: ``max_epochs`` // 2, at least 1).
     """
 
     scheme: Literal["holdout", "walk_forward"] = "walk_forward"

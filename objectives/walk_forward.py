@@ -50,8 +50,8 @@ FoldCallback = Callable[[int, int, EpochReport], bool]
 
 def fold_epochs(max_epochs: int, n_folds: int, *, warm_start: bool, fold_epochs: int | None) -> list[int]:
     """Planned epochs of each fold: ``max_epochs`` for the first (and for all when not warm-started),
-    ``fold_epochs`` (default ``max_epochs // 4``, at least 1) for warm-started later folds."""
-    later = max_epochs if not warm_start else (fold_epochs or max(1, max_epochs // 4))
+    ``fold_epochs`` (default ``max_epochs // 2``, at least 1) for warm-started later folds."""
+    later = max_epochs if not warm_start else (fold_epochs or max(1, max_epochs // 2))
     return [max_epochs] + [min(later, max_epochs)] * (n_folds - 1)
 
 

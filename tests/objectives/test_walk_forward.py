@@ -44,7 +44,7 @@ def test_fold_geometry_purge_and_embargo(window: str, folds: int, embargo: int, 
 
 
 def test_epoch_schedule() -> None:
-    assert fold_epochs(8, 4, warm_start=True, fold_epochs=None) == [8, 2, 2, 2]
+    assert fold_epochs(8, 4, warm_start=True, fold_epochs=None) == [8, 4, 4, 4]
     assert fold_epochs(8, 3, warm_start=True, fold_epochs=2) == [8, 2, 2]
     assert fold_epochs(8, 3, warm_start=False, fold_epochs=2) == [8, 8, 8]
     assert fold_epochs(1, 2, warm_start=True, fold_epochs=None) == [1, 1]

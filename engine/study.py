@@ -189,10 +189,16 @@ def _create(
     meta = StudyMeta.new(
         objective.name, facts=prepared.facts, data_hash=prepared.data_hash, storage=storage_url
     )
+    # spec.json, written last, marks a complete study: a creation killed before it leaves no
+    # study, and the half-saved Ax experiment it left is removed here before a new one is saved
+    leftover = store.dir / "ax.db"
+    if storage_url is None and leftover.is_file():
+        logger.info("removing %s, left by a study creation that did not finish", leftover)
+        leftover.unlink()
     prepared.save(store.data_dir)
-    store.create(spec.canonical(), spec.given(), meta)
     attaches = bool(warm_dirs or spec.warm_start.priors or baselines)
     client = configure_client(spec, meta.storage_url(store.dir), attaches_trials=attaches)
+    store.create(spec.canonical(), spec.given(), meta)
     loop = StudyLoop(
         spec,
         store,

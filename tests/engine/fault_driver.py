@@ -3,7 +3,8 @@
     python -m tests.engine.fault_driver SPEC STUDY_DIR POINT N
 
 POINT is where the process is killed with ``os._exit`` (no cleanup, as a
-SIGKILL): ``create`` (after the Ax experiment is saved, before spec.json),
+SIGKILL): ``create`` (halfway through saving the Ax experiment: the
+experiment is in ax.db, its optimization config and strategy are not),
 ``propose`` (inside the N-th proposal call), ``write`` (while writing the N-th
 result.json: the temporary file is written, the rename never happens), or
 ``disk_full`` (the N-th result.json write fails with ENOSPC: the CLI's error
@@ -30,13 +31,12 @@ def _arm(point: str, n: int) -> None:
         return calls["n"] == n
 
     if point == "create":
-        real_create = store.StudyStore.create
+        from ax.api.client import Client
 
-        def create(self: Any, *args: Any, **kwargs: Any) -> None:
-            os._exit(9)  # the Ax experiment is saved (configure_client ran), spec.json is not
+        def configure_optimization(self: Any, *args: Any, **kwargs: Any) -> None:
+            os._exit(9)  # Ax has saved the experiment, not yet its optimization config or strategy
 
-        store.StudyStore.create = create  # type: ignore[method-assign]
-        assert real_create is not None
+        Client.configure_optimization = configure_optimization  # type: ignore[method-assign]
     elif point == "propose":
         from ax.api.client import Client
 

@@ -7,7 +7,7 @@
     study.pareto()      # the front, as in pareto.csv
     study.curves()      # per-epoch learning curves, long format
     study.verdict       # evidence of an edge, or none, with its statistics
-    study.figures()     # the report's plotly figures
+    study.figures()     # plotly: Pareto plots, hypervolume, parallel coordinates, curves, proposal times
 
     study = run_study("experiments/smoke.json", study_dir="studies/smoke")  # runs or resumes
 
@@ -38,6 +38,14 @@ class Study:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.results = StudyResults.load(self.directory)
+
+    @classmethod
+    def from_results(cls, results: StudyResults) -> Study:
+        """The study of records already read (no second read of the directory)."""
+        study = cls.__new__(cls)
+        study.directory = results.store.dir
+        study.results = results
+        return study
 
     def refresh(self) -> Study:
         self.results = StudyResults.load(self.directory)
@@ -102,10 +110,12 @@ class Study:
         return study_verdict(self.results)
 
     def figures(self) -> list[Any]:
-        """The Pareto plots of the report (plotly figures)."""
-        from engine.plots import pareto_figures
+        """Plotly figures of what the study has so far: the Pareto plots of the report (a panel per
+        pair of objectives, the 3-D view), hypervolume over trials, parallel coordinates of the
+        parameters coloured by the first objective, per-epoch curves and proposal times."""
+        from engine.plots import study_figures
 
-        return pareto_figures(self.results) if len(self.results.feasible_frame()) else []
+        return [fig for figs in study_figures(self.results, self.curves()).values() for fig in figs]
 
 
 def load_study(directory: str | Path) -> Study:

@@ -149,6 +149,10 @@ def validate(spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON)."
     s = _spec(spec)
     check_data_source(s)
     plan_executor(s.executor)
+    if s.tracking.mlflow is not None:
+        from engine.tracking import require_mlflow
+
+        require_mlflow(f"{spec}: tracking.mlflow")
     searched = ", ".join(p.name for p in s.space.tunable)
     typer.echo(
         f"{spec}: ok — study '{s.name}', strategy {s.strategy}, {len(s.space.tunable)} searched parameters "
@@ -181,6 +185,36 @@ def run(
     progress: Annotated[
         ProgressMode, typer.Option(help="Live display; 'jsonl' prints one JSON event per line.")
     ] = (ProgressMode.auto),
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow-uri",
+            help="Log the study to MLflow when the run ends (extra 'mlflow'): http(s)://host:port, "
+            "sqlite:///mlflow.db, ... [default: the spec's tracking.mlflow.uri].",
+        ),
+    ] = None,
+    mlflow_experiment: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow-experiment", help="MLflow experiment [default: the spec's, else the study's name]."
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window",
+            help="Run one window of a study line: 'latest' (the data as it is now) or a date "
+            "(the data up to that day); the study goes into <study-dir>/<date of the last bar>/.",
+        ),
+    ] = None,
+    live_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--live-config",
+            help="The strategy config the trading system reads: a new study runs its configuration "
+            "for this strategy first, for 'best --replace-if-better'.",
+        ),
+    ] = None,
 ) -> None:
     """Run a study, or resume it when the study exists and its spec is unchanged.
 
@@ -191,9 +225,21 @@ def run(
     _quiet_ax(bool((ctx.obj or {}).get("verbose")))
     from engine.progress import make_progress
     from engine.study import run_study
+    from engine.tracking import mlflow_settings
 
     s = _spec(spec)
     directory = study_dir or Path("studies") / s.name
+    cut = None
+    if window is not None:
+        from engine.windows import open_window
+
+        cut = open_window(s, directory, window)
+        s, directory = cut.spec, cut.directory
+        typer.echo(
+            f"window {directory.name}: bars up to {cut.last_bar}"
+            + (f", after window {cut.previous.name}" if cut.previous else ", the line's first window"),
+            err=True,
+        )
     stop = threading.Event()
     handler = _interrupt_handler(stop)
     signal.signal(signal.SIGTERM, handler)
@@ -206,6 +252,9 @@ def run(
         progress=make_progress(progress.value),
         storage_url=storage,
         stop=stop,
+        window=cut,
+        live_config=live_config,
+        mlflow=mlflow_settings(s, mlflow_uri, mlflow_experiment),
     )
     if outcome.interrupted:
         raise typer.Exit(130)
@@ -214,7 +263,8 @@ def run(
         f"study '{s.name}' done in {outcome.seconds / 60:.1f} min: {len(outcome.records)} trials, "
         f"{len(front)} on the Pareto front, hypervolume {outcome.hypervolume:.4g}\n"
         f"  results: {directory}/pareto.csv, {directory}/report.md, report.html\n"
-        f"  next: boengine best {directory} --pick knee --write-config config/strategy_config.json"
+        f"  next: boengine best {directory} --pick knee --write-config "
+        f"{live_config or 'config/strategy_config.json'}" + (" --replace-if-better" if live_config else "")
     )
 
 
@@ -236,10 +286,17 @@ def status(
         bool, typer.Option("--json", help="Machine-readable records instead of a table.")
     ] = False,
 ) -> None:
-    """Trial table (status, reason, objectives, key parameters, seconds) and progress."""
+    """Trial table (status, reason, objectives, key parameters, seconds) and progress.
+
+    On a study line (the directory of ``run --window``), one row per window.
+    """
     from engine.results import StudyResults
     from engine.verdict import study_verdict
+    from engine.windows import list_windows
 
+    if list_windows(study_dir):
+        _status_line(study_dir, as_json)
+        return
     res = StudyResults.load(study_dir)
     verdict = study_verdict(res)
     if as_json:
@@ -305,6 +362,34 @@ def _status_table(res: Any) -> None:
         console.print(f"tracebacks of failed trials ({shown}): {res.store.dir}/trials/<i>/error.txt")
 
 
+def _status_line(line: Path, as_json: bool) -> None:
+    from engine.windows import window_rows
+
+    rows = window_rows(line)
+    if as_json:
+        typer.echo(json.dumps({"line": str(line), "windows": rows}, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{line} — {len(rows)} windows")
+    cols = ("window", "last bar", "state", "trials", "front", "hypervolume", "carried", "verdict")
+    for col in cols:
+        table.add_column(col, no_wrap=col != "verdict")
+    for r in rows:
+        table.add_row(
+            r["window"],
+            str(r["last_bar"] or ""),
+            r["state"],
+            f"{r['trials']}/{r['budget']}",
+            str(r["front"]),
+            f"{r['hypervolume']:.4g}",
+            str(r["carried"]),
+            r["verdict"] or "(not computed yet: boengine status <window>)",
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -319,8 +404,9 @@ def pareto(
 ) -> None:
     """Export the Pareto set: parameters, validation and held-out test objectives."""
     from engine.export import write_pareto
+    from engine.windows import resolve_study
 
-    path = write_pareto(study_dir, fmt.value, out)
+    path = write_pareto(resolve_study(study_dir), fmt.value, out)
     typer.echo(str(path))
 
 
@@ -333,15 +419,44 @@ def best(
     write_config: Annotated[
         Path | None, typer.Option("--write-config", help="Merge the choice into this JSON strategy config.")
     ] = None,
+    replace_if_better: Annotated[
+        bool,
+        typer.Option(
+            "--replace-if-better",
+            help="Write only when the choice beats the live configuration of --write-config, re-evaluated "
+            "in this study, by more than its standard error and the verdict is 'evidence'; every "
+            "decision goes to <config>.history.jsonl.",
+        ),
+    ] = False,
 ) -> None:
-    """Choose one configuration from the Pareto front (and write it into a strategy config)."""
+    """Choose one configuration from the Pareto front (and write it into a strategy config).
+
+    On a study line (``run --window``), the newest window's study.
+    """
     from engine.best import pick_trial, strategy_entry
     from engine.best import write_config as write
     from engine.results import StudyResults
     from engine.verdict import study_verdict
+    from engine.windows import resolve_study
 
-    res = StudyResults.load(study_dir)
+    if replace_if_better and write_config is None:
+        raise InputError("--replace-if-better: give the live config with --write-config FILE")
+    res = StudyResults.load(resolve_study(study_dir))
     rec = pick_trial(res, pick.value)
+    if replace_if_better:
+        from engine.champion import history_path
+        from engine.champion import replace_if_better as decide
+
+        assert write_config is not None
+        decision, earlier = decide(res, rec, pick.value, write_config)
+        verb = "replaced by" if decision.replaces else "kept; not replaced by"
+        typer.echo(
+            f"{write_config} [{res.spec.strategy}]: live configuration {verb} trial {rec.index} of "
+            f"{res.store.dir}: {decision.reason}\n  decision "
+            + (f"of {decision.time}, found in " if earlier else "recorded in ")
+            + str(history_path(write_config))
+        )
+        return
     verdict = study_verdict(res)
     entry = strategy_entry(res, rec, pick.value, verdict)
     if verdict is not None:
@@ -367,8 +482,40 @@ def report(
 ) -> None:
     """Write report.md and a self-contained report.html (front, hypervolume, importance, failures, priors)."""
     from engine.report import write_report
+    from engine.windows import resolve_study
 
-    typer.echo(str(write_report(study_dir, out)))
+    typer.echo(str(write_report(resolve_study(study_dir), out)))
+
+
+@app.command("export-mlflow")
+def export_mlflow(
+    study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
+    uri: Annotated[
+        str | None,
+        typer.Option("--uri", help="MLflow tracking URI [default: the spec's tracking.mlflow.uri]."),
+    ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", help="MLflow experiment [default: the spec's, else the study's name]."),
+    ] = None,
+) -> None:
+    """Log a study to MLflow (extra 'mlflow'): a parent run, one child run per trial.
+
+    Idempotent: runs are found again by their tags, so a second export (or
+    the end of a resumed run) adds only what is new.
+    """
+    from engine.results import StudyResults
+    from engine.tracking import log_study, mlflow_settings, require_mlflow
+
+    require_mlflow("export-mlflow")
+    res = StudyResults.load(study_dir)
+    settings = mlflow_settings(res.spec, uri, experiment, flags=("--uri", "--experiment"))
+    if settings is None:
+        raise InputError(
+            "--uri: the study's spec has no tracking.mlflow; give the tracking URI, e.g. "
+            "--uri http://localhost:5000 or --uri sqlite:///mlflow.db"
+        )
+    typer.echo(f"{study_dir}: {log_study(study_dir, settings).summary()}")
 
 
 @app.command()
@@ -422,6 +569,25 @@ def priors(
         typer.echo(f"\n{fam} ({described[fam]}):")
         for c in configs:
             typer.echo("  " + ", ".join(f"{k}={_short(v)}" for k, v in c.items()))
+
+
+@app.command()
+def dashboard(
+    path: Annotated[Path, typer.Argument(help="A studies directory, or one study.")] = Path("studies"),
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 127.0.0.1 keeps the dashboard on this machine.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """A local web dashboard (extra 'dashboard'): the studies with status, trials, hypervolume and
+    verdict; one study live while it runs (trials, Pareto front, hypervolume, parallel coordinates,
+    curves, proposal times, report figures); two or more compared.
+
+    Read-only: it never writes to a study, and is safe while 'boengine run' writes one. Ctrl-C stops.
+    """
+    from engine.dashboard import serve
+
+    serve(path, host=host, port=port, echo=typer.echo)
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:

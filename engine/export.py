@@ -16,7 +16,7 @@ import pandas as pd
 from engine.plots import pareto_figures, write_png
 from engine.results import StudyResults
 from engine.store import StudyStore, write_bytes
-from engine.tables import front_table, html_page, html_table, sharpe_yardstick
+from engine.tables import FLAG, front_table, html_page, html_table, sharpe_yardstick
 
 __all__ = ["FORMATS", "pareto_csv_frame", "write_pareto"]
 
@@ -70,25 +70,28 @@ def pareto_csv_frame(res: StudyResults) -> pd.DataFrame:
 
 
 def _html(res: StudyResults) -> str:
+    """The page of ``report.html``'s front section: the same style, order and wording."""
     verdict = res.verdict
     parts = [f"<h1>{html.escape(res.spec.name)}: Pareto front ({len(res.front)} trials)</h1>"]
     if verdict is not None:
         parts.append(
             f"<p class='verdict{' edge' if verdict.edge else ''}'>{html.escape(verdict.sentence)}</p>"
         )
+    parts.append("<h2>Pareto set (validation vs held-out test, beside the baselines)</h2>")
     if (yardstick := sharpe_yardstick(res)) is not None:
-        parts.append(f"<p>{html.escape(yardstick[0].upper() + yardstick[1:])}.</p>")
+        parts.append(f"<p>Noise yardstick: {html.escape(yardstick)}.</p>")
+    table, notes = front_table(res)
+    parts.append(
+        html_table(table) if len(table) else "<p>Empty: no completed trial meets the constraints.</p>"
+    )
+    for note in notes:
+        flag = " class='flag'" if note.startswith(FLAG) else ""
+        parts.append(f"<p{flag}>{html.escape(note)}</p>")
     if len(res.feasible_frame()):
         parts += [
             f"<div class='plot'>{fig.to_html(full_html=False, include_plotlyjs=i == 0)}</div>"
             for i, fig in enumerate(pareto_figures(res))
         ]
-    table, notes = front_table(res)
-    parts.append("<h2>Pareto set beside the baselines (validation and held-out test)</h2>")
-    parts.append(
-        html_table(table) if len(table) else "<p>Empty: no completed trial meets the constraints.</p>"
-    )
-    parts += [f"<p>{html.escape(n)}</p>" for n in notes]
     front = pareto_csv_frame(res)
     if len(front):
         parts += ["<h2>Pareto set: parameters and figures (as in pareto.csv)</h2>", html_table(front)]

@@ -26,7 +26,7 @@ from engine.executors import Executor, ExecutorPlan, TrialFn, make_executor
 from engine.objective import Objective
 from engine.optimizer import prebuild_kernels, seeded_rounding, set_torch_threads
 from engine.progress import Progress, Snapshot, take_snapshot
-from engine.records import TrialRecord
+from engine.records import REEVALUATED_SOURCES, TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
 from engine.tell import INTERRUPTED, TrialBook, study_log
@@ -247,6 +247,8 @@ class StudyLoop:
         if not es.enabled:
             return
         for index in sorted(touched - self._stop_requested):
+            if self.book.records[index].source in REEVALUATED_SOURCES:
+                continue
             if self.client.should_stop_trial_early(index):
                 logger.info(
                     "trial %d: early stop requested (%s in the worst %g%%)", index, es.metric, es.percentile

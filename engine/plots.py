@@ -1,10 +1,16 @@
-"""The plots of a study, shared by the report, ``pareto.html`` / ``pareto.png`` and other views.
+"""The plots of a study, shared by the report, ``pareto.html`` / ``pareto.png``, the dashboard
+and the Python API.
 
-Every plot shows the front's validation figures (what the search selected
-on), the same members on the held-out test split (another symbol, joined to
-their validation point by a dotted line), and the baselines: the family's
-default configuration (a trial like any other), flat and buy-and-hold. Axis
-titles carry units and direction. Plotly for HTML, matplotlib (Agg) for PNG.
+Every Pareto plot shows the front's validation figures (what the search
+selected on), the same members on the held-out test split (another symbol,
+joined to their validation point by a dotted line), and the baselines: the
+family's default configuration (a trial like any other), flat and
+buy-and-hold. One panel per pair of objectives (no diagonal), and a 3-D view
+with three or more. Beside them: hypervolume over trials, parallel
+coordinates of the searched parameters coloured by an objective, per-epoch
+learning curves, proposal times, and the comparison of several studies
+(fronts overlaid, hypervolume curves side by side). Axis titles carry units
+and direction. Plotly for HTML, matplotlib (Agg) for PNG.
 """
 
 from __future__ import annotations
@@ -22,7 +28,23 @@ import pandas as pd
 from engine.results import StudyResults
 from engine.tables import BASELINE_NAMES, METRIC_LABELS, comparison_frame
 
-__all__ = ["PointSet", "axis_title", "pareto_figures", "point_sets", "write_png"]
+__all__ = [
+    "FONT",
+    "PointSet",
+    "axis_title",
+    "compare_fronts_figure",
+    "compare_hypervolume_figure",
+    "curves_figure",
+    "hypervolume_figure",
+    "parallel_coordinates_figure",
+    "pareto_figures",
+    "point_sets",
+    "proposal_times_figure",
+    "study_figures",
+    "write_png",
+]
+
+FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"}  # the pages' font
 
 
 def axis_title(res: StudyResults, name: str) -> str:
@@ -170,14 +192,23 @@ def _pairs_figure(res: StudyResults, sets: list[PointSet], comp: pd.DataFrame) -
             fig.add_trace(_scatter(s, a, b, showlegend=i == 0), row=r, col=c)
         fig.update_xaxes(title_text=axis_title(res, a), row=r, col=c)
         fig.update_yaxes(title_text=axis_title(res, b), row=r, col=c)
+    _hide_empty_cells(fig, len(pairs), nrows, cols)
     fig.update_layout(
         title=f"{res.spec.name}: validation (filled) and held-out test (open) figures",
         height=430 * nrows + 80,
         margin={"l": 60, "r": 20, "t": 70, "b": 60},
         legend={"font": {"size": 11}, "tracegroupgap": 2},
         template="plotly_white",
+        font=FONT,
     )
     return fig
+
+
+def _hide_empty_cells(fig: Any, used: int, nrows: int, cols: int) -> None:
+    """The grid cells after the last pair carry no panel: no axes, no frame."""
+    for i in range(used, nrows * cols):
+        fig.update_xaxes(visible=False, row=i // cols + 1, col=i % cols + 1)
+        fig.update_yaxes(visible=False, row=i // cols + 1, col=i % cols + 1)
 
 
 def _scatter(s: PointSet, a: str, b: str, *, showlegend: bool) -> Any:
@@ -225,20 +256,24 @@ def _figure_3d(res: StudyResults, sets: list[PointSet]) -> Any:
                 marker={"color": s.color, "symbol": _symbol_3d(s), "size": 5 if s.text else 4},
             )
         )
+    # The legend goes below the scene, so that the scene keeps the full width; the camera stands
+    # far enough back, and the margins are wide enough, for every axis title to stay inside the
+    # figure at any width of the page (the scene is a cube fitted into the smaller side).
     fig.update_layout(
         title="Pareto front in 3-D (validation and held-out test)",
-        height=720,
-        margin={"l": 10, "r": 10, "t": 60, "b": 40},
+        height=700,
+        margin={"l": 40, "r": 40, "t": 60, "b": 20},
         scene={
             "xaxis_title": axis_title(res, x),
             "yaxis_title": axis_title(res, y),
             "zaxis_title": axis_title(res, z),
-            "domain": {"x": [0.0, 1.0], "y": [0.04, 1.0]},
-            "camera": {"eye": {"x": 1.7, "y": 1.7, "z": 1.1}},
+            "domain": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
+            "camera": {"eye": {"x": 1.85, "y": 1.85, "z": 1.2}},
             "aspectmode": "cube",
         },
-        legend={"font": {"size": 11}},
+        legend={"font": {"size": 11}, "orientation": "h", "yanchor": "top", "y": -0.01, "x": 0.0},
         template="plotly_white",
+        font=FONT,
     )
     return fig
 
@@ -249,6 +284,437 @@ def _symbol_3d(s: PointSet) -> str:
         return "cross" if s.filled else "x"
     base = s.symbol.removesuffix("-open").replace("star", "diamond")
     return base if s.filled else f"{base}-open"
+
+
+# ----------------------------------------------------------------- beside the front
+
+
+def study_figures(res: StudyResults, curves: pd.DataFrame | None = None) -> dict[str, list[Any]]:
+    """Every plotly figure of a study that has data yet, by kind: ``pareto`` (the pairs and the
+    3-D view), ``hypervolume``, ``parallel`` (parameters coloured by the first objective),
+    ``curves`` (from ``curves``, the long frame of ``Study.curves()``) and ``proposals``."""
+    out: dict[str, list[Any]] = {}
+    if len(res.feasible_frame()):
+        out["pareto"] = pareto_figures(res)
+    optional = {
+        "hypervolume": hypervolume_figure(res),
+        "parallel": parallel_coordinates_figure(res),
+        "curves": curves_figure(res, curves) if curves is not None else None,
+        "proposals": proposal_times_figure(res),
+    }
+    out.update({k: [fig] for k, fig in optional.items() if fig is not None})
+    return out
+
+
+def hypervolume_figure(res: StudyResults, trace: list[float] | None = None) -> Any | None:
+    """Hypervolume of the feasible trials above the reference point after each trial (None
+    before the first trial)."""
+    import plotly.graph_objects as go
+
+    trace = res.objectives.hypervolume_trace(res.records) if trace is None else trace
+    if not trace:
+        return None
+    ordered = sorted(res.records, key=lambda r: r.index)
+    fig = go.Figure(
+        go.Scatter(
+            x=list(range(1, len(trace) + 1)),
+            y=trace,
+            mode="lines+markers",
+            line={"color": "#1f77b4"},
+            hovertext=[f"trial {r.index} ({r.status}, {r.source})" for r in ordered],
+            hoverinfo="text+x+y",
+            name="hypervolume",
+        )
+    )
+    fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(len(trace) / 12)))  # whole trials
+    fig.update_layout(
+        title="Hypervolume of the feasible trials above the reference point",
+        xaxis_title="trials",
+        yaxis_title="hypervolume (higher is better)",
+        template="plotly_white",
+        font=FONT,
+        height=420,
+    )
+    return fig
+
+
+_SHORT = {"return_pct": "return %", "sharpe": "Sharpe", "max_drawdown_pct": "max drawdown %"}
+
+
+def _short_title(res: StudyResults, name: str) -> str:
+    """'Sharpe ↑', 'max drawdown % ↓': a short axis label with its direction (↑ higher is better)."""
+    up = name not in res.objectives.names or res.objectives.maximize[res.objectives.names.index(name)]
+    label = _SHORT.get(name, name) if res.objective.scores_test else name
+    return f"{label} {'↑' if up else '↓'}"
+
+
+def _parameter_dimension(param: Any, values: list[Any]) -> dict[str, Any] | None:
+    """One parallel-coordinates axis for a searched parameter (log10 for a log range, the
+    choices as ticks); None when no trial has a value."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    name = param.name
+    choices = getattr(param, "values", None)
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
+    if choices is not None and not (numeric and all(isinstance(c, (int, float)) for c in choices)):
+        labels = [str(c) for c in choices]
+        index = {str(c): i for i, c in enumerate(choices)}
+        coded = [index.get(str(v), math.nan) for v in values]
+        return {"label": name, "values": coded, "tickvals": list(range(len(labels))), "ticktext": labels}
+    if not numeric:
+        return None
+    floats = [float(v) if v is not None else math.nan for v in values]
+    if getattr(param, "log", False) and all(v > 0 for v in floats if math.isfinite(v)):
+        return {"label": f"log10 {name}", "values": [math.log10(v) if v > 0 else math.nan for v in floats]}
+    dim: dict[str, Any] = {"label": name, "values": floats}
+    if choices is not None:
+        dim["tickvals"] = [float(c) for c in choices]
+    return dim
+
+
+def parallel_coordinates_figure(res: StudyResults, color: str | None = None) -> Any | None:
+    """One line per trial with finite objectives: its searched parameters, then its objectives,
+    coloured by ``color`` (an objective; default the first), the better end yellow. None
+    without such trials."""
+    import plotly.graph_objects as go
+
+    names = list(res.objectives.names)
+    color = color or names[0]
+    if color not in names:
+        raise ValueError(f"color={color!r}: not an objective of the study ({', '.join(names)})")
+    rows = [
+        r
+        for r in res.records
+        if r.status in ("completed", "early_stopped")
+        and all(math.isfinite(r.metrics.get(n, math.nan)) for n in names)
+    ]
+    if not rows:
+        return None
+    dims = []
+    for param in res.spec.space.tunable:
+        dim = _parameter_dimension(param, [r.params.get(param.name) for r in rows])
+        if dim is not None:
+            dims.append(dim)
+    dims += [{"label": _short_title(res, n), "values": [r.metrics[n] for r in rows]} for n in names]
+    maximize = res.objectives.maximize[names.index(color)]
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dims,
+            line={
+                "color": [r.metrics[color] for r in rows],
+                "colorscale": "Viridis",
+                "reversescale": not maximize,
+                "showscale": True,
+                "colorbar": {"title": {"text": _short_title(res, color), "side": "right"}},
+            },
+            labelfont={"size": 12},
+            tickfont={"size": 10},
+            rangefont={"size": 9, "color": "#777"},
+        )
+    )
+    fig.update_layout(
+        title=f"Searched parameters and objectives of {len(rows)} trials, coloured by "
+        f"{_short_title(res, color)} (yellow is better; ↑ higher is better, ↓ lower)",
+        height=480,
+        margin={"l": 70, "r": 40, "t": 120, "b": 40},
+        template="plotly_white",
+        font=FONT,
+    )
+    return fig
+
+
+_CURVE_ORDER = ("train_loss", "val_loss", "val_sharpe", "val_return_pct", "val_accuracy")
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+)
+
+
+def curves_figure(res: StudyResults, curves: pd.DataFrame, max_panels: int = 6) -> Any | None:
+    """Per-epoch learning curves: a panel per reported metric (at most ``max_panels``), a line per
+    trial over its training steps (folds one after another, broken between folds); front members
+    drawn thicker. ``curves``: long, with trial, fold, epoch, step, metric, value. None when empty."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if curves is None or not len(curves):
+        return None
+    frame = curves[curves["metric"] != "seconds"].copy()
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    frame = frame[np.isfinite(frame["value"].astype(float))]
+    if not len(frame):
+        return None
+    present = list(dict.fromkeys(frame["metric"]))
+    metrics = [m for m in _CURVE_ORDER if m in present] + [m for m in present if m not in _CURVE_ORDER]
+    metrics = metrics[:max_panels]
+    cols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / cols)
+    fig = make_subplots(
+        rows=nrows, cols=cols, subplot_titles=metrics, horizontal_spacing=0.07, vertical_spacing=0.16
+    )
+    front = {r.index for r in res.front}
+    x_col = "step" if frame["step"].notna().all() else "epoch"
+    for t, trial in enumerate(sorted(frame["trial"].unique())):
+        rows_t = frame[frame["trial"] == trial]
+        color = _PALETTE[t % len(_PALETTE)]
+        label = f"trial {trial}" + (" (front)" if trial in front else "")
+        for i, metric in enumerate(metrics):
+            part = rows_t[rows_t["metric"] == metric].sort_values([x_col])
+            if not len(part):
+                continue
+            xs: list[float | None] = []
+            ys: list[float | None] = []
+            folds: list[Any] = []
+            last_fold: Any = object()
+            for x, y, fold in zip(part[x_col], part["value"], part["fold"]):
+                if xs and fold != last_fold and not (pd.isna(fold) and pd.isna(last_fold)):
+                    xs.append(None)
+                    ys.append(None)
+                    folds.append(None)
+                xs.append(float(x))
+                ys.append(float(y))
+                folds.append(fold)
+                last_fold = fold
+            hover = [
+                "" if f is None else (f"{label}" + ("" if pd.isna(f) else f", fold {int(f)}")) for f in folds
+            ]
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines+markers",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=i == 0,
+                    line={"color": color, "width": 3 if trial in front else 1.2},
+                    marker={"size": 5 if trial in front else 3},
+                    opacity=1.0 if trial in front or not front else 0.55,
+                    hovertext=hover,
+                    hoverinfo="text+x+y",
+                ),
+                row=i // cols + 1,
+                col=i % cols + 1,
+            )
+    for i in range(len(metrics)):
+        fig.update_xaxes(
+            title_text="training step (epochs, folds one after another)" if x_col == "step" else "epoch",
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+    _hide_empty_cells(fig, len(metrics), nrows, cols)
+    fig.update_layout(
+        title="Per-epoch curves (thick: Pareto front)",
+        height=360 * nrows + 90,
+        margin={"l": 60, "r": 20, "t": 80, "b": 60},
+        template="plotly_white",
+        font=FONT,
+        legend={"font": {"size": 11}},
+    )
+    return fig
+
+
+def proposal_times_figure(res: StudyResults) -> Any | None:
+    """Seconds the optimizer took for each proposal batch, by generation node (None before the
+    first batch)."""
+    import plotly.graph_objects as go
+
+    batches = res.batches
+    if not batches:
+        return None
+    fig = go.Figure()
+    nodes = list(dict.fromkeys(str(b.get("node", "-")) for b in batches))
+    for k, node in enumerate(nodes):
+        rows = [(i + 1, b) for i, b in enumerate(batches) if str(b.get("node", "-")) == node]
+        fig.add_trace(
+            go.Bar(
+                x=[i for i, _ in rows],
+                y=[float(b.get("seconds", math.nan)) for _, b in rows],
+                name=node,
+                marker={"color": _PALETTE[k % len(_PALETTE)]},
+                hovertext=[
+                    f"trials {', '.join(map(str, b.get('trials', [])))}; "
+                    f"{b.get('completed_before', '-')} completed before"
+                    for _, b in rows
+                ],
+                hoverinfo="text+y+name",
+            )
+        )
+    total = sum(float(b.get("seconds", 0.0)) for b in batches)
+    fig.update_layout(
+        title=f"Proposal time per batch ({len(batches)} batches, {total:.1f} s in all)",
+        xaxis_title="proposal batch",
+        yaxis_title="seconds",
+        template="plotly_white",
+        font=FONT,
+        height=380,
+        legend={"title": {"text": "generation node"}},
+    )
+    return fig
+
+
+# ----------------------------------------------------------------- several studies
+
+
+def _common_objectives(studies: list[StudyResults]) -> list[str]:
+    first = list(studies[0].objectives.names)
+    return [n for n in first if all(n in s.objectives.names for s in studies[1:])]
+
+
+def _labels(studies: list[StudyResults]) -> list[str]:
+    """Study names, made unique by their directory when two studies share a name."""
+    names = [s.spec.name for s in studies]
+    return [n if names.count(n) == 1 else f"{n} ({s.store.dir.name})" for n, s in zip(names, studies)]
+
+
+def compare_fronts_figure(studies: list[StudyResults]) -> Any:
+    """The fronts of several studies overlaid, one panel per pair of the objectives they share:
+    each study's front (validation, filled; held-out test, open) and its other feasible trials
+    (small, faint), in the study's colour."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not studies:
+        raise ValueError("compare_fronts_figure needs at least one study")
+    names = _common_objectives(studies)
+    pairs = list(combinations(names, 2))
+    labels = _labels(studies)
+    if not pairs:
+        fig = go.Figure()
+        fig.update_layout(
+            title="No two objectives in common: the fronts cannot be drawn together",
+            template="plotly_white",
+            font=FONT,
+        )
+        return fig
+    cols = min(3, len(pairs))
+    nrows = math.ceil(len(pairs) / cols)
+    fig = make_subplots(rows=nrows, cols=cols, horizontal_spacing=0.09, vertical_spacing=0.18)
+    for k, (res, label) in enumerate(zip(studies, labels)):
+        color = _PALETTE[k % len(_PALETTE)]
+        feasible = res.feasible_frame()
+        other = feasible[~feasible["on_front"].astype(bool)]
+        front = res.front
+        test = [res.test.get(r.index, {}) for r in front]
+        for i, (a, b) in enumerate(pairs):
+            where = {"row": i // cols + 1, "col": i % cols + 1}
+            fig.add_trace(
+                go.Scatter(
+                    x=other[a],
+                    y=other[b],
+                    mode="markers",
+                    name=f"{label}: other feasible",
+                    legendgroup=f"{label} other",
+                    showlegend=i == 0 and len(other) > 0,
+                    marker={"color": color, "size": 5, "opacity": 0.3},
+                    hovertext=[f"{label}, trial {t}" for t in other["trial"]],
+                    hoverinfo="text+x+y",
+                ),
+                **where,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[r.metrics[a] for r in front],
+                    y=[r.metrics[b] for r in front],
+                    mode="markers",
+                    name=f"{label}: front (validation)",
+                    legendgroup=f"{label} front",
+                    showlegend=i == 0 and len(front) > 0,
+                    marker={"color": color, "size": 10, "line": {"width": 1, "color": "#222"}},
+                    hovertext=[f"{label}, trial {r.index}" for r in front],
+                    hoverinfo="text+x+y",
+                ),
+                **where,
+            )
+            held = [(r, t) for r, t in zip(front, test) if a in t and b in t]
+            fig.add_trace(
+                go.Scatter(
+                    x=[t[a] for _, t in held],
+                    y=[t[b] for _, t in held],
+                    mode="markers",
+                    name=f"{label}: front (held-out test)",
+                    legendgroup=f"{label} test",
+                    showlegend=i == 0 and len(held) > 0,
+                    marker={"color": color, "size": 10, "symbol": "diamond-open", "line": {"width": 2}},
+                    hovertext=[f"{label}, trial {r.index} (test)" for r, _ in held],
+                    hoverinfo="text+x+y",
+                ),
+                **where,
+            )
+            fig.update_xaxes(title_text=axis_title(studies[0], a), **where)
+            fig.update_yaxes(title_text=axis_title(studies[0], b), **where)
+    _hide_empty_cells(fig, len(pairs), nrows, cols)
+    fig.update_layout(
+        title=f"Pareto fronts of {', '.join(labels)}",
+        height=430 * nrows + 100,
+        margin={"l": 60, "r": 20, "t": 70, "b": 60},
+        legend={"font": {"size": 11}, "tracegroupgap": 2},
+        template="plotly_white",
+        font=FONT,
+    )
+    return fig
+
+
+def compare_hypervolume_figure(studies: list[StudyResults]) -> Any:
+    """Hypervolume over trials, one panel per study side by side (one y scale when the studies
+    share objectives, goals and thresholds, so that the values are comparable)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not studies:
+        raise ValueError("compare_hypervolume_figure needs at least one study")
+    labels = _labels(studies)
+    comparable = all(s.objectives == studies[0].objectives for s in studies[1:])
+    cols = min(4, len(studies))
+    nrows = math.ceil(len(studies) / cols)
+    fig = make_subplots(
+        rows=nrows,
+        cols=cols,
+        subplot_titles=labels,
+        shared_yaxes="all" if comparable else False,
+        horizontal_spacing=0.05 if comparable else 0.08,
+        vertical_spacing=0.2,
+    )
+    for k, (res, label) in enumerate(zip(studies, labels)):
+        trace = res.objectives.hypervolume_trace(res.records)
+        where = {"row": k // cols + 1, "col": k % cols + 1}
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(trace) + 1)),
+                y=trace,
+                mode="lines+markers",
+                name=label,
+                line={"color": _PALETTE[k % len(_PALETTE)]},
+                hoverinfo="name+x+y",
+            ),
+            **where,
+        )
+        fig.update_xaxes(title_text="trials", tick0=1, dtick=max(1, math.ceil(len(trace) / 8)), **where)
+        if where["col"] == 1 or not comparable:
+            fig.update_yaxes(title_text="hypervolume (higher is better)", **where)
+    _hide_empty_cells(fig, len(studies), nrows, cols)
+    note = (
+        "same objectives and reference point" if comparable else "different reference points: not comparable"
+    )
+    fig.update_layout(
+        title=f"Hypervolume over trials ({note})",
+        height=380 * nrows + 80,
+        showlegend=False,
+        template="plotly_white",
+        font=FONT,
+    )
+    return fig
+
+
+# ----------------------------------------------------------------- PNG
 
 
 def write_png(res: StudyResults, path: Path) -> None:

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-from botorch.utils.multi_objective.box_decompositions.dominated import DominatedPartitioning
-from botorch.utils.multi_objective.pareto import is_non_dominated
 
-__all__ = ["ObjectiveSet", "TrialRecord"]
+__all__ = ["REEVALUATED_SOURCES", "ObjectiveSet", "TrialRecord", "dominated_hypervolume", "non_dominated"]
+
+#: Sources of configurations run again in a new study window (``engine.windows``): they are compared
+#: with the window's own choice, so they always run to the end (never stopped early).
+REEVALUATED_SOURCES = frozenset({"champion", "previous_front"})
 
 STATUSES = ("running", "completed", "early_stopped", "failed", "abandoned")
 
@@ -30,7 +31,8 @@ class TrialRecord:
     index: int
     status: str
     params: dict[str, Any]
-    source: str = "model"  # "center", "sobol", "model", "prior", "baseline", "warm_start:<study>"
+    # "center", "sobol", "model", "prior", "baseline", "warm_start:<study>", "champion", "previous_front"
+    source: str = "model"
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     epochs: int = 0
@@ -123,23 +125,23 @@ class ObjectiveSet:
             for n, mx, t in zip(self.names, self.maximize, self.thresholds)
         )
 
-    def matrix(self, records: Sequence[TrialRecord]) -> torch.Tensor:
-        """Objective values, sign-flipped so that larger is better: `n x m`."""
-        signs = torch.tensor([1.0 if mx else -1.0 for mx in self.maximize], dtype=torch.double)
-        y = torch.tensor([[r.metrics[n] for n in self.names] for r in records], dtype=torch.double)
+    def matrix(self, records: Sequence[TrialRecord]) -> np.ndarray:
+        """Objective values, sign-flipped so that larger is better: `n x m` (float64)."""
+        signs = np.array([1.0 if mx else -1.0 for mx in self.maximize])
+        y = np.array([[r.metrics[n] for n in self.names] for r in records], dtype=np.float64)
         return y.reshape(len(records), len(self.names)) * signs
 
     @property
-    def ref_point(self) -> torch.Tensor:
+    def ref_point(self) -> np.ndarray:
         signs = [1.0 if mx else -1.0 for mx in self.maximize]
-        return torch.tensor([s * t for s, t in zip(signs, self.thresholds)], dtype=torch.double)
+        return np.array([s * t for s, t in zip(signs, self.thresholds)], dtype=np.float64)
 
     def front(self, records: Iterable[TrialRecord]) -> list[TrialRecord]:
         """Non-dominated feasible trials, ordered by trial index."""
         cand = [r for r in records if self.feasible(r)]
         if not cand:
             return []
-        mask = is_non_dominated(self.matrix(cand), deduplicate=True)
+        mask = non_dominated(self.matrix(cand))
         return [r for r, keep in zip(cand, mask.tolist()) if keep]
 
     def hypervolume(self, records: Iterable[TrialRecord]) -> float:
@@ -149,10 +151,7 @@ class ObjectiveSet:
             return 0.0
         y = self.matrix(cand)
         ref = self.ref_point
-        y = y[(y > ref).all(dim=-1)]
-        if y.shape[0] == 0:
-            return 0.0
-        return float(DominatedPartitioning(ref_point=ref, Y=y).compute_hypervolume())
+        return dominated_hypervolume(y[(y > ref).all(axis=-1)], ref)
 
     def hypervolume_trace(self, records: Sequence[TrialRecord]) -> list[float]:
         """Hypervolume after each trial, in trial order (for the report)."""
@@ -175,8 +174,53 @@ class ObjectiveSet:
         """
         if not front:
             return None
-        y = self.matrix(front).numpy()
+        y = self.matrix(front)
         span = y.max(axis=0) - y.min(axis=0)
         scaled = (y - y.min(axis=0)) / np.where(span > 0, span, 1.0)
         dist = np.linalg.norm(1.0 - scaled, axis=1)
         return front[int(np.argmin(dist))]
+
+
+# numpy, not BoTorch: the output commands (status, pareto, best) read records without importing torch
+
+
+def non_dominated(y: np.ndarray) -> np.ndarray:
+    """Mask of the rows of ``y`` (`n x m`, larger is better) that no other row dominates; of
+    equal rows only the first is kept (as BoTorch's ``is_non_dominated(deduplicate=True)``)."""
+    if y.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    no_worse = (y[:, None, :] <= y[None, :, :]).all(axis=-1)  # [i, j]: j is at least as good as i
+    better = (y[:, None, :] < y[None, :, :]).any(axis=-1)  # [i, j]: j is better than i somewhere
+    dominated = np.any(no_worse & better, axis=1)
+    repeated = np.any(np.tril(np.all(y[:, None, :] == y[None, :, :], axis=-1), k=-1), axis=1)
+    return ~dominated & ~repeated
+
+
+def dominated_hypervolume(y: np.ndarray, ref: np.ndarray) -> float:
+    """Volume of the region dominated by the rows of ``y`` (larger is better) and above ``ref``.
+
+    Rows must be above ``ref`` in every coordinate. Exact, by slicing along the
+    last objective (the volume is a sum of slabs, each the ``m - 1``
+    dimensional hypervolume of the points at least that high), with a
+    closed-form sweep in two dimensions: O(n^(m-1) log n), milliseconds at a
+    study's size.
+    """
+    if y.shape[0] == 0:
+        return 0.0
+    y = y[non_dominated(y)]
+    if y.shape[1] == 1:
+        return float(y[:, 0].max() - ref[0])
+    if y.shape[1] == 2:
+        order = np.argsort(-y[:, 0], kind="stable")
+        x, h = y[order, 0], np.maximum.accumulate(y[order, 1])
+        widths = x - np.append(x[1:], ref[0])
+        return float(np.sum(widths * (h - ref[1])))
+    order = np.argsort(-y[:, -1], kind="stable")
+    y = y[order]
+    floors = np.append(y[1:, -1], ref[-1])
+    total = 0.0
+    for i in range(y.shape[0]):
+        depth = y[i, -1] - floors[i]
+        if depth > 0:
+            total += depth * dominated_hypervolume(y[: i + 1, :-1], ref[:-1])
+    return total

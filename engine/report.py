@@ -15,6 +15,7 @@ bootstrap standard deviation); failures and early stops; and the priors.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import math
 import statistics
@@ -29,7 +30,13 @@ from engine.store import StudyStore, write_bytes
 from engine.tables import FLAG, fmt_number, fmt_prob, front_table, html_page, html_table, sharpe_yardstick
 from engine.verdict import ALPHA, DSR_BAR, Verdict
 
-__all__ = ["IMPORTANCE_RESAMPLES", "MIN_TRIALS_FOR_IMPORTANCE", "parameter_importance", "write_report"]
+__all__ = [
+    "IMPORTANCE_RESAMPLES",
+    "MIN_TRIALS_FOR_IMPORTANCE",
+    "parameter_importance",
+    "report_figures",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -387,6 +394,64 @@ def _priors(res: StudyResults) -> list[str]:
     return lines or ["none: the study started from quasi-random (Sobol) trials"]
 
 
+def _window_sections(res: StudyResults) -> list[Section]:
+    """A study window (``run --window``): what was carried over and how the regime moved."""
+    from engine.records import REEVALUATED_SOURCES, TrialRecord
+
+    carry_path, regime_path = res.store.dir / "carry_over.json", res.store.dir / "regime.json"
+    if not carry_path.is_file() and not regime_path.is_file():
+        return []
+    carry = res.store.read(carry_path) if carry_path.is_file() else {}
+    prev_dir = carry.get("previous_window")
+    prev = StudyStore(prev_dir) if prev_dir and StudyStore(prev_dir).exists() else None
+    lines = [
+        f"data up to {res.spec.data.end}; previous window: "
+        + (str(prev_dir) if prev_dir else "none (the first window of its line)")
+        + f"; carry-over: {carry.get('mode', res.spec.warm_start.previous_window)}"
+    ]
+    lines += [f"{n} not carried over: {why}" for why, n in carry.get("skipped", {}).items()]
+    out: list[Section] = [("h2", "Study window"), ("list", lines)]
+    then: dict[str, TrialRecord] = {}
+    if prev is not None:
+        for path in sorted((prev.dir / "trials").glob("*/result.json")):
+            rec = TrialRecord.from_dict(prev.read(path), source=str(path))
+            then.setdefault(json.dumps(rec.params, sort_keys=True, default=str), rec)
+    rows = []
+    for r in res.records:
+        if r.source not in REEVALUATED_SOURCES:
+            continue
+        old = then.get(json.dumps(r.params, sort_keys=True, default=str))
+        row: dict[str, Any] = {"trial": r.index, "source": r.source, "status": r.status}
+        for name in res.objectives.names:
+            row[f"{name} now"] = r.metrics.get(name)
+            row[f"{name} then"] = old.metrics.get(name) if old is not None else None
+        rows.append(row)
+    if rows:
+        out += [
+            ("p", "Configurations run again on this window's data (now) and their figures in the previous "
+             "window (then, on other bars):"),
+            ("table", pd.DataFrame(rows)),
+        ]  # fmt: skip
+    if regime_path.is_file():
+        now = res.store.read(regime_path)
+        before_path = prev.dir / "regime.json" if prev is not None else None
+        before = prev.read(before_path) if prev is not None and before_path and before_path.is_file() else {}
+        stats = [k for k, v in now.items() if isinstance(v, float)]
+        frame = pd.DataFrame(
+            {
+                "statistic": stats,
+                "previous window": [before.get(k) for k in stats],
+                "this window": [now[k] for k in stats],
+                "change": [now[k] - before[k] if isinstance(before.get(k), float) else None for k in stats],
+            }
+        )
+        out += [
+            ("p", f"Regime statistics of the training bars ({now.get('n_bars')} bars):"),
+            ("table", frame),
+        ]
+    return out
+
+
 def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> list[Section]:
     """The report as a list of blocks, rendered to Markdown and to HTML."""
     out: list[Section] = [("h1", f"Study report: {res.spec.name}"), *_verdict_sections(res)]
@@ -401,6 +466,7 @@ def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -
         out += [("figure", "hypervolume"), ("table", frame)]
     out += [("h2", "Parameter importance"), *_importance_sections(res, importance)]
     out += [("h2", "Priors and warm start"), ("list", _priors(res))]
+    out += _window_sections(res)
     bad = [r for r in res.records if r.status in ("failed", "early_stopped", "abandoned")]
     lines = [
         f"trial {r.index}: {r.status}" + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
@@ -434,22 +500,13 @@ def _markdown(sections: list[Section]) -> str:
 def _figures(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> dict[str, list[Any]]:
     import plotly.express as px
 
-    from engine.plots import pareto_figures
+    from engine.plots import hypervolume_figure, pareto_figures
 
     figs: dict[str, list[Any]] = {}
     if len(res.feasible_frame()):
         figs["pareto"] = pareto_figures(res)
     if trace:
-        figs["hypervolume"] = [
-            px.line(
-                x=list(range(1, len(trace) + 1)),
-                y=trace,
-                markers=True,
-                labels={"x": "trials", "y": "hypervolume (higher is better)"},
-                title="Hypervolume of the feasible trials above the reference point",
-                template="plotly_white",
-            )
-        ]
+        figs["hypervolume"] = [hypervolume_figure(res, trace)]
     if len(importance):
         figs["importance"] = [
             px.bar(
@@ -465,6 +522,13 @@ def _figures(res: StudyResults, importance: pd.DataFrame, trace: list[float]) ->
             )
         ]
     return figs
+
+
+def report_figures(res: StudyResults) -> dict[str, list[Any]]:
+    """The plotly figures of ``report.html`` by kind (pareto, hypervolume, importance), computed
+    from ``res`` without writing anything."""
+    importance = parameter_importance(res, seed=res.spec.seed)
+    return _figures(res, importance, res.objectives.hypervolume_trace(res.records))
 
 
 def _html(res: StudyResults, sections: list[Section], figs: dict[str, list[Any]]) -> str:

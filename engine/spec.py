@@ -36,9 +36,11 @@ __all__ = [
     "EarlyStoppingSpec",
     "ExecutorSpec",
     "ExperimentSpec",
+    "MlflowSpec",
     "ObjectiveSpec",
     "OutcomeConstraint",
     "SyntheticSpec",
+    "TrackingSpec",
     "WarmStartSpec",
     "check_data_source",
     "load_spec",
@@ -154,6 +156,12 @@ class WarmStartSpec(SpecSection):
         default=None, description="'data_driven': evaluate DataDrivenOptimizer suggestions first"
     )
     num_priors: int = Field(default=3, ge=1, le=32)
+    previous_window: Literal["reevaluate", "attach", "none"] = Field(
+        default="reevaluate",
+        description="a study window (run --window) after an earlier one: 'reevaluate' runs the previous "
+        "window's Pareto set and the live configuration again on this window's data first; 'attach' "
+        "adds the previous window's trials as they were measured there (stale values); 'none'",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> WarmStartSpec:
@@ -208,6 +216,47 @@ class SyntheticSpec(SpecSection):
     )
 
 
+#: URI schemes MLflow tracks to (a database through SQLAlchemy, with or without ``+driver``).
+_MLFLOW_SCHEMES = ("http", "https", "databricks", "file", "sqlite", "postgresql", "mysql", "mssql")
+
+
+class MlflowSpec(SpecSection):
+    """Where an MLflow tracking server (or database) gets the study (optional extra ``mlflow``)."""
+
+    uri: str = Field(
+        description="tracking URI: http(s)://host:port, sqlite:///path/mlflow.db, postgresql://..., databricks"
+    )
+    experiment: str | None = Field(
+        default=None, max_length=500, description="MLflow experiment name; default: the study's name"
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0].lower() if ":" in value else ""
+        if value == "databricks" or (scheme in _MLFLOW_SCHEMES and value.split(":", 1)[1].strip("/")):
+            return value
+        raise ValueError(
+            f"not an MLflow tracking URI (got {json.dumps(value)}); give http(s)://host:port, "
+            "sqlite:///path/mlflow.db, postgresql://user@host/db or databricks"
+        )
+
+    @field_validator("experiment")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError(
+                "an empty experiment name; give a name, or remove experiment for the study's name"
+            )
+        return value
+
+
+class TrackingSpec(SpecSection):
+    """Where a study is reported besides its directory. Changing it never blocks a resume."""
+
+    mlflow: MlflowSpec | None = None
+
+
 class ExperimentSpec(SpecSection):
     """A whole study: what to search, on which data, judged how, within what budget."""
 
@@ -231,6 +280,7 @@ class ExperimentSpec(SpecSection):
     executor: ExecutorSpec = ExecutorSpec()
     optimizer: OptimizerSpec = OptimizerSpec()
     synthetic: SyntheticSpec = SyntheticSpec()
+    tracking: TrackingSpec = TrackingSpec()
     seed: int = Field(default=0, ge=0, lt=2**31)
 
     _space: SearchSpace = PrivateAttr()

@@ -30,10 +30,11 @@ from engine.meta import StudyMeta
 from engine.objective import Objective, Prepared, make_objective
 from engine.progress import Progress, QuietProgress
 from engine.records import ObjectiveSet, TrialRecord
-from engine.spec import ExperimentSpec, parse_spec
+from engine.spec import ExperimentSpec, MlflowSpec, parse_spec
 from engine.store import StudyStore, spec_differences, write_json
 from engine.tell import study_log
 from engine.trial import execute
+from engine.windows import CarryOver, Window, plan_carry_over
 from strategies.exceptions import InputError, SpecError
 
 __all__ = ["StudyOutcome", "run_study"]
@@ -63,6 +64,9 @@ def run_study(
     trial_fn: TrialFn = execute,
     storage_url: str | None = None,
     stop: threading.Event | None = None,
+    window: Window | None = None,
+    live_config: str | Path | None = None,
+    mlflow: MlflowSpec | None = None,
 ) -> StudyOutcome:
     """Run (or resume) the study of ``spec`` in ``study_dir``.
 
@@ -72,24 +76,45 @@ def run_study(
 
     Bad input (data that fail validation, an executor larger than the
     machine, a warm-start directory that is not a study) is reported before
-    anything is written. Setting ``stop`` (Ctrl-C, SIGTERM) interrupts the
+    anything is written. ``window`` (:func:`engine.windows.open_window`) runs
+    one window of a study line: ``spec`` and ``study_dir`` are the window's,
+    and a new window carries over from the previous one
+    (``warm_start.previous_window``). ``live_config``: the strategy config
+    whose configuration for this strategy a new study runs first
+    (re-evaluated, for ``boengine best --replace-if-better``). Setting ``stop`` (Ctrl-C, SIGTERM) interrupts the
     loop like a KeyboardInterrupt does: running trials are abandoned, the
     state is saved.
+
+    ``mlflow`` (``run --mlflow-uri``, else the spec's ``tracking.mlflow``):
+    once the loop has ended, the study is logged to MLflow
+    (:mod:`engine.tracking`); a tracking failure is a warning.
     """
     store = StudyStore(study_dir)
     objective = make_objective(spec)
     plan = plan_executor(spec.executor)
+    tracking = mlflow or spec.tracking.mlflow
+    if tracking is not None:
+        from engine.tracking import require_mlflow
+
+        require_mlflow("MLflow tracking" if mlflow else "tracking.mlflow")
     if fresh and store.exists():
         with store.lock():
             moved = store.set_aside()
         logger.info("--fresh: the previous study was moved to %s", moved)
     warm_dirs = [*spec.warm_start.studies, *(str(d) for d in warm_start)]
     prepared: Prepared | None = None
+    carry: CarryOver | None = None
     if not store.exists():
         for d in warm_dirs:
             if not StudyStore(d).exists():
                 raise InputError(f"warm start: {d} is not a boengine study directory (no spec.json)")
+        if window is not None or live_config is not None:
+            carry = plan_carry_over(spec, window.previous if window else None, live_config)
+            if carry.attach_previous:
+                warm_dirs.append(str(carry.previous))
         prepared = objective.prepare()
+    elif live_config is not None:
+        logger.info("--live-config: the study exists; its live configuration was queued when it started")
     undo = _Undo.before(store.dir)
     opened, resumed = False, None
     try:
@@ -102,10 +127,19 @@ def run_study(
             else:
                 assert prepared is not None, "a new study needs its prepared data"
                 loop = _create(
-                    spec, store, objective, plan, prepared, storage_url, progress, trial_fn, warm_dirs
+                    spec, store, objective, plan, prepared, storage_url, progress, trial_fn, warm_dirs, carry
                 )
+                if window is not None:
+                    from engine.windows import regime
+
+                    write_json(store.dir / "regime.json", regime(window.spec, objective.training_bars()))
             opened = True
-            return _run(spec, store, objective, loop, stop)
+            outcome = _run(spec, store, objective, loop, stop)
+            if tracking is not None:
+                from engine.tracking import track_study
+
+                track_study(store.dir, tracking, state="interrupted" if outcome.interrupted else "finished")
+            return outcome
     except BaseException:
         if not opened and resumed is False:
             undo.revert()  # nothing half-written: what a study that never started created is removed
@@ -184,6 +218,7 @@ def _create(
     progress: Progress | None,
     trial_fn: TrialFn,
     warm_dirs: Sequence[str],
+    carry: CarryOver | None = None,
 ) -> StudyLoop:
     baselines = objective.baseline_configurations()
     meta = StudyMeta.new(
@@ -196,7 +231,9 @@ def _create(
         logger.info("removing %s, left by a study creation that did not finish", leftover)
         leftover.unlink()
     prepared.save(store.data_dir)
-    attaches = bool(warm_dirs or spec.warm_start.priors or baselines)
+    if carry is not None:  # before spec.json: a study that exists knows what it must run first
+        write_json(store.dir / "carry_over.json", carry.to_dict())
+    attaches = bool(warm_dirs or spec.warm_start.priors or baselines or (carry and carry.configs))
     client = configure_client(spec, meta.storage_url(store.dir), attaches_trials=attaches)
     store.create(spec.canonical(), spec.given(), meta)
     loop = StudyLoop(
@@ -208,6 +245,10 @@ def _create(
         progress=progress or QuietProgress(),
         trial_fn=trial_fn,
     )
+    if carry is not None:  # a new window's first trials: the live configuration, the previous front
+        carry.log()
+        for source in ("champion", "previous_front"):
+            loop.queue_configurations([p for p, s in carry.configs if s == source], source=source)
     loop.queue_configurations(baselines, source="baseline")
     _warm_start(loop, spec, store, objective, warm_dirs)
     return loop
@@ -258,11 +299,25 @@ def _resume(
     )
     loop.book.recover()
     again = loop.book.interrupted_configurations()
+    again = _carried_not_started(store, loop) + again
     for params, source in again:
         loop.queue_configurations([params], source=source)
     if again:
         logger.info("%d configuration(s) interrupted earlier run first", len(again))
     return loop
+
+
+def _carried_not_started(store: StudyStore, loop: StudyLoop) -> list[tuple[dict[str, Any], str]]:
+    """Carried-over configurations of a window that a run killed early never started."""
+    path = store.dir / "carry_over.json"
+    if not path.is_file():
+        return []
+    tried = [r.params for r in loop.book.records.values()]
+    return [
+        (c["params"], c["source"])
+        for c in store.read(path).get("reevaluated", [])
+        if c["params"] not in tried
+    ]
 
 
 def _warm_start(
@@ -307,12 +362,14 @@ def _study_log(store: StudyStore) -> Iterator[None]:
 #: Spec fields that change how long a study runs or how patient it is, not what a trial measures:
 #: a finished study whose spec differs only in these resumes (e.g. to extend its budget).
 RESUMABLE_CHANGES = frozenset({"budget.trials", "budget.max_consecutive_failures", "budget.trial_timeout_s"})
+#: Spec sections that say where a study is reported, not what it runs: any change in them resumes.
+RESUMABLE_SECTIONS = frozenset({"tracking"})
 
 
 def _check_unchanged(store: StudyStore, spec: ExperimentSpec) -> None:
     old = parse_spec(store.read_spec(), source=str(store.dir / "spec.given.json")).canonical()
     diffs = spec_differences(old, spec.canonical())
-    if diffs and set(diffs) <= RESUMABLE_CHANGES:
+    if diffs and all(d in RESUMABLE_CHANGES or d.split(".")[0] in RESUMABLE_SECTIONS for d in diffs):
         changes = ", ".join(f"{d} {_at(old, d)} -> {_at(spec.canonical(), d)}" for d in diffs)
         logger.info("%s: resuming with %s", store.dir, changes)
         store.update_spec(spec.canonical(), spec.given())

@@ -37,15 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.selection import (
-    deflated_sharpe,
-    expected_max_normal,
-    pbo_cscv,
-    sharpe_ratio,
-    sharpe_standard_error,
-    spa_test,
-)
-
 if TYPE_CHECKING:
     from engine.results import StudyResults
 
@@ -162,6 +153,15 @@ def _compute(
     baselines: dict[str, dict[str, tuple[dict[str, float], Any]]],
     key: str,
 ) -> Verdict:
+    # imported here: scipy.stats takes a second, and a verdict read from verdict.json needs none of it
+    from engine.selection import (
+        deflated_sharpe,
+        expected_max_normal,
+        sharpe_ratio,
+        sharpe_standard_error,
+        spa_test,
+    )
+
     matrix = np.column_stack([returns[i].astype(np.float64) for i in indices])  # T x N
     n_obs, n_with = matrix.shape
     ppy = float(res.meta.facts.get("periods_per_year") or 252.0)
@@ -217,6 +217,8 @@ def _compute(
 
 def _pbo(matrix: np.ndarray) -> Any:
     """PBO with 16 blocks, fewer when the sample is short; None with fewer than 2 trials."""
+    from engine.selection import pbo_cscv
+
     n_obs, n = matrix.shape
     if n < 2:
         return None

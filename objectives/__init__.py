@@ -12,25 +12,34 @@ Modules: :mod:`~objectives.data` (loading, validation, bar frequency),
 :mod:`~objectives.prepare`, :mod:`~objectives.losses`,
 :mod:`~objectives.training`, :mod:`~objectives.backtest`,
 :mod:`~objectives.evaluate`.
+
+The names below are imported from their modules on first use (PEP 562):
+:mod:`objectives.training` and :mod:`objectives.evaluate` import torch,
+which reading a study or a spec does not need.
 """
 
-from objectives.backtest import BacktestResult, actions_to_positions, run_backtest
-from objectives.config import BacktestSpec, DataSpec, LabelSpec, SplitSpec, ValidationSpec
-from objectives.data import infer_bar_seconds, infer_periods_per_year, load_bars, load_spec_bars
-from objectives.dataset import PreparedData, Splits, check_length, split_ranges
-from objectives.evaluate import (
-    EvalResult,
-    EvalSettings,
-    evaluate,
-    evaluate_checkpoint,
-    evaluate_module,
-    score_module,
-)
-from objectives.features import FEATURE_SETS, build_features, feature_set_width
-from objectives.labels import make_labels
-from objectives.prepare import normalize, prepare_data, train_bars
-from objectives.train_config import TrainConfig
-from objectives.training import EpochReport, TrainResult, train_model
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from objectives.backtest import BacktestResult, actions_to_positions, run_backtest
+    from objectives.config import BacktestSpec, DataSpec, LabelSpec, SplitSpec, ValidationSpec
+    from objectives.data import infer_bar_seconds, infer_periods_per_year, load_bars, load_spec_bars
+    from objectives.dataset import PreparedData, Splits, check_length, split_ranges
+    from objectives.evaluate import (
+        EvalResult,
+        EvalSettings,
+        evaluate,
+        evaluate_checkpoint,
+        evaluate_module,
+        score_module,
+    )
+    from objectives.features import FEATURE_SETS, build_features, feature_set_width
+    from objectives.labels import make_labels
+    from objectives.prepare import normalize, prepare_data, train_bars
+    from objectives.train_config import TrainConfig
+    from objectives.training import EpochReport, TrainResult, train_model
 
 __all__ = [
     "FEATURE_SETS",
@@ -67,3 +76,50 @@ __all__ = [
     "train_bars",
     "train_model",
 ]
+
+
+_MODULES: dict[str, str] = {
+    "BacktestResult": "objectives.backtest",
+    "BacktestSpec": "objectives.config",
+    "DataSpec": "objectives.config",
+    "EpochReport": "objectives.training",
+    "EvalResult": "objectives.evaluate",
+    "EvalSettings": "objectives.evaluate",
+    "FEATURE_SETS": "objectives.features",
+    "LabelSpec": "objectives.config",
+    "PreparedData": "objectives.dataset",
+    "SplitSpec": "objectives.config",
+    "Splits": "objectives.dataset",
+    "TrainConfig": "objectives.train_config",
+    "TrainResult": "objectives.training",
+    "ValidationSpec": "objectives.config",
+    "actions_to_positions": "objectives.backtest",
+    "build_features": "objectives.features",
+    "check_length": "objectives.dataset",
+    "evaluate": "objectives.evaluate",
+    "evaluate_checkpoint": "objectives.evaluate",
+    "evaluate_module": "objectives.evaluate",
+    "feature_set_width": "objectives.features",
+    "infer_bar_seconds": "objectives.data",
+    "infer_periods_per_year": "objectives.data",
+    "load_bars": "objectives.data",
+    "load_spec_bars": "objectives.data",
+    "make_labels": "objectives.labels",
+    "normalize": "objectives.prepare",
+    "prepare_data": "objectives.prepare",
+    "run_backtest": "objectives.backtest",
+    "score_module": "objectives.evaluate",
+    "split_ranges": "objectives.dataset",
+    "train_bars": "objectives.prepare",
+    "train_model": "objectives.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module 'objectives' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_MODULES[name]), name)
+    globals()[name] = value
+    return value

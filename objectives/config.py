@@ -234,7 +234,14 @@ class DataSpec(SpecSection):
         description="'column': per-column z-score fitted on the training split; "
         "'row': the original per-row z-score across one bar's features",
     )
-    max_bars: int | None = Field(default=None, ge=100, description="keep only the last N bars")
+    end: str | None = Field(
+        default=None,
+        description="use only the bars at or before this time (ISO date or timestamp, UTC): "
+        "the cut of a study window; default: every bar",
+    )
+    max_bars: int | None = Field(
+        default=None, ge=100, description="keep only the last N bars (of those at or before end)"
+    )
     label: LabelSpec = LabelSpec()
     splits: SplitSpec = SplitSpec()
     validation: ValidationSpec = ValidationSpec()
@@ -251,6 +258,25 @@ class DataSpec(SpecSection):
             known = ", ".join(_BUILTIN_PREFIX + k for k in BUILTIN_SOURCES)
             raise ValueError(f"unknown built-in source (got {value!r}); use one of {known} or a file path")
         return value
+
+    @field_validator("end")
+    @classmethod
+    def _timestamp(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        import pandas as pd
+
+        try:
+            ts = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"not a date or timestamp (got {value!r}); write e.g. '2026-11-27' or '2026-11-27T23:00'"
+            ) from None
+        if ts is pd.NaT:
+            raise ValueError(f"not a date or timestamp (got {value!r})")
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        return ts.isoformat()
 
     @field_validator("columns")
     @classmethod

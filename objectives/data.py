@@ -109,13 +109,14 @@ def check_data_header(spec: DataSpec) -> None:
 
 
 def load_spec_bars(spec: DataSpec) -> pd.DataFrame:
-    """:func:`load_bars` with the settings of a :class:`DataSpec` (incl. ``max_bars``)."""
+    """:func:`load_bars` with the settings of a :class:`DataSpec` (incl. ``end`` and ``max_bars``)."""
     return load_bars(
         spec.source,
         columns=spec.columns,
         timestamp_format=spec.timestamp_format,
         extra_columns=spec.feature_columns or (),
         max_bars=spec.max_bars,
+        end=spec.end,
     )
 
 
@@ -126,6 +127,7 @@ def load_bars(
     timestamp_format: str | None = None,
     extra_columns: Sequence[str] = (),
     max_bars: int | None = None,
+    end: str | None = None,
 ) -> pd.DataFrame:
     """Load and validate OHLCV bars.
 
@@ -136,7 +138,8 @@ def load_bars(
         timestamp_format: strftime format of string timestamps.
         extra_columns: further numeric file columns to keep (feature set
             ``columns``); validated finite like the prices.
-        max_bars: keep only the last ``max_bars`` bars.
+        max_bars: keep only the last ``max_bars`` bars (of those at or before ``end``).
+        end: keep only the bars at or before this timestamp (naive UTC, ISO).
 
     Returns:
         `n_bars` rows, DatetimeIndex ``timestamp``, float64 columns
@@ -150,6 +153,10 @@ def load_bars(
     columns = _builtin_columns(source, columns)
     raw = _read_table(path)
     bars = _to_bars(raw, path, columns or {}, timestamp_format, tuple(extra_columns))
+    if end is not None:
+        bars = bars.loc[bars.index <= pd.Timestamp(end)]
+        if len(bars) < 2:
+            raise DataError(f"{path}: {len(bars)} bar(s) at or before data.end {end}; choose a later end")
     if max_bars is not None and len(bars) > max_bars:
         bars = bars.iloc[-max_bars:]
     return bars

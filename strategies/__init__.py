@@ -4,23 +4,31 @@ Families register themselves on import (:func:`register_family`); experiment
 specs name them (:data:`FAMILIES`). :func:`build_model` turns one trial's
 parameters into an ``nn.Module`` whose forward maps ``x: batch x seq x
 features`` to a :class:`ModelOutput`. Nothing here depends on Ax.
+
+The names below are loaded on first use (PEP 562), with the families and
+torch: ``strategies.exceptions`` and ``strategies.space`` import neither, so
+the commands that only read a study (``boengine status``, ``--help``) start
+without torch.
 """
 
-from strategies import lstm, moe, transformer  # noqa: F401  (register the families)
-from strategies.base import ModelOutput
-from strategies.priors import DataDrivenOptimizer, RegimeStats
-from strategies.registry import (
-    TRAINING_PARAMS,
-    Family,
-    build_model,
-    count_parameters,
-    family_names,
-    get_family,
-    model_config,
-    register_family,
-)
+from __future__ import annotations
 
-FAMILIES: tuple[str, ...] = family_names()
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from strategies.base import ModelOutput
+    from strategies.priors import DataDrivenOptimizer, RegimeStats
+    from strategies.registry import (
+        TRAINING_PARAMS,
+        Family,
+        build_model,
+        count_parameters,
+        get_family,
+        model_config,
+        register_family,
+    )
+
+    FAMILIES: tuple[str, ...]
 
 __all__ = [
     "FAMILIES",
@@ -35,3 +43,25 @@ __all__ = [
     "model_config",
     "register_family",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'strategies' has no attribute {name!r}")
+    from strategies import base, lstm, moe, priors, registry, transformer  # noqa: F401  (families register)
+
+    exported: dict[str, Any] = {
+        "FAMILIES": registry.family_names(),
+        "TRAINING_PARAMS": registry.TRAINING_PARAMS,
+        "DataDrivenOptimizer": priors.DataDrivenOptimizer,
+        "Family": registry.Family,
+        "ModelOutput": base.ModelOutput,
+        "RegimeStats": priors.RegimeStats,
+        "build_model": registry.build_model,
+        "count_parameters": registry.count_parameters,
+        "get_family": registry.get_family,
+        "model_config": registry.model_config,
+        "register_family": registry.register_family,
+    }
+    globals().update(exported)
+    return exported[name]

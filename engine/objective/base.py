@@ -140,6 +140,11 @@ class Objective(ABC):
         """What every worker receives with each job when it cannot read the study directory (Ray)."""
         return None
 
+    def last_bar(self) -> pd.Timestamp | None:
+        """Time of the last bar the study may use (after ``data.end``); None without market data.
+        Names a study window (``boengine run --window``)."""
+        return None
+
     def training_bars(self) -> pd.DataFrame:
         """Raw bars of the training part, all that data-driven priors may look at."""
         from strategies.exceptions import ConfigError

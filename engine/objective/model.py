@@ -14,6 +14,7 @@ scheme is :mod:`engine.objective.walk_forward`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import tempfile
@@ -26,7 +27,6 @@ import numpy as np
 from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
 from engine.objective.registry import register_objective
 from objectives.backtest import BacktestResult
-from strategies import get_family
 from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
 
 if TYPE_CHECKING:
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from engine.store import StudyStore
     from engine.trial import TrialJob, TrialOutcome
     from objectives import EvalSettings, PreparedData
+    from strategies import Family
 
 __all__ = [
-    "CURVE_METRICS",
     "METRICS",
     "HoldoutObjective",
     "ModelObjective",
@@ -50,7 +50,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
 def _curve_metrics() -> dict[str, bool]:
+    """Per-epoch learning-curve metrics (the ``val_*`` fields of an EpochReport), name -> lower is
+    better; computed on first use, since :mod:`objectives.training` imports torch."""
     from objectives.training import EpochReport
 
     return {
@@ -58,10 +61,16 @@ def _curve_metrics() -> dict[str, bool]:
     }
 
 
+def get_family(strategy: str) -> Family:
+    """The model family ``strategy``; the families (and torch) are imported on first use, so that
+    reading a study of another objective does not import them."""
+    from strategies import get_family as lookup
+
+    return lookup(strategy)
+
+
 #: Final metrics of a model trial: the backtest's fields, plus validation accuracy and loss.
 METRICS: tuple[str, ...] = (*(f.name for f in dataclasses.fields(BacktestResult)), "val_accuracy", "val_loss")
-#: Per-epoch learning-curve metrics (the ``val_*`` fields of an EpochReport), name -> lower is better.
-CURVE_METRICS: dict[str, bool] = _curve_metrics()
 
 
 def feature_set_for(spec: ExperimentSpec) -> str:
@@ -104,7 +113,7 @@ class ModelObjective(Objective):
 
     @classmethod
     def curve_metrics(cls) -> Mapping[str, bool]:
-        return CURVE_METRICS
+        return _curve_metrics()
 
     @classmethod
     def check_space(cls, strategy: str, space: SearchSpace, base: SearchSpace) -> None:
@@ -177,6 +186,13 @@ class ModelObjective(Objective):
         from objectives import PreparedData
 
         return PreparedData.load(store.data_dir, mmap=False)
+
+    def last_bar(self) -> pd.Timestamp | None:
+        import pandas as pd
+
+        from objectives import load_spec_bars
+
+        return pd.Timestamp(load_spec_bars(self.spec.data).index[-1])
 
     def training_bars(self) -> pd.DataFrame:
         from objectives import train_bars

@@ -66,3 +66,27 @@ def test_best_per_objective_respects_direction() -> None:
 
 def test_nan_objective_is_infeasible() -> None:
     assert not OBJ.feasible(rec(0, math.nan, 1, 1))
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_front_and_hypervolume_match_botorch(m: int) -> None:
+    """The numpy front and hypervolume (no torch for the output commands) equal BoTorch's, ties included."""
+    import numpy as np
+    import torch
+    from botorch.utils.multi_objective.box_decompositions.dominated import DominatedPartitioning
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    from engine.records import dominated_hypervolume, non_dominated
+
+    rng = np.random.default_rng(m)
+    for n in (1, 2, 7, 40):
+        y = rng.normal(size=(n, m))
+        y[: n // 2] = np.round(y[: n // 2], 1)  # ties in single coordinates
+        if n > 2:
+            y[2] = y[1]  # a repeated point: kept once
+        expected = is_non_dominated(torch.tensor(y), deduplicate=True).numpy()
+        assert (non_dominated(y) == expected).all(), (m, n)
+        ref = np.full(m, -1.0)
+        above = y[(y > ref).all(axis=1)]
+        want = DominatedPartitioning(ref_point=torch.tensor(ref), Y=torch.tensor(above)).compute_hypervolume()
+        assert dominated_hypervolume(above, ref) == pytest.approx(float(want), rel=1e-9, abs=1e-12), (m, n)

@@ -235,10 +235,11 @@ def run(
 
         cut = open_window(s, directory, window)
         s, directory = cut.spec, cut.directory
-        typer.echo(
-            f"window {directory.name}: bars up to {cut.last_bar}"
-            + (f", after window {cut.previous.name}" if cut.previous else ", the line's first window"),
-            err=True,
+        logger.info(
+            "window %s: bars up to %s%s",
+            directory.name,
+            cut.last_bar,
+            f", after window {cut.previous.name}" if cut.previous else ", the line's first window",
         )
     stop = threading.Event()
     handler = _interrupt_handler(stop)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import signal
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -662,9 +664,17 @@ def serve(
             f"warning: bound to {host}: anyone who can reach this address sees the studies (no login); "
             "the default 127.0.0.1 keeps them on this machine"
         )
+    # Ctrl-C and SIGTERM stop it even when started with SIGINT ignored (a background job of a
+    # non-interactive shell, nohup), where Python installs no KeyboardInterrupt handler
+    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    for sig in previous:
+        signal.signal(sig, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

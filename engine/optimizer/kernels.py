@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -12,6 +13,11 @@ import torch
 __all__ = ["KernelStatus", "prebuild_kernels"]
 
 logger = logging.getLogger(__name__)
+
+#: Age (seconds) after which torch's build ``lock`` file is taken as left by a killed build.
+STALE_LOCK_S = 900.0
+#: A ``lock`` this young may belong to a build that has not started ``ninja`` yet.
+GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,13 @@ def prebuild_kernels() -> KernelStatus:
     directory and waits, without a time limit, for it to go away; a process
     killed mid-build leaves it behind and every later load (in any process)
     hangs. boengine's builds run under an OS lock (``<build dir>.boengine-lock``,
-    released when its holder dies), so a ``lock`` file found while holding it
-    was left by an interrupted build and is removed.
+    released when its holder dies), but BoTorch also builds on first use in a
+    process that never called this (a script, another environment sharing
+    the cache), so a ``lock`` file seen here may belong to a live build. It
+    is waited for while a build runs in that directory (torch runs ``ninja``
+    there) and removed when none does (after :data:`GRACE_S`, so that a build
+    that just took the lock can start ``ninja``) or when it is older than
+    :data:`STALE_LOCK_S` (a build takes minutes at most).
     """
     from botorch.acquisition.multi_objective import logei
     from filelock import FileLock
@@ -49,9 +60,8 @@ def prebuild_kernels() -> KernelStatus:
     os.makedirs(os.path.dirname(build_dir), exist_ok=True)
     with FileLock(build_dir + ".boengine-lock"):
         baton = os.path.join(build_dir, "lock")
-        if logei._C is None and not logei._load_attempted and os.path.exists(baton):
-            logger.warning("removing %s, left by an interrupted build of BoTorch's fused kernel", baton)
-            os.remove(baton)
+        if logei._C is None and not logei._load_attempted:
+            _clear_stale(baton, build_dir)
         logei._try_load_fused_kernel()
     status = KernelStatus(
         loaded=logei._C is not None, build_dir=build_dir, seconds=time.perf_counter() - start
@@ -60,6 +70,43 @@ def prebuild_kernels() -> KernelStatus:
         "fused qLogEHVI kernel loaded=%s from %s in %.1f s", status.loaded, status.build_dir, status.seconds
     )
     return status
+
+
+def _clear_stale(baton: str, build_dir: str) -> None:
+    """Wait while another process builds in ``build_dir``; remove a ``lock`` no build holds."""
+    waited = False
+    while True:
+        try:
+            age = time.time() - os.stat(baton).st_mtime
+        except FileNotFoundError:
+            return  # no lock, or another build finished
+        if age > STALE_LOCK_S or (age > GRACE_S and not _building(build_dir)):
+            logger.warning("removing %s, left by an interrupted build of BoTorch's fused kernel", baton)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(baton)
+            return
+        if not waited:
+            logger.info("waiting for another process's build of BoTorch's fused kernel in %s", build_dir)
+            waited = True
+        time.sleep(1.0)
+
+
+def _building(build_dir: str) -> bool:
+    """Whether a process works in ``build_dir`` (torch runs ``ninja`` with it as the working
+    directory). Without ``/proc`` (not Linux) every lock counts as live until it is stale."""
+    proc = "/proc"
+    if not os.path.isdir(proc):
+        return True
+    target = os.path.realpath(build_dir)
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.path.realpath(os.readlink(os.path.join(proc, pid, "cwd"))) == target:
+                return True
+        except OSError:
+            continue  # gone, or not ours to read
+    return False
 
 
 def _kernel_build_dir() -> str:

@@ -246,6 +246,21 @@ def _wait_for(directory: Path, n: int, proc: subprocess.Popen[bytes], limit: flo
         time.sleep(0.2)
 
 
+def _pool_processes(parent: int) -> list[str]:
+    """The driver's multiprocessing children (workers, the report channel's manager); not, say, a
+    compiler that BoTorch's one-time kernel build runs, which finishes on its own."""
+    pids = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
+    out = []
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing" in cmdline:
+            out.append(pid)
+    return out
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -264,7 +279,7 @@ def test_resume_after_the_process_is_killed(tmp_path: Path, sig: signal.Signals)
     )
     _wait_for(directory, 3, proc)
     before = _completed(directory)
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    children = _pool_processes(proc.pid)
     assert len(children) >= 2  # the pool's workers (and the channel's manager)
     proc.send_signal(sig)
     code = proc.wait(timeout=60)

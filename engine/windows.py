@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.records import ObjectiveSet, TrialRecord
+from engine.records import REEVALUATED_SOURCES, ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, parse_spec
 from engine.store import StudyStore
 from strategies.exceptions import InputError
@@ -290,23 +290,17 @@ def window_rows(line: str | Path) -> list[dict[str, Any]]:
                 verdict = json.loads(cached.read_text(encoding="utf-8")).get("sentence")
             except (json.JSONDecodeError, AttributeError):
                 verdict = None
-        carried = sum(r.source in ("champion", "previous_front") for r in res.records)
-        state = (
-            "running"
-            if res.store.is_running()
-            else "finished"
-            if (directory / "test.json").is_file()
-            else "interrupted"
-        )
+        carried = sum(r.source in REEVALUATED_SOURCES for r in res.records)
+        trials = sum(r.status != "abandoned" and not r.source.startswith("warm_start") for r in res.records)
+        live = res.store.is_running()
+        state = "running" if live else "finished" if trials >= res.spec.budget.trials else "interrupted"
         rows.append(
             {
                 "window": directory.name,
                 "directory": str(directory),
                 "last_bar": res.meta.facts.get("last_timestamp"),
                 "state": state,
-                "trials": sum(
-                    r.status != "abandoned" and not r.source.startswith("warm_start") for r in res.records
-                ),
+                "trials": trials,
                 "budget": res.spec.budget.trials,
                 "counts": counts,
                 "front": len(res.front),

@@ -154,9 +154,17 @@ def _comparison(
     return out
 
 
-def decide(res: StudyResults, challenger: TrialRecord, pick: str, live: dict[str, Any] | None) -> Decision:
-    """Apply the rule of the module docstring (nothing is written)."""
-    verdict: Verdict | None = study_verdict(res)
+def decide(
+    res: StudyResults,
+    challenger: TrialRecord,
+    pick: str,
+    live: dict[str, Any] | None,
+    verdict: Verdict | None = None,
+) -> Decision:
+    """Apply the rule of the module docstring (nothing is written); ``verdict``: the study's,
+    when the caller has it already (computed here otherwise)."""
+    if verdict is None:
+        verdict = study_verdict(res)
     evidence = bool(verdict is not None and verdict.edge)
     facts: dict[str, Any] = {
         "study": str(res.store.dir.resolve()),
@@ -263,7 +271,8 @@ def replace_if_better(
     (which is applied again, appending nothing)."""
     key = res.spec.strategy
     live = live_entry(config, key)
-    decision = decide(res, challenger, pick, live)
+    verdict = study_verdict(res)  # a bootstrap: computed once for the decision and the entry
+    decision = decide(res, challenger, pick, live, verdict)
     recorded = next((d for d in reversed(read_history(config)) if decision.same_question(d)), None)
     if recorded is not None:
         logger.info(
@@ -276,7 +285,6 @@ def replace_if_better(
         )
         _append(history_path(config), decision.to_dict())
     if decision.replaces:
-        verdict = study_verdict(res)
         write_config(config, key, strategy_entry(res, challenger, pick, verdict))
     return decision, recorded is not None
 

@@ -18,6 +18,7 @@ import pytest
 
 from engine.results import StudyResults
 from tests.engine.conftest import DTLZ2_OBJECTIVES
+from tests.engine.test_study import _completed
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 6
@@ -36,15 +37,6 @@ def _spec(tmp_path: Path) -> Path:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(raw))
     return path
-
-
-def _completed(directory: Path) -> dict[int, dict[str, Any]]:
-    out = {}
-    for path in (directory / "trials").glob("*/result.json"):
-        rec = json.loads(path.read_text())
-        if rec["status"] == "completed":
-            out[rec["index"]] = rec
-    return out
 
 
 def _faulty_run(spec: Path, directory: Path, point: str, n: int) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,18 @@ study starts or resumes does).
 Ax's default is measured up to the first level where one of its batches
 exceeds ``--cap`` seconds; higher levels are skipped and marked so.
 
+With ``--sem S`` every trial reports its three objectives as (value, SEM),
+as a study's walk-forward trials do: the SEM of an objective is ``S`` times
+its scale in ``mixed_hpo`` (return and drawdown 25, Sharpe 2) times a
+per-trial factor drawn uniformly from 0.5..1.5 (standard errors differ
+between trials), and the value reported is the true one plus Gaussian noise
+of that SEM. Ax then fits GPs with fixed, known noise for the objectives
+(the constraint metric ``num_trades`` stays noiseless, its noise inferred).
+Hypervolumes are of the true values.
+
     python benchmarks/bo_overhead.py            # levels 12..300, 3 reps
     python benchmarks/bo_overhead.py --quick    # levels 12, 24, 48; 2 reps
+    python benchmarks/bo_overhead.py --levels 100 --sem 0.05   # objectives with SEMs
 
 Writes ``benchmarks/results/bo_overhead.csv`` (one row per batch) and
 ``bo_overhead.json`` (medians, ratios, machine) and prints a table.
@@ -31,12 +41,13 @@ import sys
 from typing import Any
 
 import numpy as np
+from ax.api.client import Client
 from common import (  # sibling module; run as `python benchmarks/bo_overhead.py`
     RESULTS,
     Metrics,
+    Params,
     Problem,
     ResultsFile,
-    attach_completed,
     machine_info,
     make_client,
     mixed_hpo,
@@ -61,8 +72,35 @@ COLUMNS = [
     "cpu_s",
     "hv_before",
     "hv_after",
+    "sem",
     "load_1min",
 ]
+
+# Scale of each objective of ``mixed_hpo`` (common.py maps DTLZ2's f to 25 (1.1 - f) - 5,
+# 2 (1.1 - f) - 1 and 25 f + 2.5): ``--sem S`` gives an objective a SEM of S times its scale.
+SEM_SCALES = {"return_pct": 25.0, "sharpe": 2.0, "max_drawdown_pct": 25.0}
+
+
+def observe(metrics: Metrics, sem: float, rng: np.random.Generator) -> dict[str, Any]:
+    """Ax's raw data for ``metrics``: objectives as (noisy value, SEM) where ``sem`` > 0."""
+    raw: dict[str, Any] = {}
+    for name, value in metrics.items():
+        scale = SEM_SCALES.get(name)
+        if sem > 0 and scale is not None:
+            s = sem * scale * float(rng.uniform(0.5, 1.5))
+            raw[name] = (float(value) + s * float(rng.standard_normal()), s)
+        else:
+            raw[name] = float(value)
+    return raw
+
+
+def complete(
+    client: Client, problem: Problem, index: int, params: Params, sem: float, rng: np.random.Generator
+) -> Metrics:
+    """Evaluate ``params``, complete trial ``index`` with (noisy) data; returns the true metrics."""
+    metrics = problem.evaluate(params)
+    client.complete_trial(index, observe(metrics, sem, rng))
+    return metrics
 
 
 def measure_level(
@@ -72,7 +110,11 @@ def measure_level(
     spec = parse_spec(args.spec) if method == "boengine" else None
     client = make_client(problem, method, seed=args.seed, sobol_trials=args.sobol_trials, spec=spec)
     rng = np.random.default_rng(args.seed)
-    observed: list[Metrics] = [attach_completed(client, problem, problem.sample(rng)) for _ in range(level)]
+    noise = np.random.default_rng([args.seed, 1])  # observation noise: the same draws for every method
+    observed: list[Metrics] = []
+    for _ in range(level):
+        params = problem.sample(rng)
+        observed.append(complete(client, problem, client.attach_trial(params), params, args.sem, noise))
     running: list[tuple[int, dict[str, Any]]] = []
     for _ in range(args.pending):
         params = problem.sample(rng)
@@ -81,9 +123,7 @@ def measure_level(
     for rep in range(args.reps):
         if rep > 0:
             for index, params in running[: args.q]:
-                metrics = problem.evaluate(params)
-                client.complete_trial(index, {k: float(v) for k, v in metrics.items()})
-                observed.append(metrics)
+                observed.append(complete(client, problem, index, params, args.sem, noise))
             running = running[args.q :]
         hv_before = problem.hypervolume(observed)
         with timed() as t:
@@ -105,6 +145,7 @@ def measure_level(
                 "cpu_s": t["cpu"],
                 "hv_before": hv_before,
                 "hv_after": problem.hypervolume(observed + new),
+                "sem": args.sem,
                 "load_1min": machine_info()["load_1min"],
             }
         )
@@ -160,6 +201,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--spec", nargs="*", default=[], help="OptimizerSpec overrides for boengine, key=value"
+    )
+    parser.add_argument(
+        "--sem",
+        type=float,
+        default=0.0,
+        help="objectives reported with SEMs of this share of their scale (0: noiseless)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sobol-trials", type=int, default=8)

@@ -8,6 +8,9 @@ the top-level stages do not overlap):
 
     python benchmarks/profile_batch.py --method ax_default --level 48
     python benchmarks/profile_batch.py --method boengine --level 100
+    python benchmarks/profile_batch.py --method boengine --level 100 --sem 0.05   # objectives with SEMs
+
+``--sem`` reports objectives with standard errors as ``bo_overhead.py --sem`` does.
 
 Writes ``benchmarks/results/profile_<method>_<level>.prof`` (open with
 ``python -m pstats`` or snakeviz) and prints the table.
@@ -21,9 +24,9 @@ import pstats
 import time
 
 import numpy as np
+from bo_overhead import complete  # sibling module
 from common import (  # sibling module; run as `python benchmarks/profile_batch.py`
     RESULTS,
-    attach_completed,
     machine_info,
     make_client,
     mixed_hpo,
@@ -75,6 +78,7 @@ def main() -> None:
     parser.add_argument("--method", default="boengine", choices=["boengine", "ax_default"])
     parser.add_argument("--level", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sem", type=float, default=0.0, help="as bo_overhead.py --sem (0: noiseless)")
     parser.add_argument(
         "--spec", nargs="*", default=[], help="OptimizerSpec overrides for boengine, key=value"
     )
@@ -85,19 +89,22 @@ def main() -> None:
     spec = parse_spec(args.spec) if args.method == "boengine" else None
     client = make_client(problem, args.method, seed=args.seed, sobol_trials=8, spec=spec)
     rng = np.random.default_rng(args.seed)
+    noise = np.random.default_rng([args.seed, 1])
     for _ in range(args.level):
-        attach_completed(client, problem, problem.sample(rng))
+        params = problem.sample(rng)
+        complete(client, problem, client.attach_trial(params), params, args.sem, noise)
     running = [(client.attach_trial(p), p) for p in (problem.sample(rng) for _ in range(4))]
     # Warm-up batch (with warm_start_gp it also pays for the anchor fits).
     running.extend(client.get_next_trials(max_trials=4).items())
     for index, params in running[:4]:
-        client.complete_trial(index, {k: float(v) for k, v in problem.evaluate(params).items()})
+        complete(client, problem, index, params, args.sem, noise)
     profiler = cProfile.Profile(time.process_time)  # CPU seconds: robust on a busy machine
     with timed() as t:
         profiler.enable()
         client.get_next_trials(max_trials=4)
         profiler.disable()
-    label = "_".join([args.method, str(args.level), *args.spec]).replace("=", "")
+    sem = [f"sem{args.sem:g}"] if args.sem > 0 else []
+    label = "_".join([args.method, str(args.level), *sem, *args.spec]).replace("=", "")
     path = RESULTS / f"profile_{label}.prof"
     RESULTS.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(str(path))

@@ -16,11 +16,10 @@ from typing import Any
 
 from engine.records import TrialRecord
 from engine.results import StudyResults
-from engine.store import write_bytes
+from engine.store import check_target, read_user_json, write_bytes
 from engine.verdict import Verdict
-from strategies.exceptions import InputError
 
-__all__ = ["PICKS", "pick_trial", "strategy_entry", "write_config"]
+__all__ = ["PICKS", "check_config", "pick_trial", "strategy_entry", "write_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,20 +28,7 @@ PICKS = ("knee", "return_pct", "sharpe", "max_drawdown_pct")
 
 def pick_trial(res: StudyResults, pick: str) -> TrialRecord:
     """The front member chosen by ``pick`` (the knee, or the best on one objective)."""
-    front = res.front
-    if not front:
-        raise InputError(
-            f"{res.store.dir}: the Pareto front is empty (no completed trial meets the constraints); "
-            "run more trials or relax the constraints"
-        )
-    if pick == "knee":
-        chosen = res.objectives.knee(front)
-    elif pick in res.objectives.names:
-        chosen = res.objectives.best(front, pick)
-    else:
-        raise InputError(f"--pick {pick}: choose one of knee, {', '.join(res.objectives.names)}")
-    assert chosen is not None
-    return chosen
+    return res.pick(pick)
 
 
 def strategy_entry(
@@ -57,7 +43,7 @@ def strategy_entry(
         "feature_set": res.meta.facts.get("feature_set"),
         "data_source": res.spec.data.source,
     }
-    ckpt = res.store.model_path(rec.index)
+    ckpt = res.store.model_path(rec.index)  # never a link: the path stays inside the study
     if ckpt is not None:
         entry["model_path"] = str(ckpt.resolve())
     entry.update(res.objective.config_entry(res.store, rec))
@@ -76,22 +62,32 @@ def strategy_entry(
     return entry
 
 
+def check_config(path: str | Path, *, history: bool = False) -> None:
+    """InputError (before anything is computed or written) when ``path`` cannot take a strategy
+    config: not a regular file, a link, not JSON; ``history``: its decision history too."""
+    p = check_target(Path(path), example="strategy_config.json")
+    read_user_json(p, what="a JSON strategy config")
+    if history:
+        check_target(history_path(p))
+
+
+def history_path(config: str | Path) -> Path:
+    """``config/strategy_config.json`` -> ``config/strategy_config.history.jsonl``."""
+    p = Path(config)
+    return p.with_name(f"{p.stem}.history.jsonl")
+
+
 def write_config(path: str | Path, key: str, entry: dict[str, Any]) -> None:
-    """Merge ``entry`` under ``key`` into the JSON file at ``path`` (created if missing)."""
-    p = Path(path)
-    config: dict[str, Any] = {}
-    if p.exists():
-        try:
-            config = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"{p}: not valid JSON (line {exc.lineno}: {exc.msg}); fix or move it first"
-            ) from None
-        if not isinstance(config, dict):
-            raise InputError(f"{p}: expected a JSON object at the top level")
+    """Merge ``entry`` under ``key`` into the JSON file at ``path`` (created if missing).
+
+    Read and written like every file boengine touches: a byte-order mark accepted, never through a
+    link or over anything but a regular file, atomically (a temporary file renamed) and synced.
+    """
+    p = check_target(Path(path), example="strategy_config.json")
+    config = read_user_json(p, what="a JSON strategy config") or {}
     old = config.get(key)
     merged = {**old, **entry} if isinstance(old, dict) else entry
     config[key] = merged
     config.setdefault("default_strategy", key)
-    write_bytes(p, (json.dumps(config, indent=2, default=str) + "\n").encode())
+    write_bytes(p, (json.dumps(config, indent=2, default=str) + "\n").encode(), durable=True)
     logger.info("wrote %s[%s]", p, key)

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from engine.metric_rules import MARKET_METRICS, MetricCatalogue
 from strategies.exceptions import BoengineError, InputError
 
 __all__ = ["app", "main"]
@@ -54,11 +55,9 @@ class Format(StrEnum):
     png = "png"
 
 
-class Pick(StrEnum):
-    knee = "knee"
-    return_pct = "return_pct"
-    sharpe = "sharpe"
-    max_drawdown_pct = "max_drawdown_pct"
+#: ``best --pick``: the knee, or any metric of the catalogue with a better direction (an objective of the study)
+Pick = StrEnum("Pick", [(n, n) for n in ("knee", *MetricCatalogue(MARKET_METRICS).with_goal())])  # type: ignore[misc]
+KNEE = Pick("knee")
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -140,24 +139,68 @@ def validate(spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON)."
     """Check an experiment spec without running it (exit 2 with one line if it is invalid).
 
     Checks everything the spec alone decides, the data file's existence,
-    type and header, and that the executor fits this machine's cores; the
-    bars themselves are checked when ``run`` loads them.
+    type and header, and that the executor fits this machine's cores, loads
+    the bars and the feature columns and runs the cheap part of ``check-data``
+    (gaps, duplicated timestamps, constant columns; no perturbation).
     """
-    from engine.executors import plan_executor
+    from engine.executors import check_executor, plan_executor
     from engine.spec import check_data_source
 
     s = _spec(spec)
     check_data_source(s)
-    plan_executor(s.executor)
+    check_executor(plan_executor(s.executor))
     if s.tracking.mlflow is not None:
-        from engine.tracking import require_mlflow
+        from engine.tracking import mlflow_settings, require_mlflow
 
         require_mlflow(f"{spec}: tracking.mlflow")
+        mlflow_settings(s, None, None)  # a URI MLflow refuses (file://) is refused here too
+    data = _data_check(spec, s, cuts=0)  # the cheap part of check-data: no perturbation
     searched = ", ".join(p.name for p in s.space.tunable)
     typer.echo(
         f"{spec}: ok — study '{s.name}', strategy {s.strategy}, {len(s.space.tunable)} searched parameters "
         f"({searched}), {s.budget.trials} trials, objectives {', '.join(s.objectives)}"
     )
+    for line in data[:2]:
+        typer.echo(f"  {line}")
+
+
+def _data_check(path: Path, s: Any, *, cuts: int) -> list[str]:
+    """The lines of :func:`engine.check_data.check_data` (none for an objective without data);
+    InputError naming the offending columns when it fails."""
+    from engine.objective import make_objective
+    from engine.objective.model import ModelObjective
+
+    if not isinstance(make_objective(s), ModelObjective):
+        return []
+    from engine.check_data import check_data
+
+    found = check_data(s, cuts=cuts)
+    if not found.ok:
+        raise InputError(f"{path}: {found.error()}")
+    return found.lines()
+
+
+@app.command("check-data")
+def check_data(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON).")],
+    cuts: Annotated[
+        int, typer.Option(min=1, max=100, help="Cut points after which the bars are perturbed.")
+    ] = 5,
+) -> None:
+    """Check a spec's data and feature columns for look-ahead, gaps, duplicated timestamps and
+    constant columns (exit 2 naming the offending columns).
+
+    Computed feature sets are built again with the bars after each cut point perturbed: a column
+    whose earlier values change looks ahead. A "columns" feature set (the file's own columns) is
+    checked by its rank correlation with later returns.
+    """
+    s = _spec(spec)
+    lines = _data_check(spec, s, cuts=cuts)
+    if not lines:
+        raise InputError(f"{spec}: strategy {s.strategy} reads no data; there is nothing to check")
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"{spec}: ok — no look-ahead and no constant column")
 
 
 @app.command()
@@ -326,7 +369,7 @@ def _status_table(res: Any) -> None:
     names = res.objectives.names
     params = list(res.searched)[:6]
     front = {r.index for r in res.front}
-    counted = sum(r.status != "abandoned" and not r.source.startswith("warm_start") for r in res.records)
+    counted = sum(r.status != "abandoned" and not r.attached for r in res.records)
     live = res.store.is_running()
     table = Table(
         title=f"{res.spec.name} — {counted}/{res.spec.budget.trials} trials"
@@ -334,8 +377,8 @@ def _status_table(res: Any) -> None:
         + f", hypervolume {res.hypervolume:.4g}"
         + ("" if live else ", no run in progress")
     )
-    short = {"return_pct": "return %", "sharpe": "Sharpe", "max_drawdown_pct": "max DD %"}
-    for col in ("#", "status", "source", *(short.get(n, n) for n in names), *params, "epochs", "s"):
+    labels = [res.objective.catalogue.label(n) for n in names]
+    for col in ("#", "status", "source", *labels, *params, "epochs", "s"):
         table.add_column(col, no_wrap=True)
     table.add_column("reason", overflow="fold")
     colors = {"completed": "green", "early_stopped": "yellow", "failed": "red", "abandoned": "dim"}
@@ -415,8 +458,8 @@ def pareto(
 def best(
     study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
     pick: Annotated[
-        Pick, typer.Option(help="The knee of the front, or the best on one objective.")
-    ] = Pick.knee,
+        Pick, typer.Option(help="The knee of the front, or the best on one objective of the study.")
+    ] = KNEE,
     write_config: Annotated[
         Path | None, typer.Option("--write-config", help="Merge the choice into this JSON strategy config.")
     ] = None,
@@ -437,11 +480,14 @@ def best(
     from engine.best import pick_trial, strategy_entry
     from engine.best import write_config as write
     from engine.results import StudyResults
-    from engine.verdict import study_verdict
     from engine.windows import resolve_study
 
     if replace_if_better and write_config is None:
         raise InputError("--replace-if-better: give the live config with --write-config FILE")
+    if write_config is not None:
+        from engine.best import check_config
+
+        check_config(write_config, history=replace_if_better)  # before anything is computed
     res = StudyResults.load(resolve_study(study_dir))
     rec = pick_trial(res, pick.value)
     if replace_if_better:
@@ -458,7 +504,7 @@ def best(
             + str(history_path(write_config))
         )
         return
-    verdict = study_verdict(res)
+    verdict = res.verdict_for(pick.value)  # the verdict on this pick, not only the knee's
     entry = strategy_entry(res, rec, pick.value, verdict)
     if verdict is not None:
         typer.echo(verdict.sentence)
@@ -483,9 +529,13 @@ def report(
 ) -> None:
     """Write report.md and a self-contained report.html (front, hypervolume, importance, failures, priors)."""
     from engine.report import write_report
+    from engine.store import check_target
     from engine.windows import resolve_study
 
-    typer.echo(str(write_report(resolve_study(study_dir), out)))
+    directory = resolve_study(study_dir)
+    for name in ("report.md", "report.html"):  # both or neither: refused before either is written
+        check_target((out or directory) / name, root=None if out else directory)
+    typer.echo(str(write_report(directory, out)))
 
 
 @app.command("export-mlflow")
@@ -635,8 +685,15 @@ def _unexpected(exc: Exception) -> int:
         )
         return 1
     logger.debug("unexpected error", exc_info=True)
-    typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)", err=True)
+    typer.echo(f"error: {type(exc).__name__}: {_redacted(exc)} (rerun with -v for the traceback)", err=True)
     return 1
+
+
+def _redacted(exc: BaseException) -> str:
+    """An error's message without the passwords of any URL in it (``--storage``, ``--uri``)."""
+    from engine.store import redact_text
+
+    return redact_text(str(exc))
 
 
 def main() -> None:
@@ -653,10 +710,10 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except InputError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_redacted(exc)}", err=True)
         sys.exit(2)
     except BoengineError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_redacted(exc)}", err=True)
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()

@@ -15,8 +15,9 @@ import pandas as pd
 
 from engine.plots import pareto_figures, write_png
 from engine.results import StudyResults
-from engine.store import StudyStore, write_bytes
+from engine.store import StudyStore, check_target, replacing, write_bytes
 from engine.tables import FLAG, front_table, html_page, html_table, sharpe_yardstick
+from strategies.exceptions import InputError
 
 __all__ = ["FORMATS", "pareto_csv_frame", "write_pareto"]
 
@@ -26,12 +27,23 @@ FORMATS = ("csv", "json", "html", "png")
 
 
 def write_pareto(store_or_dir: StudyStore | str | Path, fmt: str, out: str | Path | None = None) -> Path:
-    """Write the study's Pareto set in ``fmt``; default path ``<study>/pareto.<fmt>``."""
+    """Write the study's Pareto set in ``fmt``; default path ``<study>/pareto.<fmt>``; return the
+    path written (``out`` itself: a name without an extension gets none added).
+
+    Written through :func:`engine.store.replacing`: never through a link, never over anything but
+    a regular file, never half (InputError naming the path before anything is computed).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     directory = store_or_dir.dir if isinstance(store_or_dir, StudyStore) else Path(store_or_dir)
     res = StudyResults.load(directory)
+    root = None if out else res.store.dir
     path = Path(out) if out else res.store.dir / f"pareto.{fmt}"
+    if out:
+        _check_extension(path, fmt)
+    check_target(path, root=root, example=f"pareto.{fmt}")
     if fmt == "csv":
-        write_bytes(path, pareto_csv_frame(res).to_csv(index=False).encode())
+        write_bytes(path, pareto_csv_frame(res).to_csv(index=False).encode(), root=root)
     elif fmt == "json":
         payload = {
             "study": res.spec.name,
@@ -42,15 +54,39 @@ def write_pareto(store_or_dir: StudyStore | str | Path, fmt: str, out: str | Pat
             "hypervolume": res.hypervolume,
             "front": res.pareto_records(),
         }
-        write_bytes(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
+        write_bytes(path, (json.dumps(payload, indent=2, default=float) + "\n").encode(), root=root)
     elif fmt == "html":
-        write_bytes(path, _html(res).encode())
-    elif fmt == "png":
-        write_png(res, path)
-    else:
-        raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        write_bytes(path, _html(res).encode(), root=root)
+    else:  # png: matplotlib takes the format from the temporary file's extension
+        with replacing(path, root=root, suffix=".png") as tmp:
+            write_png(res, tmp)
     logger.info("wrote %s (%d Pareto trials)", path, len(res.front))
     return path
+
+
+#: Extensions that name a format: ``--out`` with one of them must match ``--format``.
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".json": "json",
+    ".html": "html",
+    ".htm": "html",
+    ".png": "png",
+    ".jpg": "jpg",
+    ".jpeg": "jpg",
+    ".svg": "svg",
+    ".pdf": "pdf",
+}
+
+
+def _check_extension(path: Path, fmt: str) -> None:
+    """InputError when ``--out``'s extension names another format than ``--format``."""
+    named = _EXTENSIONS.get(path.suffix.lower())
+    if named is not None and named != fmt:
+        other = f", or pass --format {named}" if named in FORMATS else ""
+        raise InputError(
+            f"--out {path}: the extension says {named} but --format is {fmt}; name the file "
+            f"{path.with_suffix('.' + fmt)}{other}"
+        )
 
 
 def pareto_csv_frame(res: StudyResults) -> pd.DataFrame:

@@ -2,9 +2,10 @@
 
 :class:`StudyMeta` records the meta format version, the boengine and library
 versions (Ax, BoTorch, GPyTorch, torch, NumPy, pandas, Python), the objective,
-the SHA-256 of the data file, the storage URL given with ``--storage`` (none:
-the study's own ``ax.db``, derived from the directory it is in, so a copied or
-moved study never writes into another one's database) and the facts of the
+the SHA-256 of the data file, the storage URL given with ``--storage``
+(without its password: a resume gives the URL again; none: the study's own
+``ax.db``, derived from the directory it is in, so a copied or moved study
+never writes into another one's database) and the facts of the
 prepared data (input size, feature set, splits, bar frequency, first and last
 bar).
 
@@ -80,7 +81,8 @@ class StudyMeta:
         )
 
     def storage_url(self, study_dir: Path) -> str:
-        """The SQLAlchemy URL of the study's Ax experiment: ``--storage``'s, or ``<study_dir>/ax.db``."""
+        """The SQLAlchemy URL of the study's Ax experiment: ``--storage``'s as recorded (a password
+        shown as ``***``: the run that resumes gives the URL again), or ``<study_dir>/ax.db``."""
         return self.storage or f"sqlite:///{(Path(study_dir) / 'ax.db').resolve()}"
 
     def to_dict(self) -> dict[str, Any]:

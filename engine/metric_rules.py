@@ -1,11 +1,24 @@
-"""What an objective or a constraint of a spec may say: known metrics, goals, attainable bounds.
+"""The metric catalogue, and what an objective or a constraint of a spec may say about a metric.
 
-A model trial's metrics are a backtest's: a return is never below -100 %, a
-drawdown lies in [0, 100] % and is better lower, a Sharpe ratio is better
-higher. A threshold or bound outside what a metric can take, a goal against
-its direction, or the buy-and-hold benchmark's figures (the same for every
-configuration) are refused with one line that says what to write instead.
-Closed-form problems (``market=False``) only get the goal checks.
+Every metric a study can report has one :class:`Metric` entry: its name, the
+label tables, plots and progress lines show, its unit, the direction that is
+better (``goal``), the values it can take and whether trials report a
+bootstrap standard error of it. The objective owns its catalogue
+(:meth:`engine.objective.base.Objective.metric_catalogue`): a model family's
+comes from the backtest (:data:`MARKET_METRICS`, one entry per field of
+:class:`objectives.backtest.BacktestResult` and the validation loss and
+accuracy), a synthetic problem's from its definition, and a spec's user
+metrics (``"metrics": {"name": "package.module:function"}``) are added as
+entries without a goal or a range. A new metric is one computation in the
+backtest and one entry here; every table, plot label, progress line, CLI
+choice and check reads it from the catalogue.
+
+A threshold is the worst value still of interest (the lowest for a metric
+to maximise, the highest for one to minimise); a threshold or bound outside
+what a metric can take, a goal against its direction, or the buy-and-hold
+benchmark's figures (the same for every configuration) are refused with
+one line that says what to write instead. Closed-form problems
+(``market=False``) only get the goal checks.
 """
 
 from __future__ import annotations
@@ -13,56 +26,285 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from engine.spec import ObjectiveSpec, OutcomeConstraint
 
-__all__ = ["check_constraints", "check_objectives", "parse_constraint"]
+__all__ = [
+    "MARKET_METRICS",
+    "Metric",
+    "MetricCatalogue",
+    "check_constraints",
+    "check_objectives",
+    "parse_constraint",
+]
 
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
 
+Goal = Literal["max", "min"]
+
 
 @dataclass(frozen=True)
-class _MetricRange:
-    """The values a model trial's metric can take, and the direction that is better."""
+class Metric:
+    """One metric of the catalogue.
 
+    Attributes:
+        name: the key in a trial's metrics and in a spec's objectives and constraints.
+        label: short text for table headers, parallel axes and progress lines (``"max drawdown %"``).
+        unit: what a value counts (``"%"``, ``"annualised"``, ``"x a year"``, ...); "" for none.
+        title: the long name of plot axes (``"Max drawdown"``; default: the label).
+        goal: the better direction; None where either can be asked for (the spec's goal decides).
+        low, high: the values a backtest can give it (closed-form problems are not checked).
+        above_low: a threshold at ``low`` is met by every configuration (returns are >= -100 %).
+        se: trials report a bootstrap standard error of it (Ax then models it as known noise).
+        benchmark: a buy-and-hold figure, the same for every configuration (never an objective).
+        user: a user metric (``"metrics"`` of the spec).
+        doc: what it is, in one sentence (the README's table).
+    """
+
+    name: str
+    label: str
+    unit: str = ""
+    goal: Goal | None = None
     low: float = -math.inf
     high: float = math.inf
-    goal: Literal["max", "min"] | None = None
-    #: a threshold at ``low`` is met by every configuration (returns are >= -100 %)
     above_low: bool = False
+    se: bool = False
+    benchmark: bool = False
+    user: bool = False
+    doc: str = ""
+    title: str = ""
+
+    def axis_title(self, goal: Goal | None = None) -> str:
+        """``'Max drawdown (%, lower is better)'`` (``goal`` overrides the metric's own direction)."""
+        direction = "lower is better" if (goal or self.goal) == "min" else "higher is better"
+        unit = f"{self.unit}, " if self.unit else ""
+        return f"{self.title or self.label} ({unit}{direction})"
+
+    def arrow_label(self, goal: Goal | None = None) -> str:
+        """``'Sharpe ↑'``: the label with the better direction (``goal`` overrides the metric's own)."""
+        direction = goal or self.goal
+        return f"{self.label} {'↓' if direction == 'min' else '↑'}" if direction else self.label
+
+    def span(self) -> str:
+        if math.isinf(self.high):
+            return f"is never below {self.low:g}"
+        if math.isinf(self.low):
+            return f"is never above {self.high:g}"
+        return f"lies in [{self.low:g}, {self.high:g}]"
 
 
-_METRIC_RANGES: dict[str, _MetricRange] = {
-    "return_pct": _MetricRange(-100.0, goal="max", above_low=True),
-    "sharpe": _MetricRange(goal="max"),
-    "max_drawdown_pct": _MetricRange(0.0, 100.0, goal="min"),
-    "win_rate_pct": _MetricRange(0.0, 100.0, goal="max"),
-    "exposure_pct": _MetricRange(0.0, 100.0),
-    "num_trades": _MetricRange(0.0),
-    "profit_factor": _MetricRange(0.0, goal="max"),
-    "avg_trade_pct": _MetricRange(-100.0, goal="max"),
-    "val_accuracy": _MetricRange(0.0, 1.0, goal="max"),
-    "val_loss": _MetricRange(0.0, goal="min"),
-}
-_BENCHMARK_PREFIX = "bh_"  # buy-and-hold figures: the same for every configuration
+class MetricCatalogue(Mapping[str, Metric]):
+    """Name -> :class:`Metric`, in reporting order; a name not in it gets a plain entry (its name as label)."""
+
+    def __init__(self, metrics: Iterable[Metric] = ()) -> None:
+        self._metrics = {m.name: m for m in metrics}
+
+    def __getitem__(self, name: str) -> Metric:
+        return self._metrics[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._metrics)
+
+    def __len__(self) -> int:
+        return len(self._metrics)
+
+    def __repr__(self) -> str:
+        return f"MetricCatalogue({', '.join(self._metrics)})"
+
+    @classmethod
+    def plain(cls, names: Iterable[str], goals: Mapping[str, Goal] | None = None) -> MetricCatalogue:
+        """Entries that are their name (a closed-form problem's metrics), with goals where known."""
+        return cls(Metric(n, label=n, goal=(goals or {}).get(n)) for n in names)
+
+    def info(self, name: str) -> Metric:
+        """The entry of ``name``, or a plain one for a name the catalogue does not hold."""
+        return self._metrics.get(name) or Metric(name, label=name)
+
+    def label(self, name: str) -> str:
+        return self.info(name).label
+
+    def with_user(self, names: Iterable[str]) -> MetricCatalogue:
+        """This catalogue plus the spec's user metrics (no goal, no range, no standard error)."""
+        extra = [Metric(n, label=n, user=True, doc="user metric") for n in names if n not in self._metrics]
+        return MetricCatalogue([*self._metrics.values(), *extra]) if extra else self
+
+    def with_goal(self) -> tuple[str, ...]:
+        """Names of the metrics with a better direction (those ``best --pick`` can choose by)."""
+        return tuple(n for n, m in self._metrics.items() if m.goal is not None and not m.benchmark)
+
+
+_RATIO_CAP = 100.0  # objectives.backtest.RATIO_CAP and PROFIT_FACTOR_CAP (engine reads no backtest here)
+
+#: Every metric of a model trial, in reporting order (a backtest's fields, then the fit's).
+MARKET_METRICS: tuple[Metric, ...] = (
+    Metric(
+        "return_pct",
+        label="return %",
+        title="Return",
+        unit="%",
+        goal="max",
+        low=-100.0,
+        above_low=True,
+        se=True,
+        doc="compounded net return over the out-of-sample bars, costs included",
+    ),
+    Metric(
+        "sharpe",
+        label="Sharpe",
+        title="Sharpe ratio",
+        unit="annualised",
+        goal="max",
+        se=True,
+        doc="mean over standard deviation of the per-bar net returns, times the square root of the bars a year",
+    ),
+    Metric(
+        "max_drawdown_pct",
+        label="max drawdown %",
+        title="Max drawdown",
+        unit="%",
+        goal="min",
+        low=0.0,
+        high=100.0,
+        se=True,
+        doc="largest peak-to-trough fall of the equity curve",
+    ),
+    Metric(
+        "win_rate_pct",
+        label="win rate %",
+        title="Win rate",
+        unit="%",
+        goal="max",
+        low=0.0,
+        high=100.0,
+        doc="share of round trips with a gain after costs",
+    ),
+    Metric(
+        "num_trades",
+        label="trades",
+        title="Trades",
+        low=0.0,
+        doc="round trips: a position opened (or reversed) and closed",
+    ),
+    Metric(
+        "profit_factor",
+        label="profit factor",
+        title="Profit factor",
+        goal="max",
+        low=0.0,
+        high=_RATIO_CAP,
+        doc="gains of the winning round trips over the losses of the losing ones (capped at 100, also with gains and no loss)",
+    ),
+    Metric(
+        "exposure_pct",
+        label="exposure %",
+        title="Exposure",
+        unit="%",
+        low=0.0,
+        high=100.0,
+        doc="share of the bars holding a position",
+    ),
+    Metric(
+        "avg_trade_pct",
+        label="avg trade %",
+        title="Average trade",
+        unit="%",
+        goal="max",
+        low=-100.0,
+        doc="mean return of a round trip, costs included",
+    ),
+    Metric(
+        "sortino",
+        label="Sortino",
+        title="Sortino ratio",
+        unit="annualised",
+        goal="max",
+        low=-_RATIO_CAP,
+        high=_RATIO_CAP,
+        se=True,
+        doc="mean per-bar net return over its downside deviation (below 0), times the square root of the bars a year",
+    ),
+    Metric(
+        "calmar",
+        label="Calmar",
+        title="Calmar ratio",
+        goal="max",
+        low=-_RATIO_CAP,
+        high=_RATIO_CAP,
+        se=True,
+        doc="compound annual growth rate of the equity curve over its max drawdown (over the backtest's bars, not 36 months)",
+    ),
+    Metric(
+        "turnover",
+        label="turnover /yr",
+        title="Turnover",
+        unit="x a year",
+        goal="min",
+        low=0.0,
+        doc="position changes a year, entry and exit included (2: one round trip of the whole capital); costs a year are the cost rate times it",
+    ),
+    Metric(
+        "bh_return_pct",
+        label="buy-and-hold return %",
+        title="Buy-and-hold return",
+        unit="%",
+        low=-100.0,
+        benchmark=True,
+        doc="buy-and-hold over the same bars",
+    ),
+    Metric(
+        "bh_sharpe",
+        label="buy-and-hold Sharpe",
+        title="Buy-and-hold Sharpe ratio",
+        unit="annualised",
+        benchmark=True,
+        doc="buy-and-hold over the same bars",
+    ),
+    Metric(
+        "bh_max_drawdown_pct",
+        label="buy-and-hold max drawdown %",
+        title="Buy-and-hold max drawdown",
+        unit="%",
+        low=0.0,
+        high=100.0,
+        benchmark=True,
+        doc="buy-and-hold over the same bars",
+    ),
+    Metric(
+        "val_accuracy",
+        label="validation accuracy",
+        title="Validation accuracy",
+        unit="fraction",
+        goal="max",
+        low=0.0,
+        high=1.0,
+        doc="share of the out-of-sample bars whose action label the model predicted",
+    ),
+    Metric(
+        "val_loss",
+        label="validation loss",
+        title="Validation loss",
+        goal="min",
+        low=0.0,
+        doc="the training loss on the out-of-sample bars",
+    ),
+)
 
 
 def check_objectives(
-    strategy: str, objectives: Mapping[str, ObjectiveSpec], known: tuple[str, ...], *, market: bool
+    strategy: str, objectives: Mapping[str, ObjectiveSpec], catalogue: MetricCatalogue, *, market: bool
 ) -> None:
+    known = tuple(catalogue)
     for metric, objective in objectives.items():
-        if metric not in known:
+        if metric not in catalogue:
             raise ValueError(
                 f"objectives: '{strategy}' does not report '{metric}'; known: {', '.join(known)}"
             )
-        _check_metric_use(f"objectives.{metric}", metric, market=market)
-        rule = _METRIC_RANGES.get(metric)
-        if rule is not None:
-            _check_objective_range(metric, objective, rule, market=market)
+        _check_metric_use(f"objectives.{metric}", catalogue[metric], market=market)
+        _check_objective_range(catalogue[metric], objective, market=market)
     if len(objectives) < 2:
         raise ValueError(
             f"objectives: a multi-objective study needs at least 2 objectives (got {len(objectives)}: "
@@ -71,18 +313,16 @@ def check_objectives(
         )
 
 
-def _check_metric_use(where: str, metric: str, *, market: bool) -> None:
-    if market and metric.startswith(_BENCHMARK_PREFIX):
+def _check_metric_use(where: str, metric: Metric, *, market: bool) -> None:
+    if market and metric.benchmark:
         raise ValueError(
-            f"{where}: '{metric}' is the buy-and-hold benchmark's figure, the same for every "
-            f"configuration; use '{metric.removeprefix(_BENCHMARK_PREFIX)}' instead"
+            f"{where}: '{metric.name}' is the buy-and-hold benchmark's figure, the same for every "
+            f"configuration; use '{metric.name.removeprefix('bh_')}' instead"
         )
 
 
-def _check_objective_range(
-    metric: str, objective: ObjectiveSpec, rule: _MetricRange, *, market: bool
-) -> None:
-    where = f"objectives.{metric}"
+def _check_objective_range(rule: Metric, objective: ObjectiveSpec, *, market: bool) -> None:
+    metric, where = rule.name, f"objectives.{rule.name}"
     if rule.goal is not None and objective.goal != rule.goal:
         better = "higher" if rule.goal == "max" else "lower"
         raise ValueError(
@@ -98,7 +338,7 @@ def _check_objective_range(
         )
     if not rule.low <= t <= rule.high:
         raise ValueError(
-            f"{where}.threshold: {metric} {_span(rule)} (got {t:g}); set a threshold inside that range"
+            f"{where}.threshold: {metric} {rule.span()} (got {t:g}); set a threshold inside that range"
         )
 
 
@@ -106,26 +346,26 @@ def check_constraints(
     strategy: str,
     constraints: tuple[OutcomeConstraint, ...],
     objectives: Mapping[str, ObjectiveSpec],
-    known: tuple[str, ...],
+    catalogue: MetricCatalogue,
     *,
     market: bool,
 ) -> None:
     seen: dict[tuple[str, str], OutcomeConstraint] = {}
     for i, con in enumerate(constraints):
         where = f"constraints.{i}"
-        if con.metric not in known:
+        if con.metric not in catalogue:
             raise ValueError(
-                f"{where}: '{strategy}' does not report '{con.metric}'; known: {', '.join(known)}"
+                f"{where}: '{strategy}' does not report '{con.metric}'; known: {', '.join(catalogue)}"
             )
         if con.metric in objectives:
             raise ValueError(
                 f"{where}: '{con.metric}' is an objective; set its threshold in objectives instead"
             )
-        _check_metric_use(where, con.metric, market=market)
-        rule = _METRIC_RANGES.get(con.metric)
-        if market and rule is not None and not rule.low <= con.bound <= rule.high:
+        rule = catalogue[con.metric]
+        _check_metric_use(where, rule, market=market)
+        if market and not rule.low <= con.bound <= rule.high:
             raise ValueError(
-                f"{where}: {con.metric} {_span(rule)} (got '{con}'); give a bound inside that range"
+                f"{where}: {con.metric} {rule.span()} (got '{con}'); give a bound inside that range"
             )
         if (con.metric, con.op) in seen:
             raise ValueError(
@@ -135,12 +375,6 @@ def check_constraints(
         other = seen.get((con.metric, "<=" if con.op == ">=" else ">="))
         if other is not None and _contradict(con, other):
             raise ValueError(f"{where}: '{con}' and '{other}' leave no value of {con.metric}; widen them")
-
-
-def _span(rule: _MetricRange) -> str:
-    if math.isinf(rule.high):
-        return f"is never below {rule.low:g}"
-    return f"lies in [{rule.low:g}, {rule.high:g}]"
 
 
 def _contradict(a: OutcomeConstraint, b: OutcomeConstraint) -> bool:

@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from engine.results import StudyResults
-from engine.tables import BASELINE_NAMES, METRIC_LABELS, comparison_frame
+from engine.tables import BASELINE_NAMES, comparison_frame
 
 __all__ = [
     "FONT",
@@ -48,14 +48,16 @@ FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"}  #
 
 
 def axis_title(res: StudyResults, name: str) -> str:
-    """'Sharpe ratio (annualised, higher is better)'; raw names for a synthetic problem."""
-    direction = "higher is better"
-    if name in res.objectives.names and not res.objectives.maximize[res.objectives.names.index(name)]:
-        direction = "lower is better"
-    if not res.objective.scores_test or name not in METRIC_LABELS:
-        return f"{name} ({direction})"
-    label, unit = METRIC_LABELS[name]
-    return f"{label} ({unit}, {direction})" if unit else f"{label} ({direction})"
+    """'Sharpe ratio (annualised, higher is better)', from the objective's metric catalogue."""
+    return res.objective.catalogue.info(name).axis_title(_goal(res, name))
+
+
+def _goal(res: StudyResults, name: str) -> Literal["max", "min"] | None:
+    """The study's goal for an objective; None for another metric (the catalogue's own then)."""
+    names = res.objectives.names
+    if name not in names:
+        return None
+    return "max" if res.objectives.maximize[names.index(name)] else "min"
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ _BASELINE_STYLE = {
     "default": ("#2ca02c", "square", "s"),
     "flat": ("#444444", "triangle-up", "^"),
     "buy_and_hold": ("#9467bd", "star", "*"),
+    "short_and_hold": ("#8c564b", "triangle-down", "v"),
 }
 
 
@@ -338,14 +341,9 @@ def hypervolume_figure(res: StudyResults, trace: list[float] | None = None) -> A
     return fig
 
 
-_SHORT = {"return_pct": "return %", "sharpe": "Sharpe", "max_drawdown_pct": "max drawdown %"}
-
-
 def _short_title(res: StudyResults, name: str) -> str:
     """'Sharpe ↑', 'max drawdown % ↓': a short axis label with its direction (↑ higher is better)."""
-    up = name not in res.objectives.names or res.objectives.maximize[res.objectives.names.index(name)]
-    label = _SHORT.get(name, name) if res.objective.scores_test else name
-    return f"{label} {'↑' if up else '↓'}"
+    return res.objective.catalogue.info(name).arrow_label(_goal(res, name))
 
 
 def _parameter_dimension(param: Any, values: list[Any]) -> dict[str, Any] | None:

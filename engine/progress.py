@@ -29,6 +29,7 @@ __all__ = [
     "RichProgress",
     "Snapshot",
     "make_progress",
+    "shown_metrics",
     "take_snapshot",
 ]
 
@@ -134,24 +135,37 @@ class QuietProgress(Progress):
     """Nothing at all."""
 
 
-def _fmt_metrics(
-    metrics: dict[str, float], names: tuple[str, ...] = ("return_pct", "sharpe", "max_drawdown_pct")
-) -> str:
-    shown = [f"{n}={metrics[n]:.3g}" for n in names if n in metrics]
-    return " ".join(shown) if shown else ", ".join(f"{k}={v:.3g}" for k, v in list(metrics.items())[:3])
+Shown = tuple[tuple[str, str], ...]  # (metric, label) pairs of a progress line
+_DEFAULT_SHOWN: Shown = ()  # before start(): the first three metrics under their names
+
+
+def shown_metrics(spec: Any) -> Shown:
+    """The spec's objectives with their labels from the objective's metric catalogue."""
+    from engine.objective import make_objective
+
+    catalogue = make_objective(spec).catalogue
+    return tuple((name, catalogue.label(name)) for name in spec.objectives)
+
+
+def _fmt_metrics(metrics: dict[str, float], shown: Shown = _DEFAULT_SHOWN) -> str:
+    parts = [f"{label} {metrics[n]:.3g}" for n, label in shown if n in metrics]
+    return ", ".join(parts) if parts else ", ".join(f"{k} {v:.3g}" for k, v in list(metrics.items())[:3])
 
 
 class PlainProgress(Progress):
     """One log line per event (good for files and CI logs)."""
 
+    _shown: Shown = _DEFAULT_SHOWN
+
     def start(self, spec: Any, snap: Snapshot) -> None:
+        self._shown = shown_metrics(spec)
         logger.info("study '%s': %d/%d trials done", spec.name, snap.done, snap.budget)
 
     def batch(self, trials: list[int], seconds: float, node: str) -> None:
         logger.info("proposed trials %s with %s in %.2f s", trials, node, seconds)
 
     def trial_finished(self, rec: TrialRecord, snap: Snapshot) -> None:
-        what = rec.reason if rec.status == "failed" else _fmt_metrics(rec.metrics)
+        what = rec.reason if rec.status == "failed" else _fmt_metrics(rec.metrics, self._shown)
         logger.info(
             "trial %d %s: %s [%d/%d, hv=%.4g]",
             rec.index,
@@ -207,6 +221,7 @@ class RichProgress(Progress):
         self._live: Any = None
         self._name = ""
         self._last: list[str] = []
+        self._shown: Shown = _DEFAULT_SHOWN
 
     def _render(self, snap: Snapshot) -> Any:
         from rich.panel import Panel
@@ -232,12 +247,15 @@ class RichProgress(Progress):
         from rich.console import Group
         from rich.text import Text
 
+        label = dict(self._shown)
         if snap.knee is not None:
-            values = "  ".join(f"{k} {v:.4g}" for k, v in snap.knee.items() if k != "trial")
+            values = "  ".join(f"{label.get(k, k)} {v:.4g}" for k, v in snap.knee.items() if k != "trial")
             knee = f"knee of the front: trial {snap.knee['trial']}: {values}"
         else:
             knee = "no feasible trial yet"
-        bests = "  ".join(f"{k} {v:.4g} (#{snap.best_trial.get(k)})" for k, v in snap.best.items())
+        bests = "  ".join(
+            f"{label.get(k, k)} {v:.4g} (#{snap.best_trial.get(k)})" for k, v in snap.best.items()
+        )
         lines = Text(
             "\n".join([knee, f"best of each: {bests}" if bests else ""]), no_wrap=True, overflow="ellipsis"
         )
@@ -249,6 +267,7 @@ class RichProgress(Progress):
         from rich.live import Live
 
         self._name = spec.name
+        self._shown = shown_metrics(spec)
         self._live = Live(self._render(snap), console=self.console, refresh_per_second=2, transient=False)
         self._live.start()
 
@@ -260,7 +279,7 @@ class RichProgress(Progress):
             self._live.update(self._render(snap))
 
     def trial_finished(self, rec: TrialRecord, snap: Snapshot) -> None:
-        what = rec.reason if rec.status == "failed" else _fmt_metrics(rec.metrics)
+        what = rec.reason if rec.status == "failed" else _fmt_metrics(rec.metrics, self._shown)
         self._last.append(f"trial {rec.index} {rec.status}: {what}")
         if self._live is not None:
             self._live.update(self._render(snap))

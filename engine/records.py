@@ -43,6 +43,18 @@ class TrialRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def attached(self) -> bool:
+        """Attached from another study (``--warm-start``, ``previous_window: attach``): measured
+        there, on other bars. It guides the GP only: never on the front, never picked, and not
+        in this study's budget (the trial ledger counts it where it was tried)."""
+        return self.source.startswith("warm_start")
+
+    @property
+    def tried_here(self) -> bool:
+        """Evaluated by this study to the end or until stopped early (what the verdict counts)."""
+        return not self.attached and self.status in ("completed", "early_stopped")
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "result.json") -> TrialRecord:
         """A record from its JSON; InputError naming ``source`` when the shape is wrong."""
@@ -137,16 +149,16 @@ class ObjectiveSet:
         return np.array([s * t for s, t in zip(signs, self.thresholds)], dtype=np.float64)
 
     def front(self, records: Iterable[TrialRecord]) -> list[TrialRecord]:
-        """Non-dominated feasible trials, ordered by trial index."""
-        cand = [r for r in records if self.feasible(r)]
+        """Non-dominated feasible trials of the study itself (attached trials never), by trial index."""
+        cand = [r for r in records if self.feasible(r) and not r.attached]
         if not cand:
             return []
         mask = non_dominated(self.matrix(cand))
         return [r for r, keep in zip(cand, mask.tolist()) if keep]
 
     def hypervolume(self, records: Iterable[TrialRecord]) -> float:
-        """Hypervolume dominated by the feasible trials above the reference point."""
-        cand = [r for r in records if self.feasible(r)]
+        """Hypervolume dominated by the study's own feasible trials above the reference point."""
+        cand = [r for r in records if self.feasible(r) and not r.attached]
         if not cand:
             return 0.0
         y = self.matrix(cand)

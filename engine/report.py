@@ -1,9 +1,10 @@
 """``boengine report``: a Markdown and a self-contained HTML account of a study.
 
 The report says how much of every number is luck. It opens with the verdict
-(:mod:`engine.verdict`) and the selection statistics with their inputs
-(deflated Sharpe ratio of each front member, PBO, SPA against buy-and-hold
-and flat, trials, bars, bar frequency) and how to read them; then what ran
+on the pick (:mod:`engine.verdict`) and the selection statistics with their
+inputs (:mod:`engine.report_verdict`: the skill test, deflated Sharpe ratios
+with the trial ledger's counts, per-block consistency, PBO, trials, bars, bar
+frequency) and how to read them; then what ran
 (data, splits and fold dates, costs, labels, purge and embargo); the Pareto
 set with validation beside held-out test figures, next to the baselines (the
 family's default configuration, flat, buy-and-hold), with the noise yardstick
@@ -25,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.report_verdict import verdict_sections
 from engine.results import StudyResults
 from engine.store import StudyStore, write_bytes
-from engine.tables import FLAG, fmt_number, fmt_prob, front_table, html_page, html_table, sharpe_yardstick
-from engine.verdict import ALPHA, DSR_BAR, Verdict
+from engine.tables import FLAG, fmt_number, front_table, html_page, html_table, sharpe_yardstick
 
 __all__ = [
     "IMPORTANCE_RESAMPLES",
@@ -144,127 +145,6 @@ def _importance_sections(res: StudyResults, importance: pd.DataFrame) -> list[Se
     ]
 
 
-# ----------------------------------------------------------------- the verdict and its inputs
-
-
-def _verdict_sections(res: StudyResults) -> list[Section]:
-    verdict = res.verdict
-    if verdict is None:
-        return [
-            (
-                "p",
-                f"No verdict: selection statistics (deflated Sharpe ratio, PBO, SPA) need the per-bar "
-                f"returns of a trading objective, and {res.spec.strategy} has none.",
-            )
-        ]
-    out: list[Section] = [
-        ("verdict", verdict),
-        ("h2", "How much of this is luck: selection statistics"),
-        ("kv", _statistics(res, verdict)),
-        (
-            "p",
-            f"Rule: evidence of an edge when both SPA p-values are below {ALPHA:g} and the best front "
-            f"member's deflated Sharpe ratio is at least {DSR_BAR:g}.",
-        ),
-        ("p", "Caveats:"),
-        ("list", verdict.caveats or ["none"]),
-        ("h2", "How to read this"),
-        ("list", _how_to_read(verdict)),
-    ]
-    return out
-
-
-def _statistics(res: StudyResults, v: Verdict) -> pd.DataFrame:
-    """The statistics of the verdict, each with the figures it came from."""
-    rows = [
-        (
-            f"deflated Sharpe ratio, trial {i}",
-            fmt_prob(m.get("dsr")),
-            f"Sharpe {fmt_number(m.get('sharpe_annual'))} annualised against SR0 "
-            f"{fmt_number(m.get('benchmark_annual'))} (the best of {m.get('n_trials')} noise trials "
-            f"at the trials' Sharpe variance); skew {fmt_number(m.get('skew'))}, kurtosis "
-            f"{fmt_number(m.get('kurtosis'))}, {m.get('n_obs', 0):,} bars",
-        )
-        for i, m in sorted(v.members.items())
-    ]
-    if not rows:
-        rows.append(("deflated Sharpe ratio", "-", "the Pareto front is empty"))
-    p = v.pbo_details
-    rows.append(
-        (
-            "PBO (probability of backtest overfitting)",
-            fmt_prob(v.pbo),
-            f"CSCV over {p.get('n_blocks', '-')} blocks, {p.get('n_combinations', 0):,} combinations of "
-            f"{p.get('n_trials', v.n_returns)} trials; degradation slope {fmt_number(p.get('degradation_slope'))} "
-            "(out-of-sample Sharpe per unit of in-sample Sharpe); probability of an out-of-sample loss "
-            f"{fmt_prob(p.get('prob_oos_loss'))}"
-            if p
-            else "needs at least 2 completed trials",
-        )
-    )
-    for name, word in (("buy_and_hold", "buy-and-hold"), ("flat", "flat")):
-        s = v.spa_details.get(name, {})
-        pvalue = v.spa_p_buy_and_hold if name == "buy_and_hold" else v.spa_p_flat
-        rows.append(
-            (
-                f"SPA p-value against {word}",
-                fmt_prob(pvalue),
-                f"{s.get('n_models')} models, {s.get('n_obs', 0):,} bars, stationary bootstrap with block "
-                f"size {s.get('block_size')}, {s.get('reps', 0):,} reps (bounds "
-                f"{fmt_prob(s.get('pvalue_lower'))} .. {fmt_prob(s.get('pvalue_upper'))})"
-                if s
-                else "needs at least 20 out-of-sample bars",
-            )
-        )
-    bar_s = res.meta.facts.get("bar_seconds")
-    rows += [
-        (
-            "trials",
-            f"{v.n_trials}",
-            f"tried (completed and early-stopped, warm-start trials excluded); {v.n_returns} with per-bar returns",
-        ),
-        ("out-of-sample bars", f"{v.n_obs:,}", _oos_source(res)),
-        (
-            "bar frequency",
-            f"{v.periods_per_year:,.0f} periods a year",
-            f"{bar_s:g} s bars" if isinstance(bar_s, (int, float)) else "-",
-        ),
-        (
-            "Sharpe standard error",
-            f"± {v.sharpe_se:.2f}",
-            f"annualised, of a Sharpe ratio estimated over {v.n_obs:,} bars (at a true Sharpe of 0)",
-        ),
-        (
-            f"best of {v.n_trials} noise trials",
-            f"{v.noise_best_sharpe:.2f}",
-            f"the expected best annualised Sharpe of {v.n_trials} pure-noise trials over {v.n_obs:,} bars",
-        ),
-    ]
-    return pd.DataFrame(rows, columns=["statistic", "value", "inputs"])
-
-
-def _oos_source(res: StudyResults) -> str:
-    if res.objective.name == "walk_forward":
-        return "the walk-forward validation blocks, stitched (never the test split)"
-    return "the validation split (never the test split)"
-
-
-def _how_to_read(v: Verdict) -> list[str]:
-    n = v.n_trials
-    return [
-        f"Deflated Sharpe ratio (DSR): DSR >= 0.95 reads '95% that the true Sharpe beats the best of {n} "
-        "noise trials'; each front member's SR0 above is that best.",
-        "PBO near 0.5 or above: the choice among configurations is luck; the one that looked best in "
-        "sample does no better out of sample than a random pick.",
-        "SPA p < 0.05: at least one configuration beats the benchmark (buy-and-hold, or flat) after "
-        f"accounting for all {n} trials tried.",
-        "'No evidence': do not expect the validation figures to hold live; the best of many noisy trials "
-        "always looks good.",
-        f"± is one standard error: any Sharpe ratio over {v.n_obs:,} bars is uncertain by about "
-        f"± {v.sharpe_se:.2f} (annualised).",
-    ]
-
-
 # ----------------------------------------------------------------- what was run, and the rest
 
 
@@ -286,8 +166,11 @@ def _what_was_run(res: StudyResults) -> list[Section]:
         rows = [(k, d[0], d[1], splits.get(k, "-")) for k, d in dates.items()]
         out.append(("table", pd.DataFrame(rows, columns=["split", "first bar", "last bar", "decision bars"])))
     if folds:
-        blocks = [(i, f["train"][0], f["train"][1], f["val"][0], f["val"][1]) for i, f in enumerate(folds)]
-        cols = ["fold", "train from", "train to", "validate from", "validate to"]
+        blocks = [
+            (i, f["train"][0], f["train"][1], *(f.get("select") or ["-", "-"]), f["val"][0], f["val"][1])
+            for i, f in enumerate(folds)
+        ]
+        cols = ["fold", "train from", "train to", "choose from", "choose to", "trade from", "trade to"]
         out.append(("table", pd.DataFrame(blocks, columns=cols)))
     return out
 
@@ -454,7 +337,7 @@ def _window_sections(res: StudyResults) -> list[Section]:
 
 def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> list[Section]:
     """The report as a list of blocks, rendered to Markdown and to HTML."""
-    out: list[Section] = [("h1", f"Study report: {res.spec.name}"), *_verdict_sections(res)]
+    out: list[Section] = [("h1", f"Study report: {res.spec.name}"), *verdict_sections(res)]
     out += _what_was_run(res)
     out += [("h2", "Summary"), ("kv", pd.DataFrame(list(_summary(res).items()), columns=["", "value"]))]
     out += _front_sections(res)

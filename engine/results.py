@@ -148,10 +148,38 @@ class StudyResults:
 
     @cached_property
     def verdict(self) -> Verdict | None:
-        """The study's verdict (:func:`engine.verdict.study_verdict`; None for synthetic problems)."""
+        """The verdict on the knee (:func:`engine.verdict.study_verdict`; None for synthetic problems)."""
         from engine.verdict import study_verdict
 
         return study_verdict(self)
+
+    def verdict_for(self, pick: str) -> Verdict | None:
+        """The verdict on another pick (``best --pick``): computed, not cached."""
+        if pick == "knee":
+            return self.verdict
+        from engine.verdict import study_verdict
+
+        return study_verdict(self, pick)
+
+    def pick(self, pick: str) -> TrialRecord:
+        """The front member chosen by ``pick``: the knee, or the best on one objective.
+
+        Raises InputError when the front is empty or ``pick`` names no objective.
+        """
+        front = self.front
+        if not front:
+            raise InputError(
+                f"{self.store.dir}: the Pareto front is empty (no completed trial meets the constraints); "
+                "run more trials or relax the constraints"
+            )
+        if pick == "knee":
+            chosen = self.objectives.knee(front)
+        elif pick in self.objectives.names:
+            chosen = self.objectives.best(front, pick)
+        else:
+            raise InputError(f"--pick {pick}: choose one of knee, {', '.join(self.objectives.names)}")
+        assert chosen is not None
+        return chosen
 
     @property
     def baseline_records(self) -> list[TrialRecord]:

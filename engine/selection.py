@@ -200,6 +200,7 @@ def deflated_sharpe(
     *,
     periods_per_year: float,
     n_trials: int | None = None,
+    sharpe_variance: float | None = None,
 ) -> DeflatedSharpe:
     """Deflated Sharpe ratio (Bailey & López de Prado, 2014) of a member chosen from a search.
 
@@ -210,7 +211,14 @@ def deflated_sharpe(
     member's own skewness and kurtosis. `n_trials` is the number of
     independent trials; it defaults to N, the usual stand-in, which
     overstates it when trials are correlated (then SR₀ is too high and the
-    DSR conservative). A flat member (std <= 1e-15) gets skew 0 and kurtosis 3.
+    DSR conservative). `sharpe_variance` replaces V when given (e.g. the
+    variance of independent clusters' Sharpe ratios, see
+    :mod:`engine.ledger`). A flat member (std <= 1e-15) gets skew 0 and
+    kurtosis 3.
+
+    DSR is 1 − p of a one-sided test of "the true Sharpe ratio is at most
+    SR₀" (asymptotic, non-normal returns allowed): DSR >= 0.95 rejects it at
+    5 %. It is not a posterior probability that the true Sharpe ratio is higher.
     """
     r = _vector(returns, "returns", min_len=2)
     trials = _vector(trial_sharpes, "trial_sharpes")
@@ -224,7 +232,12 @@ def deflated_sharpe(
         skew, kurt = float(stats.skew(r)), float(stats.kurtosis(r, fisher=True) + 3.0)
     else:
         skew, kurt = 0.0, 3.0
-    variance = float(trials.var(ddof=1)) if len(trials) >= 2 else 0.0
+    if sharpe_variance is not None:
+        if not sharpe_variance >= 0:
+            raise ValueError(f"sharpe_variance must be >= 0; got {sharpe_variance}")
+        variance = float(sharpe_variance)
+    else:
+        variance = float(trials.var(ddof=1)) if len(trials) >= 2 else 0.0
     sr0 = expected_max_sharpe(n, variance)
     annual = math.sqrt(periods_per_year)
     return DeflatedSharpe(

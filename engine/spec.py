@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from engine.metric_rules import check_constraints, check_objectives, parse_constraint
+from engine.metric_rules import MetricCatalogue, check_constraints, check_objectives, parse_constraint
 from engine.optimizer import OptimizerSpec
 from engine.search_space import build_space
 from objectives.config import BacktestSpec, DataSpec, SpecSection
@@ -257,6 +257,12 @@ class TrackingSpec(SpecSection):
     mlflow: MlflowSpec | None = None
 
 
+#: ``data.end``: an ISO date or timestamp (never a word such as "now", which moves with the clock).
+_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+)
+
+
 class ExperimentSpec(SpecSection):
     """A whole study: what to search, on which data, judged how, within what budget."""
 
@@ -273,6 +279,11 @@ class ExperimentSpec(SpecSection):
         default_factory=lambda: {k: ObjectiveSpec(**v) for k, v in DEFAULT_OBJECTIVES.items()}
     )
     constraints: tuple[OutcomeConstraint, ...] = ()
+    metrics: dict[str, str] = Field(
+        default_factory=dict,
+        description="user metrics for objectives and constraints: name -> 'package.module:function', "
+        "a function of the per-bar net returns and positions (numpy arrays) that returns a float",
+    )
     budget: BudgetSpec = BudgetSpec()
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
     warm_start: WarmStartSpec = WarmStartSpec()
@@ -284,6 +295,18 @@ class ExperimentSpec(SpecSection):
     seed: int = Field(default=0, ge=0, lt=2**31)
 
     _space: SearchSpace = PrivateAttr()
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _end_is_a_timestamp(cls, value: Any) -> Any:
+        end = value.get("end") if isinstance(value, Mapping) else None
+        if isinstance(end, str) and not _TIMESTAMP.match(end.strip()):
+            raise ValueError(
+                f"end: not a date or timestamp (got {json.dumps(end)}); write an ISO date or time, e.g. "
+                "'2026-11-27' or '2026-11-27T23:00' (a word like 'now' moves with the clock, and the "
+                "study could never resume)"
+            )
+        return value
 
     @field_validator("constraints", mode="before")
     @classmethod
@@ -301,10 +324,14 @@ class ExperimentSpec(SpecSection):
             base = objective.default_space(self.strategy, self.search_space_preset)
         except ConfigError as exc:
             raise ValueError(f"strategy: {exc}") from None
-        known = objective.metric_names(self.strategy)
         market = objective.scores_test  # a backtest's metrics, with their natural ranges
-        check_objectives(self.strategy, self.objectives, known, market=market)
-        check_constraints(self.strategy, self.constraints, self.objectives, known, market=market)
+        catalogue = objective.metric_catalogue(self.strategy)
+        _check_user_metrics(self.metrics, catalogue, market=market)
+        catalogue = catalogue.with_user(self.metrics)
+        check_objectives(self.strategy, self.objectives, catalogue, market=market)
+        if market:
+            _check_reachable(self.objectives)
+        check_constraints(self.strategy, self.constraints, self.objectives, catalogue, market=market)
         self._check_cross_sections(objective.curve_metrics())
         try:
             self._space = build_space(objective, self.strategy, self.search_space, base)
@@ -350,6 +377,62 @@ class ExperimentSpec(SpecSection):
                 f"early_stopping.min_curves: {es.min_curves} curves are needed to compare but the study "
                 f"has {budget.trials} trials; lower min_curves or disable early stopping"
             )
+
+
+_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_user_metrics(metrics: Mapping[str, str], catalogue: MetricCatalogue, *, market: bool) -> None:
+    """User metrics: a new name each, a function that can be imported (see :mod:`strategies.plugins`)."""
+    from strategies.plugins import load_reference
+
+    if metrics and not market:
+        raise ValueError(
+            "metrics: user metrics are computed from a backtest; this strategy has none: remove them"
+        )
+    for name, ref in metrics.items():
+        if not _METRIC_NAME.match(name):
+            raise ValueError(
+                f"metrics.{name}: a metric name is a Python identifier (letters, digits, '_'); rename it"
+            )
+        if name in catalogue:
+            raise ValueError(f"metrics.{name}: a metric of the catalogue already has this name; rename it")
+        try:
+            function = load_reference(ref, what=f"metrics.{name}")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if not callable(function):
+            raise ValueError(
+                f"metrics.{name}: {ref} is a {type(function).__name__}, not a function; name a function "
+                "f(returns, positions) -> float"
+            )
+
+
+#: The highest threshold (the worst value still of interest) a backtest objective can sensibly have:
+#: above it no configuration reaches the reference point, the hypervolume stays 0 and the acquisition
+#: has nothing to improve. Returns in percent over the validation bars; Sharpe ratios annualised (the
+#: best of 40 noise trials on 924 hourly bars is near 7).
+REACHABLE_THRESHOLDS: dict[str, float] = {"return_pct": 1000.0, "sharpe": 10.0}
+
+
+def _check_reachable(objectives: Mapping[str, ObjectiveSpec]) -> None:
+    """Refuse backtest thresholds that no configuration could reach."""
+    for metric, bound in REACHABLE_THRESHOLDS.items():
+        spec = objectives.get(metric)
+        if spec is not None and spec.threshold > bound:
+            example = DEFAULT_OBJECTIVES[metric]["threshold"]
+            raise ValueError(
+                f"objectives.{metric}.threshold: {spec.threshold:g} is beyond what any configuration "
+                f"reaches (at most {bound:g}), so the hypervolume would stay 0; the threshold is the worst "
+                f"{metric} still of interest: set it at most {bound:g}, e.g. {example:g}"
+            )
+    drawdown = objectives.get("max_drawdown_pct")
+    if drawdown is not None and drawdown.threshold <= 0:
+        raise ValueError(
+            f"objectives.max_drawdown_pct.threshold: a drawdown is never below 0 %, so a threshold of "
+            f"{drawdown.threshold:g} leaves only configurations that never lose; set the largest drawdown "
+            f"still of interest, e.g. {DEFAULT_OBJECTIVES['max_drawdown_pct']['threshold']:g}"
+        )
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -22,18 +22,21 @@ files never see two writers. JSON files are written atomically.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -41,7 +44,25 @@ from filelock import FileLock, Timeout
 from engine.meta import StudyMeta, migrate_spec
 from strategies.exceptions import InputError, StudyError
 
-__all__ = ["StudyStore", "bind_sql_storage", "spec_differences"]
+__all__ = [
+    "StudyStore",
+    "append_line",
+    "bind_sql_storage",
+    "check_storage",
+    "check_target",
+    "no_link_below",
+    "read_array",
+    "read_bytes",
+    "read_json",
+    "read_jsonl",
+    "read_user_json",
+    "redact_text",
+    "redact_url",
+    "replacing",
+    "spec_differences",
+    "write_bytes",
+    "write_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +108,7 @@ class StudyStore:
     def model_path(self, index: int) -> Path | None:
         """The weights a live system would load: the final model, else the trial's own, else None."""
         for path in (self.final_model_path(index), self.checkpoint_path(index)):
-            if path.is_file():
+            if _regular(self.inside(path)):
                 return path
         return None
 
@@ -150,33 +171,16 @@ class StudyStore:
         directory: a link planted there (``study.log`` -> a file elsewhere,
         ``trials`` -> another study) is refused instead of followed.
         """
-        try:
-            rel = Path(path).relative_to(self.dir)
-        except ValueError:
-            raise InputError(f"{path}: outside the study directory {self.dir}") from None
-        current = self.dir
-        for part in rel.parts:
-            current = current / part
-            if current.is_symlink():
-                raise InputError(
-                    f"{current}: a symbolic link inside the study directory; boengine does not follow "
-                    "links there (remove it, or copy the real file in its place)"
-                )
-        return Path(path)
+        return no_link_below(self.dir, path)
 
     def append_line(self, path: Path, line: str) -> None:
-        """Append one line to a file of the study (created if missing; never through a link)."""
-        self.inside(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        """Append one line to a file of the study (created if missing; never through a link; after
+        a last line cut short, on a line of its own)."""
+        append_line(path, line, root=self.dir)
 
     def log_stream(self) -> Any:
         """``study.log`` opened for appending without following a link (for the log handler)."""
-        self.inside(self.log_path)
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        return os.fdopen(fd, "a", encoding="utf-8")
+        return os.fdopen(_open_append(self.inside(self.log_path)), "a", encoding="utf-8")
 
     def read(self, path: Path) -> dict[str, Any]:
         """A JSON object of the study (never through a link)."""
@@ -225,11 +229,63 @@ class StudyStore:
         write_bytes(self.inside(self.trial_dir(index) / f"{name}.npy"), buffer.getvalue())
 
     def read_array(self, index: int, name: str) -> np.ndarray | None:
+        """``trials/<index>/<name>.npy``, or None when there is none (InputError naming a damaged one)."""
         path = self.inside(self.trial_dir(index) / f"{name}.npy")
-        return np.load(path, allow_pickle=False) if path.is_file() else None
+        return read_array(path) if path.is_file() else None
 
     def write_error(self, index: int, text: str) -> None:
         write_bytes(self.inside(self.error_path(index)), text.encode())
+
+    def result_paths(self) -> list[Path]:
+        """Every ``trials/<i>/result.json``, in no particular order."""
+        return [self.inside(p) for p in (self.dir / "trials").glob("*/result.json")]
+
+    def read_records(self) -> list[dict[str, Any]]:
+        """The raw trial records (``result.json`` objects), by trial index."""
+        rows = [self.read(p) for p in self.result_paths()]
+        return sorted(rows, key=lambda r: r.get("index", -1) if isinstance(r.get("index"), int) else -1)
+
+    def oos_timestamps(self) -> np.ndarray | None:
+        """Timestamps (int64 ns) of the bars a trial's ``returns.npy`` covers: the stitched
+        walk-forward blocks, or the holdout validation split. None without prepared data."""
+        info_path = self.inside(self.data_dir / "meta.json")
+        stamps = self.inside(self.data_dir / "timestamps.npy")
+        if not info_path.is_file() or not stamps.is_file():
+            return None
+        start, stop = (int(v) for v in read_json(info_path)["splits"]["val"])
+        return np.asarray(read_array(stamps, mmap_mode="r")[start:stop])
+
+    def fold_sizes(self) -> list[int]:
+        """Bars of each out-of-sample block, in order: CPCV's groups (each traded by several
+        splits; the verdict's returns are their mean over the paths), the walk-forward folds'
+        blocks, or the one holdout validation split ([] without prepared data)."""
+        info_path = self.inside(self.data_dir / "meta.json")
+        if not info_path.is_file():
+            return []
+        info = read_json(info_path)
+        groups = info.get("groups") or []
+        if groups:
+            return [int(stop) - int(start) for start, stop in groups]
+        folds = info.get("folds") or []
+        if folds:
+            return [int(f["val"][1]) - int(f["val"][0]) for f in folds]
+        start, stop = info["splits"]["val"]
+        return [int(stop) - int(start)]
+
+    # -- the verdict ----------------------------------------------------------------
+    def read_verdict(self) -> dict[str, Any] | None:
+        """``verdict.json`` (the knee's verdict, cached), or None when there is none or it is unreadable."""
+        path = self.inside(self.dir / "verdict.json")
+        if not path.is_file():
+            return None
+        try:
+            return read_json(path)
+        except InputError as exc:
+            logger.warning("%s; ignored: the verdict is computed again", exc)
+            return None
+
+    def write_verdict(self, verdict: Mapping[str, Any]) -> None:
+        write_json(self.inside(self.dir / "verdict.json"), verdict)
 
     # -- held-out test ----------------------------------------------------------
     def read_test_metrics(self) -> dict[int, dict[str, float]]:
@@ -247,7 +303,7 @@ class StudyStore:
         self.append_line(self.dir / "batches.jsonl", json.dumps(dict(record)))
 
     def read_batches(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.dir / "batches.jsonl")
+        return read_jsonl(self.inside(self.dir / "batches.jsonl"))
 
     def append_run(self, record: Mapping[str, Any]) -> None:
         """One record per ``boengine run`` of the study: start, end, workers."""
@@ -271,7 +327,7 @@ class StudyStore:
         (self.dir / ".run").unlink(missing_ok=True)
 
     def read_runs(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.dir / "runs.jsonl")
+        return read_jsonl(self.inside(self.dir / "runs.jsonl"))
 
 
 def spec_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -306,12 +362,13 @@ def bind_sql_storage(url: str) -> None:
     except ModuleNotFoundError as exc:
         driver = exc.name or "its driver"
         raise InputError(
-            f"--storage {_redact(url)}: the database driver {driver} is not installed; install it "
+            f"--storage {redact_url(url)}: the database driver {driver} is not installed; install it "
             f"(e.g. pip install {_DRIVERS.get(driver, driver)}) or use a sqlite:/// URL"
         ) from None
     except Exception as exc:  # SQLAlchemy's errors: a bad URL, a database that cannot be opened
         raise InputError(
-            f"{_redact(url)}: cannot open the Ax database ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            f"{redact_url(url)}: cannot open the Ax database ({type(exc).__name__}: "
+            f"{redact_text(str(exc).splitlines()[0] if str(exc) else '')}); "
             "check the URL, or for a study's own ax.db that the file is intact"
         ) from None
 
@@ -324,13 +381,147 @@ _DRIVERS = {
 }
 
 
-def _redact(url: str) -> str:
-    """A URL without its password."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+# -- secrets in URLs ---------------------------------------------------------------------------
+
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+_HIDDEN = "***"
+_AUTHORITY_SECRET = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@")
+_QUERY_SECRET = re.compile(r"([?&;][^=&;\s]*(?:pass|pwd|secret|token)[^=&;\s]*=)[^&;\s]*", re.IGNORECASE)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_bytes(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
+def redact_url(url: str) -> str:
+    """A database URL without its secrets: the password (with or without a user name) and every
+    query parameter that holds one (``?password=``), through SQLAlchemy's own URL parsing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a SQLAlchemy URL: the same rules on the text
+        return redact_text(url)
+    hidden = {k: _HIDDEN if _SECRET_KEY.search(k) else v for k, v in parsed.query.items()}
+    shown = str(parsed.set(query=hidden).render_as_string(hide_password=True))
+    return shown.replace(quote_plus(_HIDDEN), "***")
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a message, a URI) with every ``scheme://user:password@`` password and every
+    secret query parameter replaced by ``***``."""
+    return _QUERY_SECRET.sub(r"\1***", _AUTHORITY_SECRET.sub(r"\1:***@", text))
+
+
+def check_storage(url: str, study_dir: str | os.PathLike[str]) -> None:
+    """Refuse a ``--storage`` SQLite database that lies inside another study's directory (it would
+    write this study's experiment into that study's own ``ax.db``)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return  # bind_sql_storage names a URL it cannot open
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return
+    own = Path(study_dir).resolve()
+    for directory in Path(database).expanduser().resolve().parents:
+        if directory == own:
+            return
+        if StudyStore(directory).exists() or _being_created(directory):
+            raise InputError(
+                f"--storage {redact_url(url)}: the database lies inside the study {directory}, which "
+                "it belongs to; give a database outside every study directory, or leave --storage out "
+                "(a study keeps its own ax.db)"
+            )
+
+
+def _being_created(directory: Path) -> bool:
+    """A study whose creation has begun: its prepared data and ``meta.json``, no spec yet."""
+    return (directory / "meta.json").is_file() and (directory / "data").is_dir()
+
+
+# -- files: one way to write them, one way to read them ------------------------------------------
+
+
+def no_link_below(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """``path`` if it lies in ``root`` and no part of it below ``root`` is a symbolic link; else
+    InputError (``root`` itself may be a link: the user named it)."""
+    root, path = Path(root), Path(path)
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        raise InputError(f"{path}: outside the study directory {root}") from None
+    current = root
+    for part in rel.parts:
+        current = current / part
+        if current.is_symlink():
+            raise InputError(
+                f"{current}: a symbolic link inside the study directory; boengine does not follow "
+                "links there (remove it, or copy the real file in its place)"
+            )
+    return path
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file itself (a link to one is not)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def check_target(
+    path: str | os.PathLike[str], *, root: Path | None = None, example: str | None = None
+) -> Path:
+    """``path`` if a file may be written there; InputError (exit 2) naming it otherwise.
+
+    Refused: a symbolic link at ``path`` (never written through, never replaced), anything but a
+    regular file (a directory, a device such as /dev/null, a named pipe), a parent that is not a
+    directory; with ``root`` (a study directory), a link at any part of ``path`` below ``root``.
+    ``example``: a file name to suggest when ``path`` is a directory.
+    """
+    path = Path(path)
+    if root is not None:
+        no_link_below(root, path)
+    try:
+        mode: int | None = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except NotADirectoryError:
+        mode = None  # a parent is a file: said below
+    if mode is not None and stat.S_ISLNK(mode):
+        raise InputError(
+            f"{path}: a symbolic link (to {os.readlink(path)}); boengine never writes through a link "
+            f"or replaces one: give the real path ({os.path.realpath(path)}) or remove the link"
+        )
+    if mode is not None and stat.S_ISDIR(mode):
+        name = f"e.g. {path / example}" if example else "inside it or elsewhere"
+        raise InputError(f"{path}: a directory, not a file; name a file ({name})")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise InputError(
+            f"{path}: {_kind(mode)}, not a regular file; boengine replaces only regular files: "
+            "give the path of a file"
+        )
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent and not parent.is_symlink():
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(
+            f"{parent}: not a directory, so {path} cannot be written there; give a path inside a directory"
+        )
+    return path
 
 
 def _umask() -> int:
@@ -339,32 +530,131 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes(path: Path, payload: bytes) -> None:
-    """Write atomically: a reader sees the old file or the new one, never half.
+@contextmanager
+def replacing(
+    path: str | os.PathLike[str],
+    *,
+    root: Path | None = None,
+    suffix: str | None = None,
+    durable: bool = False,
+    example: str | None = None,
+) -> Iterator[Path]:
+    """A new temporary file beside ``path`` to write; renamed onto ``path`` when the block ends.
 
-    The file keeps the mode of the one it replaces; a new file gets the usual
-    mode (0666 less the umask), not the temporary file's 0600. A link at
-    ``path`` is replaced by the file, never written through.
+    Every file boengine writes, in a study or at a path the user names,
+    goes through here: :func:`check_target` first (no link, nothing but a
+    regular file replaced), then a temporary file in the same directory,
+    then an atomic rename, so a reader sees the old file or the new one,
+    never half. The file keeps the mode of the one it replaces; a new file
+    gets the usual mode (0666 less the umask). ``suffix``: the temporary
+    file's (a writer that infers the format from it); ``durable``: synced to
+    disk before and after the rename. On an error the temporary file goes.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    target = check_target(path, root=root, example=example)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = os.lstat(target).st_mode & 0o7777 if _regular(target) else 0o666 & ~_umask()
+    fd, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix if suffix is None else suffix
+    )
+    os.close(fd)
+    tmp = Path(name)
     try:
-        mode = os.lstat(path).st_mode & 0o7777 if not path.is_symlink() else 0o666 & ~_umask()
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+        yield tmp
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if durable:
+            _fsync(tmp)
+        check_target(target, root=root, example=example)  # still no link or device there
+        os.replace(tmp, target)
+        if durable:
+            _fsync(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(
+    path: Path, payload: bytes, *, root: Path | None = None, durable: bool = False, example: str | None = None
+) -> None:
+    """Write ``payload`` to ``path`` atomically, never through a link (see :func:`replacing`)."""
+    with replacing(path, root=root, durable=durable, example=example) as tmp:
+        tmp.write_bytes(payload)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_bytes(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
+
+
+def _open_append(path: Path) -> int:
+    """A descriptor appending to the regular file ``path`` (created if missing), never through a
+    link; InputError for anything else at ``path``."""
+    check_target(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            check_target(path)  # a link planted since: said as a link
         raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        check_target(path)
+        raise InputError(f"{path}: not a regular file; give the path of a file")
+    return fd
+
+
+def append_line(path: Path, line: str, *, root: Path | None = None, durable: bool = False) -> None:
+    """Append ``line`` and a newline to the file at ``path`` (created if missing; never through a
+    link; InputError for a directory or a device). A last line cut short (a kill, a full disk) is
+    kept as it is, and ``line`` starts on a line of its own. ``durable``: synced before returning."""
+    if root is not None:
+        no_link_below(root, path)
+    fd = _open_append(Path(path))
+    try:
+        size = os.fstat(fd).st_size
+        cut = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        payload = (("\n" if cut else "") + line + "\n").encode()
+        while payload:
+            payload = payload[os.write(fd, payload) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file at ``path``, never through a link: InputError for a link, a
+    directory or a device; FileNotFoundError when there is nothing."""
+    path = Path(path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR):
+            check_target(path)
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{path}: {_kind(mode)}, not a regular file; give the path of a file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path`` (UTF-8, a byte-order mark accepted; never through a link);
+    InputError naming the file for anything else."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_bytes(path).decode("utf-8-sig"))
     except FileNotFoundError:
         raise InputError(f"{path}: missing; is {path.parent} a boengine study directory?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -378,17 +668,69 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_user_json(path: str | os.PathLike[str], *, what: str) -> dict[str, Any] | None:
+    """The JSON object in a file the user names (``what``: "a JSON strategy config"), by the same
+    rule as every JSON file boengine reads (UTF-8, a byte-order mark accepted, never through a
+    link); None when there is no file; InputError naming the file otherwise."""
+    p = Path(path)
+    try:
+        raw = read_bytes(p)
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{p}: not {what} (not UTF-8 text: {exc.reason}); save it as UTF-8 or move it"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{p}: not {what} (invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}); fix or move it first"
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{p}: not {what} (a JSON {type(data).__name__}, not an object); fix or move it first"
+        )
+    return data
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
+    """The JSON objects of a file with one a line; a line that is cut short, not UTF-8 or not an
+    object is skipped with a warning (and left in the file)."""
+    try:
+        raw = read_bytes(path)
+    except FileNotFoundError:
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                logger.warning("%s: skipping a truncated line (the process was killed mid-write)", path)
+    for n, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            logger.warning("%s line %d: not UTF-8 text; skipped (left in the file)", path, n)
+            continue
+        except json.JSONDecodeError:
+            logger.warning("%s line %d: not JSON (cut short when a process was killed?); skipped", path, n)
+            continue
+        if not isinstance(row, dict):
+            logger.warning("%s line %d: not a JSON object; skipped", path, n)
+            continue
+        rows.append(row)
     return rows
+
+
+def read_array(path: Path, **kwargs: Any) -> np.ndarray:
+    """A ``.npy`` array (never pickled objects, never through a link); InputError naming a damaged file."""
+    try:
+        return np.load(no_link_below(path.parent, path), allow_pickle=False, **kwargs)
+    except (ValueError, OSError, EOFError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise InputError(
+            f"{path}: not a readable NumPy array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "restore it from a backup or move the trial's directory aside"
+        ) from None
 
 
 def _jsonable(obj: Any) -> Any:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.executors import ExecutorPlan, TrialFn, available_cores, plan_executor
+from engine.executors import ExecutorPlan, TrialFn, available_cores, check_executor, plan_executor
 from engine.experiment import configure_client, load_client
 from engine.finish import finish_study
 from engine.loop import StudyLoop
@@ -31,7 +31,7 @@ from engine.objective import Objective, Prepared, make_objective
 from engine.progress import Progress, QuietProgress
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, MlflowSpec, parse_spec
-from engine.store import StudyStore, spec_differences, write_json
+from engine.store import StudyStore, check_storage, redact_url, spec_differences, write_json
 from engine.tell import study_log
 from engine.trial import execute
 from engine.windows import CarryOver, Window, plan_carry_over
@@ -90,8 +90,11 @@ def run_study(
     (:mod:`engine.tracking`); a tracking failure is a warning.
     """
     store = StudyStore(study_dir)
+    if storage_url is not None:
+        check_storage(storage_url, store.dir)  # never another study's database
     objective = make_objective(spec)
     plan = plan_executor(spec.executor)
+    check_executor(plan)  # a Ray cluster that is unreachable or lacks GPUs: refused before any write
     tracking = mlflow or spec.tracking.mlflow
     if tracking is not None:
         from engine.tracking import require_mlflow
@@ -221,9 +224,8 @@ def _create(
     carry: CarryOver | None = None,
 ) -> StudyLoop:
     baselines = objective.baseline_configurations()
-    meta = StudyMeta.new(
-        objective.name, facts=prepared.facts, data_hash=prepared.data_hash, storage=storage_url
-    )
+    shown = redact_url(storage_url) if storage_url is not None else None  # no password in meta.json
+    meta = StudyMeta.new(objective.name, facts=prepared.facts, data_hash=prepared.data_hash, storage=shown)
     # spec.json, written last, marks a complete study: a creation killed before it leaves no
     # study, and the half-saved Ax experiment it left is removed here before a new one is saved
     leftover = store.dir / "ax.db"
@@ -234,7 +236,7 @@ def _create(
     if carry is not None:  # before spec.json: a study that exists knows what it must run first
         write_json(store.dir / "carry_over.json", carry.to_dict())
     attaches = bool(warm_dirs or spec.warm_start.priors or baselines or (carry and carry.configs))
-    client = configure_client(spec, meta.storage_url(store.dir), attaches_trials=attaches)
+    client = configure_client(spec, storage_url or meta.storage_url(store.dir), attaches_trials=attaches)
     store.create(spec.canonical(), spec.given(), meta)
     loop = StudyLoop(
         spec,
@@ -266,11 +268,13 @@ def _resume(
 ) -> StudyLoop:
     meta = store.read_meta()
     _check_unchanged(store, spec)
-    if meta.storage != storage_url:
-        where = meta.storage or f"{store.dir / 'ax.db'}"
+    kept = redact_url(meta.storage) if meta.storage else None  # meta.json keeps no password
+    if kept != (redact_url(storage_url) if storage_url else None):
+        where = kept or f"{store.dir / 'ax.db'}"
+        secret = " (the password in place of ***)" if kept and "***" in kept else ""
         raise InputError(
             f"{store.dir}: this study keeps its Ax experiment in {where}; resume it with "
-            + (f"--storage {meta.storage}" if meta.storage else "no --storage option")
+            + (f"--storage {kept}{secret}" if kept else "no --storage option")
         )
     now = StudyMeta.new(objective.name, facts={}, data_hash="", storage=None)
     diffs = meta.differences(now)
@@ -287,7 +291,7 @@ def _resume(
         )
     if warm_start_given:
         logger.warning("warm start ignored: the study already exists (use --fresh to start over)")
-    client = load_client(spec, meta.storage_url(store.dir))
+    client = load_client(spec, storage_url or meta.storage_url(store.dir))
     loop = StudyLoop(
         spec,
         store,

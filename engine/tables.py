@@ -20,7 +20,6 @@ from engine.results import StudyResults
 __all__ = [
     "BASELINE_NAMES",
     "FLAG",
-    "METRIC_LABELS",
     "PAGE_STYLE",
     "TRADING_METRICS",
     "compared_metrics",
@@ -36,16 +35,12 @@ __all__ = [
 
 FLAG = "⚠"
 TRADING_METRICS = ("sharpe", "return_pct", "max_drawdown_pct", "num_trades")
-METRIC_LABELS = {
-    "sharpe": ("Sharpe ratio", "annualised"),
-    "return_pct": ("Return", "%"),
-    "max_drawdown_pct": ("Max drawdown", "%"),
-    "win_rate_pct": ("Win rate", "%"),
-    "exposure_pct": ("Exposure", "%"),
-    "profit_factor": ("Profit factor", ""),
-    "num_trades": ("Trades", ""),
+BASELINE_NAMES = {
+    "default": "family default",
+    "flat": "flat",
+    "buy_and_hold": "buy and hold",
+    "short_and_hold": "short and hold",
 }
-BASELINE_NAMES = {"default": "family default", "flat": "flat", "buy_and_hold": "buy and hold"}
 
 PAGE_STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222;line-height:1.45}"
@@ -107,18 +102,33 @@ def comparison_frame(res: StudyResults) -> pd.DataFrame:
             row[f"val_{m}"] = rec.metrics.get(m, math.nan)
             row[f"test_{m}"] = test.get(m, math.nan)
         row["val_sharpe_se"] = rec.sems.get("sharpe", math.nan)
+        row["test_sharpe_se"] = test.get("sharpe_se", math.nan)
         row["dsr"] = members.get(rec.index, {}).get("dsr", math.nan)
+        row["blocks"] = _blocks_won(rec)
         rows.append(row)
     for name, splits in (verdict.baselines if verdict else {}).items():
         row = {"row": f"baseline: {BASELINE_NAMES.get(name, name)}", "kind": name, "trial": None}
         for m in metrics:
             row[f"val_{m}"] = splits.get("validation", {}).get(m, math.nan)
             row[f"test_{m}"] = splits.get("test", {}).get(m, math.nan)
-        rows.append({**row, "val_sharpe_se": math.nan, "dsr": math.nan})
+        test_se = splits.get("test", {}).get("sharpe_se", math.nan)
+        rows.append(
+            {**row, "val_sharpe_se": math.nan, "test_sharpe_se": test_se, "dsr": math.nan, "blocks": ""}
+        )
     columns = ["row", "kind", "trial", *(f"{s}_{m}" for s in ("val", "test") for m in metrics)]
-    df = pd.DataFrame(rows, columns=[*columns, "val_sharpe_se", "dsr"])
+    df = pd.DataFrame(rows, columns=[*columns, "val_sharpe_se", "test_sharpe_se", "dsr", "blocks"])
     df["trial"] = df["trial"].astype("Int64")
     return df
+
+
+def _blocks_won(rec: Any) -> str:
+    """'3/4': out-of-sample blocks (walk-forward folds) with a positive Sharpe ratio ('' without folds)."""
+    folds = rec.info.get("folds") or []
+    sharpes = [f.get("sharpe") for f in folds if isinstance(f, dict)]
+    values = [float(x) for x in sharpes if isinstance(x, (int, float))]
+    if not values or len(values) != len(sharpes):
+        return ""
+    return f"{sum(x > 0 for x in values)}/{len(values)}"
 
 
 def fmt_number(value: Any, digits: int = 3) -> str:
@@ -134,16 +144,9 @@ def fmt_prob(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
 
-_HEADERS = {
-    "sharpe": "Sharpe",
-    "return_pct": "return %",
-    "max_drawdown_pct": "max drawdown %",
-    "num_trades": "trades",
-}
-
-
-def _metric_header(split: str, name: str) -> str:
-    return f"{split} {_HEADERS.get(name, name)}"
+def _metric_header(res: StudyResults, split: str, name: str) -> str:
+    """'test max drawdown %': the split and the metric's label from the objective's catalogue."""
+    return f"{split} {res.objective.catalogue.label(name)}"
 
 
 def front_table(res: StudyResults) -> tuple[pd.DataFrame, list[str]]:
@@ -160,18 +163,19 @@ def front_table(res: StudyResults) -> tuple[pd.DataFrame, list[str]]:
         for m in compared_metrics(res):
             col = df[f"{split}_{m}"]
             cells = [fmt_number(v) for v in col]
-            if m == "sharpe" and split == "val":
+            if m == "sharpe":
                 cells = [
                     c if c == "-" or pd.isna(se) else f"{c} ± {fmt_number(se)}"
-                    for c, se in zip(cells, df["val_sharpe_se"])
+                    for c, se in zip(cells, df[f"{split}_sharpe_se"])
                 ]
             if m == "num_trades" and split == "test" and bound is not None:
                 low = [k in ("front", "default") and v < bound for k, v in zip(df["kind"], col)]
                 cells = [f"{FLAG} {c}" if flag else c for c, flag in zip(cells, low)]
                 flagged += [str(t) for t, flag in zip(df["trial"], low) if flag]
-            header = _metric_header("validation" if split == "val" else "test", m)
-            out[header + (" ± SE" if m == "sharpe" and split == "val" else "")] = cells
+            header = _metric_header(res, "validation" if split == "val" else "test", m)
+            out[header + (" ± SE" if m == "sharpe" else "")] = cells
     out["DSR"] = [fmt_prob(v) for v in df["dsr"]]
+    out["blocks won"] = [b or "-" for b in df["blocks"]]
     out = out[[c for c in out.columns if c == "" or (out[c] != "-").any()]]
     notes = []
     if flagged:
@@ -183,8 +187,8 @@ def front_table(res: StudyResults) -> tuple[pd.DataFrame, list[str]]:
 
 
 def sharpe_yardstick(res: StudyResults) -> str | None:
-    """'best validation Sharpe 3.9 (± 1.4 standard error over 3,146 bars; the best of 40 noise trials
-    is expected near 3.4)'; None without a verdict or a Sharpe ratio."""
+    """'best validation Sharpe 3.9 (± 1.4 standard error over 3,146 bars; the best of 12 independent
+    skill-less tries is expected near 3.4)'; None without a verdict or a Sharpe ratio."""
     verdict = res.verdict
     pool = [r for r in res.records if res.objectives.feasible(r)] or [
         r for r in res.records if r.status == "completed"
@@ -194,8 +198,8 @@ def sharpe_yardstick(res: StudyResults) -> str | None:
         return None
     return (
         f"best validation Sharpe {max(values):.2f} (± {verdict.sharpe_se:.2f} standard error over "
-        f"{verdict.n_obs:,} bars; the best of {verdict.n_trials} noise trials is expected near "
-        f"{verdict.noise_best_sharpe:.2f})"
+        f"{verdict.n_obs:,} bars; the best of {verdict.n_trials} independent skill-less tries, the trial "
+        f"ledger's effective count, is expected near {verdict.noise_best_sharpe:.2f})"
     )
 
 

@@ -53,7 +53,7 @@ import json
 import logging
 import math
 import os
-import re
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 
     from engine.results import StudyResults
 
-__all__ = ["LoggedStudy", "log_study", "mlflow_settings", "require_mlflow", "track_study"]
+__all__ = ["LoggedStudy", "check_store", "log_study", "mlflow_settings", "require_mlflow", "track_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,15 +123,39 @@ def mlflow_settings(
     ``tracking.mlflow``; None when neither asks for MLflow."""
     given = spec.tracking.mlflow
     if uri is None and experiment is None:
+        if given is not None:
+            check_store(given.uri, "tracking.mlflow.uri")
         return given
     if uri is None and given is None:
         raise InputError(
             f"{flags[1]}: no tracking URI; give {flags[0]} too, or set tracking.mlflow.uri in the spec"
         )
-    return checked_settings(
+    settings = checked_settings(
         uri if uri is not None else given.uri if given else "",
         experiment if experiment is not None else given.experiment if given else None,
         flags=flags,
+    )
+    check_store(settings.uri, flags[0] if uri is not None else "tracking.mlflow.uri")
+    return settings
+
+
+def check_store(uri: str, where: str) -> None:
+    """InputError (naming ``where``, the option or field) for a tracking URI that this MLflow refuses
+    to open: its filesystem store (``file://``), which MLflow 3 keeps only behind
+    ``MLFLOW_ALLOW_FILE_STORE``."""
+    if not uri.lower().startswith("file:"):
+        return
+    try:
+        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+    except ImportError:  # an MLflow that still opens its file store
+        return
+    if MLFLOW_ALLOW_FILE_STORE.get():
+        return
+    path = uri.split(":", 1)[1].removeprefix("//").rstrip("/") or "mlruns"
+    raise InputError(
+        f"{where} {shown_uri(uri)}: this MLflow no longer opens a file store (a directory of runs); "
+        f"use a database, e.g. sqlite:///{path}.db, or a "
+        "tracking server (http://host:5000); to keep the old store, set MLFLOW_ALLOW_FILE_STORE=true"
     )
 
 
@@ -211,6 +235,11 @@ def _log(directory: str | Path, settings: MlflowSpec, state: str | None) -> Logg
 
     require_mlflow("MLflow tracking")
     res = StudyResults.load(directory)
+    for rec in res.records:  # a linked artifact is refused before MLflow is touched
+        for name in _MODEL_FILES:
+            _artifact(res, res.store.trial_dir(rec.index) / name)
+    for name in _STUDY_FILES:
+        _artifact(res, res.store.dir / name)
     from mlflow.tracking import MlflowClient
 
     _quiet_mlflow()
@@ -315,8 +344,8 @@ class _Logger:
         }
         if res.objective.scores_test:  # a model family on market data
             params.update({"data.source": spec.data.source, "validation": spec.data.validation.scheme})
-        files = [res.store.dir / n for n in _STUDY_FILES]
-        content = _Content(params, metrics, histories, tags, [(p, "") for p in files if p.is_file()])
+        files = [(p, "") for n in _STUDY_FILES if (p := _artifact(res, res.store.dir / n)) is not None]
+        content = _Content(params, metrics, histories, tags, files)
         return spec.name, content
 
     def _trial_content(
@@ -339,7 +368,7 @@ class _Logger:
         if rec.reason:
             tags[f"{TAG}reason"] = rec.reason
         trial_dir = self.res.store.trial_dir(rec.index)
-        files = [(trial_dir / n, "model") for n in _MODEL_FILES if (trial_dir / n).is_file()]
+        files = [(p, "model") for n in _MODEL_FILES if (p := _artifact(self.res, trial_dir / n)) is not None]
         histories = {f"curve/{k}": v for k, v in curve.items()}
         return _Content(dict(rec.params), metrics, histories, tags, files)
 
@@ -459,6 +488,16 @@ class _Content:
         return digest.hexdigest()[:32]
 
 
+def _artifact(res: StudyResults, path: Path) -> Path | None:
+    """``path`` when it is a regular file of the study, None when there is none; InputError for a
+    link there (an artifact is never read from outside the study)."""
+    try:
+        mode = res.store.inside(path).lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return path if stat.S_ISREG(mode) else None
+
+
 def _fingerprint(run: Run) -> str | None:
     return run.data.tags.get(f"{TAG}fingerprint")
 
@@ -523,5 +562,7 @@ def _bounded_http() -> Iterator[None]:
 
 
 def shown_uri(uri: str) -> str:
-    """A URI (or a message holding one) without its password."""
-    return re.sub(r"(://[^:/@\s]+):[^@/\s]*@", r"\1:***@", uri)
+    """A URI (or a message holding one) without its passwords (see :func:`engine.store.redact_text`)."""
+    from engine.store import redact_text
+
+    return redact_text(uri)

@@ -1,74 +1,110 @@
-"""The verdict of a study: did the search find an edge, or the luck of the best of N?
+"""The verdict on one named configuration: did the search find an edge, or the luck of the best of N?
 
-Inputs, all out of sample for the search's own trials (the stitched
-walk-forward blocks, or the holdout validation split), never the test split:
+The verdict is about the configuration ``boengine best`` writes: the pick
+(the knee of the Pareto front by default; ``best --pick`` names another, and
+gets its own verdict). Its inputs are out of sample for the search's own
+trials (the stitched walk-forward blocks, or the holdout validation split),
+never the test split:
 
-- the per-bar net returns of every trial evaluated here that completed
+- the per-bar net returns of every trial the study evaluated that completed
   (``trials/<i>/returns.npy``): the search's universe, `T x N`;
-- the same bars for the rule baselines, flat and buy-and-hold;
-- the Pareto front.
+- the instrument's per-bar return on the same bars (buy-and-hold's);
+- the trial ledger's counts (:mod:`engine.ledger`): every configuration
+  tried on overlapping bars of the same data, and how many independent
+  tries that is.
 
-Statistics (:mod:`engine.selection`):
+It says **evidence of an edge** only when all three hold:
 
-- **SPA** (Hansen 2005): the p-value of "no trial beats buy-and-hold" and of
-  "no trial beats flat", over all N trials at once (a data-snooping-robust
-  test of the whole search).
-- **Deflated Sharpe ratio** of each front member: the probability that its
-  true Sharpe is above what the best of N skill-less trials would show, with
-  N the trials tried (completed and early-stopped) and the variance of the
-  completed trials' Sharpe ratios.
-- **PBO** by CSCV: how often the in-sample best trial lands in the lower half
-  out of sample. It judges the *choice among* the trials, not the edge: when
-  every configuration captures the same signal, PBO is near 0.5 although the
-  edge is real, so it qualifies the verdict instead of deciding it.
+1. **Skill in the family** (:func:`engine.skill.skill_test`): Hansen's SPA of
+   all N trials' returns net of their beta to the instrument against zero has
+   p < :data:`ALPHA`. Data snooping over every trial is accounted for, and
+   neither a constant long or short position nor the benchmark's own
+   volatility decides it (a test of mean-return differences against
+   buy-and-hold would carry that volatility and reward a short bias in a
+   falling market).
+2. **Skill of the pick**: the same test of the pick alone, p < :data:`ALPHA`.
+3. **The pick's deflated Sharpe ratio** is at least :data:`DSR_BAR`: a
+   one-sided test, at 5 %, of "its true Sharpe ratio is at most what the best
+   of the ledger's effective number of skill-less tries would show".
 
-Rule: **evidence of an edge** when both SPA p-values are below
-:data:`ALPHA` and the best front member's deflated Sharpe ratio is at least
-:data:`DSR_BAR`; otherwise **no evidence**.
+PBO (CSCV) judges the choice *among* the trials, not the edge: when every
+configuration captures the same signal it is near 0.5 although the edge is
+real, so it is a caveat here and a condition of the champion rule
+(:mod:`engine.champion`). SPA p-values of raw returns against buy-and-hold
+and against flat are shown for reference; they do not decide.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from engine.ledger import TrialCounts
     from engine.results import StudyResults
 
-__all__ = ["ALPHA", "DSR_BAR", "Verdict", "study_verdict", "write_verdict"]
+__all__ = [
+    "ALPHA",
+    "DSR_BAR",
+    "Verdict",
+    "VerdictInputs",
+    "compute_verdict",
+    "fold_consistency",
+    "study_verdict",
+    "verdict_from_returns",
+    "write_verdict",
+]
 
 ALPHA = 0.05
 DSR_BAR = 0.95
 PBO_BLOCKS = 16
 SPA_REPS = 1000
-_FORMAT = 1
+_FORMAT = 3
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One sentence and the statistics behind it (``to_dict`` is what ``status --json`` shows)."""
+    """One sentence about the pick and the statistics behind it (``summary`` is what
+    ``status --json`` shows; ``to_dict`` what ``verdict.json`` keeps)."""
 
     edge: bool
     sentence: str
+    pick: int | None
+    pick_name: str
     deflated_sharpe: float
+    skill_p_family: float
+    skill_p_pick: float
+    alpha_annual: float
+    alpha_sharpe: float
+    beta: float
+    sharpe_annual: float
     pbo: float
     spa_p_buy_and_hold: float
     spa_p_flat: float
-    n_trials: int
+    n_trials: int  # the N the deflated Sharpe ratio used: the ledger's effective N
+    n_study: int
+    n_bars: int
+    n_effective: int
     n_returns: int
     n_obs: int
     periods_per_year: float
     sharpe_se: float
     noise_best_sharpe: float
     members: dict[int, dict[str, Any]] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    folds: dict[str, Any] = field(default_factory=dict)
+    skill_details: dict[str, Any] = field(default_factory=dict)
     pbo_details: dict[str, Any] = field(default_factory=dict)
     spa_details: dict[str, dict[str, Any]] = field(default_factory=dict)
     baselines: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
     caveats: list[str] = field(default_factory=list)
     key: str = ""
 
@@ -78,28 +114,49 @@ class Verdict:
         return _finite(out)
 
     def summary(self) -> dict[str, Any]:
-        """The verdict object of ``status --json``."""
-        return _finite(
-            {
-                "edge": self.edge,
-                "sentence": self.sentence,
-                "deflated_sharpe": self.deflated_sharpe,
-                "pbo": self.pbo,
-                "spa_p_buy_and_hold": self.spa_p_buy_and_hold,
-                "spa_p_flat": self.spa_p_flat,
-                "n_trials": self.n_trials,
-                "n_obs": self.n_obs,
-            }
+        """The verdict object of ``status --json`` and of a written config entry."""
+        keys = (
+            "edge",
+            "sentence",
+            "pick",
+            "pick_name",
+            "deflated_sharpe",
+            "skill_p_family",
+            "skill_p_pick",
+            "alpha_annual",
+            "beta",
+            "pbo",
+            "spa_p_buy_and_hold",
+            "spa_p_flat",
+            "n_trials",
+            "n_study",
+            "n_bars",
+            "n_effective",
+            "n_obs",
         )
+        return _finite({k: getattr(self, k) for k in keys})
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
         values: dict[str, Any] = {k: (math.nan if v is None and k in _FLOATS else v) for k, v in data.items()}
         values["members"] = {int(k): v for k, v in data.get("members", {}).items()}
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 
-_FLOATS = {"deflated_sharpe", "pbo", "spa_p_buy_and_hold", "spa_p_flat", "sharpe_se", "noise_best_sharpe"}
+_FLOATS = {
+    "deflated_sharpe",
+    "skill_p_family",
+    "skill_p_pick",
+    "alpha_annual",
+    "alpha_sharpe",
+    "beta",
+    "sharpe_annual",
+    "pbo",
+    "spa_p_buy_and_hold",
+    "spa_p_flat",
+    "sharpe_se",
+    "noise_best_sharpe",
+}
 
 
 def _finite(obj: Any) -> Any:
@@ -113,47 +170,45 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def _key(res: StudyResults, indices: list[int]) -> str:
-    """Identifies the inputs: which trials, in which state (the cache is stale when it changes)."""
-    state = [(r.index, r.status, r.epochs) for r in res.records]
-    text = json.dumps({"format": _FORMAT, "state": state, "returns": indices, "seed": res.spec.seed})
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class VerdictInputs:
+    """Everything the verdict is computed from (no file is read after this).
 
-
-def study_verdict(res: StudyResults, *, use_cache: bool = True) -> Verdict | None:
-    """The study's verdict, or None when its objective has no per-bar returns (synthetic problems).
-
-    A ``verdict.json`` written for the same trials is reused (``use_cache``).
+    Attributes:
+        returns: `T x N` per-bar net out-of-sample returns of the trials with returns.
+        trials: the trial index of each column.
+        pick: the trial index of the named pick (None: nothing to judge, e.g. an empty front).
+        pick_name: how it was picked (``knee``, an objective name).
+        market: `T` per-bar returns of the instrument on the same bars (buy-and-hold's).
+        counts: the trial ledger's counts (N in the study, on these bars, effective; V).
+        periods_per_year: bars a year (annualisation).
+        front: trial indices of the Pareto front (each gets its deflated Sharpe ratio).
+        fold_sizes: bars of each out-of-sample block, in order (one for a holdout split).
+        benchmarks: `T` per-bar returns of reference benchmarks (``flat``, ``buy_and_hold``) for
+            the raw-return SPA shown beside the verdict.
+        baselines: baseline metrics by name and split, for the tables.
+        seed: seeds every bootstrap.
+        key: identifies the inputs (a cached verdict is reused while it is unchanged).
     """
-    returns = {
-        r.index: a
-        for r in res.records
-        if r.status == "completed" and (a := res.store.read_array(r.index, "returns")) is not None
-    }
-    baselines = res.objective.baseline_returns(res.store) if res.objective.scores_test else {}
-    if not returns or "validation" not in baselines.get("buy_and_hold", {}):
-        return None
-    indices = sorted(returns)
-    key = _key(res, indices)
-    path = res.store.dir / "verdict.json"
-    if use_cache and path.is_file():
-        try:
-            cached = Verdict.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            if cached.key == key:
-                return cached
-        except (ValueError, TypeError, KeyError):
-            pass  # recomputed below
-    return _compute(res, indices, returns, baselines, key)
+
+    returns: np.ndarray
+    trials: tuple[int, ...]
+    pick: int | None
+    pick_name: str
+    market: np.ndarray
+    counts: TrialCounts
+    periods_per_year: float
+    front: tuple[int, ...] = ()
+    fold_sizes: tuple[int, ...] = ()
+    benchmarks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    baselines: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    seed: int = 0
+    key: str = ""
 
 
-def _compute(
-    res: StudyResults,
-    indices: list[int],
-    returns: dict[int, np.ndarray],
-    baselines: dict[str, dict[str, tuple[dict[str, float], Any]]],
-    key: str,
-) -> Verdict:
-    # imported here: scipy.stats takes a second, and a verdict read from verdict.json needs none of it
+def compute_verdict(inputs: VerdictInputs) -> Verdict:
+    """The rule of the module docstring on ``inputs``."""
+    # imported here: scipy.stats and arch take seconds, and a cached verdict needs neither
     from engine.selection import (
         deflated_sharpe,
         expected_max_normal,
@@ -161,58 +216,112 @@ def _compute(
         sharpe_standard_error,
         spa_test,
     )
+    from engine.skill import skill_test
 
-    matrix = np.column_stack([returns[i].astype(np.float64) for i in indices])  # T x N
+    matrix = np.asarray(inputs.returns, dtype=np.float64)
     n_obs, n_with = matrix.shape
-    ppy = float(res.meta.facts.get("periods_per_year") or 252.0)
-    tried = sum(
-        r.status in ("completed", "early_stopped") and not r.source.startswith("warm_start")
-        for r in res.records
-    )
-    n_trials = max(tried, n_with)
-    sharpes = np.array([sharpe_ratio(matrix[:, j]) for j in range(n_with)])
+    ppy = inputs.periods_per_year
+    counts = inputs.counts
+    n_eff = max(counts.n_effective, 1)
+    pick = inputs.pick if inputs.pick in inputs.trials else None
+    col = inputs.trials.index(pick) if pick is not None else None
+    enough = n_obs >= 20
     members = {}
-    for rec in res.front:
-        if rec.index in returns:
-            d = deflated_sharpe(
-                returns[rec.index].astype(np.float64), sharpes, periods_per_year=ppy, n_trials=n_trials
-            )
-            members[rec.index] = d.to_dict()
-    best_dsr = max((m["dsr"] for m in members.values()), default=math.nan)
-    bh = baselines["buy_and_hold"]["validation"][1].astype(np.float64)
-    seed = res.spec.seed
-    spa_bh = spa_test(bh, matrix, reps=SPA_REPS, seed=seed) if n_obs >= 20 else None
-    spa_flat = spa_test(np.zeros(n_obs), matrix, reps=SPA_REPS, seed=seed) if n_obs >= 20 else None
+    for i in inputs.front:
+        if i in inputs.trials:
+            members[i] = deflated_sharpe(
+                matrix[:, inputs.trials.index(i)],
+                np.zeros(1),
+                periods_per_year=ppy,
+                n_trials=n_eff,
+                sharpe_variance=counts.sharpe_variance,
+            ).to_dict()
+    if pick is not None and col is not None and pick not in members:
+        members[pick] = deflated_sharpe(
+            matrix[:, col],
+            np.zeros(1),
+            periods_per_year=ppy,
+            n_trials=n_eff,
+            sharpe_variance=counts.sharpe_variance,
+        ).to_dict()
+    skill = (
+        skill_test(matrix, inputs.market, col, periods_per_year=ppy, reps=SPA_REPS, seed=inputs.seed)
+        if col is not None and enough
+        else None
+    )
+    spa = {
+        name: spa_test(np.asarray(bench, dtype=np.float64), matrix, reps=SPA_REPS, seed=inputs.seed)
+        for name, bench in inputs.benchmarks.items()
+        if enough
+    }
     pbo = _pbo(matrix)
-    p_bh = spa_bh.pvalue if spa_bh else math.nan
-    p_flat = spa_flat.pvalue if spa_flat else math.nan
-    edge = bool(p_bh < ALPHA and p_flat < ALPHA and best_dsr >= DSR_BAR)
-    se = sharpe_standard_error(n_obs, ppy)
-    noise_best = se * expected_max_normal(n_trials)
-    caveats = _caveats(pbo.pbo if pbo else math.nan, n_with, edge)
+    dsr = float(members[pick]["dsr"]) if pick is not None else math.nan
+    p_family = skill.pvalue_family if skill else math.nan
+    p_pick = skill.pvalue_pick if skill else math.nan
+    edge = bool(p_family < ALPHA and p_pick < ALPHA and dsr >= DSR_BAR)
+    folds = fold_consistency(matrix[:, col], inputs.fold_sizes, ppy) if col is not None else {}
+    se = sharpe_standard_error(max(n_obs, 1), ppy)
+    reasons = _reasons(p_family, p_pick, dsr, counts, pick)
     return Verdict(
         edge=edge,
-        sentence=_sentence(edge, p_bh, p_flat, best_dsr, n_trials),
-        deflated_sharpe=best_dsr,
+        sentence=_sentence(edge, pick, inputs.pick_name, p_family, p_pick, dsr, counts, reasons),
+        pick=pick,
+        pick_name=inputs.pick_name,
+        deflated_sharpe=dsr,
+        skill_p_family=p_family,
+        skill_p_pick=p_pick,
+        alpha_annual=skill.alpha_annual if skill else math.nan,
+        alpha_sharpe=skill.alpha_sharpe if skill else math.nan,
+        beta=skill.beta if skill else math.nan,
+        sharpe_annual=sharpe_ratio(matrix[:, col]) * math.sqrt(ppy) if col is not None else math.nan,
         pbo=pbo.pbo if pbo else math.nan,
-        spa_p_buy_and_hold=p_bh,
-        spa_p_flat=p_flat,
-        n_trials=n_trials,
+        spa_p_buy_and_hold=spa["buy_and_hold"].pvalue if "buy_and_hold" in spa else math.nan,
+        spa_p_flat=spa["flat"].pvalue if "flat" in spa else math.nan,
+        n_trials=n_eff,
+        n_study=counts.n_study,
+        n_bars=counts.n_bars,
+        n_effective=n_eff,
         n_returns=n_with,
         n_obs=n_obs,
         periods_per_year=ppy,
         sharpe_se=se,
-        noise_best_sharpe=noise_best,
+        noise_best_sharpe=se * expected_max_normal(n_eff),
         members=members,
+        counts=counts.to_dict(),
+        folds=folds,
+        skill_details=skill.to_dict() if skill else {},
         pbo_details=pbo.to_dict() if pbo else {},
-        spa_details={
-            "buy_and_hold": spa_bh.to_dict() if spa_bh else {},
-            "flat": spa_flat.to_dict() if spa_flat else {},
-        },
-        baselines={name: {split: m for split, (m, _) in parts.items()} for name, parts in baselines.items()},
-        caveats=caveats,
-        key=key,
+        spa_details={name: s.to_dict() for name, s in spa.items()},
+        baselines=inputs.baselines,
+        reasons=reasons,
+        caveats=_caveats(
+            pbo.pbo if pbo else math.nan, n_with, edge, folds, skill.beta if skill else math.nan
+        ),
+        key=inputs.key,
     )
+
+
+def fold_consistency(returns: np.ndarray, sizes: Sequence[int], periods_per_year: float) -> dict[str, Any]:
+    """Per-block annualised Sharpe ratios of one trial's stitched returns, how many are positive,
+    and whether one block carries the edge (the rest sum to a loss while the whole is a gain)."""
+    from engine.selection import sharpe_ratio
+
+    r = np.asarray(returns, dtype=np.float64)
+    if not sizes or sum(sizes) != len(r):
+        return {}
+    bounds = np.cumsum([0, *sizes])
+    blocks = [r[a:b] for a, b in itertools.pairwise(bounds)]
+    sharpes = [sharpe_ratio(b) * math.sqrt(periods_per_year) if len(b) >= 2 else math.nan for b in blocks]
+    gains = [float(b.sum()) for b in blocks]
+    best = int(np.argmax(gains))
+    rest = sum(g for i, g in enumerate(gains) if i != best)
+    return {
+        "sharpes": sharpes,
+        "positive": sum(g > 0 for g in gains),
+        "folds": len(blocks),
+        "carried_by_one": bool(len(blocks) > 1 and sum(gains) > 0 and rest <= 0),
+        "best_fold": best,
+    }
 
 
 def _pbo(matrix: np.ndarray) -> Any:
@@ -228,14 +337,62 @@ def _pbo(matrix: np.ndarray) -> Any:
     return pbo_cscv(matrix, n_blocks=blocks) if n_obs // blocks >= 2 else None
 
 
-def _sentence(edge: bool, p_bh: float, p_flat: float, dsr: float, n: int) -> str:
-    figures = f"SPA p-value {p_bh:.3g} against buy-and-hold and {p_flat:.3g} against flat, deflated Sharpe ratio {dsr:.3g}, {n} trials"
+def _p(value: float) -> str:
+    """A p-value or probability for a sentence: three significant digits, '< 0.001' below that."""
+    return "< 0.001" if 0 <= value < 0.001 else f"{value:.3g}"
+
+
+def _reasons(p_family: float, p_pick: float, dsr: float, counts: TrialCounts, pick: int | None) -> list[str]:
+    """Which conditions of the rule fail, in words (empty when all hold)."""
+    if pick is None:
+        return ["no configuration meets the constraints, so there is nothing to pick"]
+    out = []
+    if not p_family < ALPHA:
+        out.append(
+            f"no trial earns beyond a fixed long, short or flat position by more than luck over "
+            f"{counts.n_study} trials explains (SPA p {_p(p_family)})"
+        )
+    if not p_pick < ALPHA:
+        out.append(f"the pick's return beyond its market exposure is within noise (p {_p(p_pick)})")
+    if not dsr >= DSR_BAR:
+        out.append(
+            f"its Sharpe ratio is within what the best of {max(counts.n_effective, 1)} independent tries shows "
+            f"by luck (deflated Sharpe ratio {_p(dsr)} < {DSR_BAR:g})"
+        )
+    return out
+
+
+def _sentence(
+    edge: bool,
+    pick: int | None,
+    pick_name: str,
+    p_family: float,
+    p_pick: float,
+    dsr: float,
+    counts: TrialCounts,
+    reasons: list[str],
+) -> str:
+    if pick is None:
+        return "No evidence: " + reasons[0] + "."
+    who = (
+        f"the {pick_name} (trial {pick})"
+        if pick_name == "knee"
+        else f"the best on {pick_name} (trial {pick})"
+    )
+    figures = (
+        f"skill p-value {_p(p_family)} over all trials and {_p(p_pick)} for the pick, deflated Sharpe ratio "
+        f"{_p(dsr)} at {max(counts.n_effective, 1)} effective of {counts.n_bars} configurations tried on these bars"
+    )
     if edge:
-        return f"Evidence of an edge over buy-and-hold and flat: the best configurations beat both by more than luck across {n} trials explains ({figures})."
-    return f"No evidence: the best configurations are indistinguishable from luck ({figures})."
+        return (
+            f"Evidence of an edge: {who} earns beyond any fixed long, short or flat position, by more than luck "
+            f"across the tries explains ({figures})."
+        )
+    tries = f"{max(counts.n_effective, 1)} effective of {counts.n_bars} configurations tried on these bars"
+    return f"No evidence: {who} is indistinguishable from luck: {'; '.join(reasons)}; {tries}."
 
 
-def _caveats(pbo: float, n: int, edge: bool) -> list[str]:
+def _caveats(pbo: float, n: int, edge: bool, folds: Mapping[str, Any], beta: float) -> list[str]:
     out = []
     if n < 2:
         out.append("PBO needs at least 2 completed trials")
@@ -245,14 +402,127 @@ def _caveats(pbo: float, n: int, edge: bool) -> list[str]:
             "so picking one configuration over another is itself mostly luck"
             + ("; the edge is in the family as a whole, not in the pick" if edge else "")
         )
+    if folds.get("carried_by_one"):
+        out.append(
+            f"one block carries the pick's gain: without block {folds['best_fold']} its out-of-sample return is a loss"
+        )
+    elif folds and folds.get("folds", 0) > 1 and folds["positive"] * 2 < folds["folds"]:
+        out.append(f"the pick gained in {folds['positive']} of {folds['folds']} blocks only")
+    if math.isfinite(beta) and abs(beta) >= 0.5:
+        out.append(
+            f"the pick holds a net {'long' if beta > 0 else 'short'} market exposure (beta {beta:.2f}): part of "
+            "its return is the market's, which the skill test removes"
+        )
     return out
 
 
-def write_verdict(res: StudyResults) -> Verdict | None:
-    """Compute the verdict (or reuse a current ``verdict.json``) and write it to ``verdict.json``."""
-    from engine.store import write_json
+def verdict_from_returns(
+    returns: np.ndarray,
+    market: np.ndarray,
+    pick: int,
+    *,
+    periods_per_year: float,
+    seed: int = 0,
+    n_bars: int | None = None,
+    fold_sizes: Sequence[int] = (),
+) -> Verdict:
+    """The verdict on column ``pick`` of a `T x N` return matrix alone (simulations, tests): the
+    ledger is the matrix itself (``n_bars``: configurations tried, default N)."""
+    from engine.ledger import Ledger, _Entry
 
+    matrix = np.asarray(returns, dtype=np.float64)
+    n = matrix.shape[1]
+    entries = [_Entry("", j, str(j), True, matrix[:, j]) for j in range(n)]
+    entries += [_Entry("elsewhere", n + j, f"x{j}", False) for j in range(max((n_bars or n) - n, 0))]
+    counts = Ledger(tuple(entries), "", len(matrix)).counts()
+    return compute_verdict(
+        VerdictInputs(
+            returns=matrix,
+            trials=tuple(range(n)),
+            pick=pick,
+            pick_name="knee",
+            market=np.asarray(market, dtype=np.float64),
+            counts=counts,
+            periods_per_year=periods_per_year,
+            front=(pick,),
+            fold_sizes=tuple(fold_sizes),
+            seed=seed,
+        )
+    )
+
+
+# ----------------------------------------------------------------- a study's verdict
+
+
+def study_verdict(res: StudyResults, pick: str = "knee", *, use_cache: bool = True) -> Verdict | None:
+    """The verdict on ``pick`` of a study, or None when its objective has no per-bar returns.
+
+    The knee's verdict is kept in ``verdict.json`` and reused while its inputs
+    (trials, their states, the ledger, the seed) are unchanged (``use_cache``).
+    """
+    from engine.ledger import trial_ledger
+
+    returns = {
+        r.index: a
+        for r in res.records
+        if r.status == "completed"
+        and not r.attached
+        and (a := res.store.read_array(r.index, "returns")) is not None
+    }
+    baselines = res.objective.baseline_returns(res.store) if res.objective.scores_test else {}
+    if not returns or "validation" not in baselines.get("buy_and_hold", {}):
+        return None
+    indices = sorted(returns)
+    chosen = res.pick(pick) if res.front else None
+    ledger = trial_ledger(res, returns)
+    state = [(r.index, r.status, r.epochs) for r in res.records]
+    text = json.dumps(
+        {
+            "format": _FORMAT,
+            "state": state,
+            "returns": indices,
+            "seed": res.spec.seed,
+            "pick": [pick, chosen.index if chosen else None],
+            "ledger": ledger.fingerprint,
+        }
+    )
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    cached = res.store.read_verdict() if use_cache and pick == "knee" else None
+    if cached is not None:
+        try:
+            verdict = Verdict.from_dict(cached)
+            if verdict.key == key:
+                return verdict
+        except (ValueError, TypeError, KeyError):
+            pass  # recomputed below
+    return compute_verdict(
+        VerdictInputs(
+            returns=np.column_stack([returns[i].astype(np.float64) for i in indices]),
+            trials=tuple(indices),
+            pick=chosen.index if chosen and chosen.index in returns else None,
+            pick_name=pick,
+            market=baselines["buy_and_hold"]["validation"][1].astype(np.float64),
+            counts=ledger.counts(),
+            periods_per_year=float(res.meta.facts.get("periods_per_year") or 252.0),
+            front=tuple(r.index for r in res.front),
+            fold_sizes=tuple(res.store.fold_sizes()),
+            benchmarks={
+                name: baselines[name]["validation"][1]
+                for name in ("buy_and_hold", "flat")
+                if "validation" in baselines.get(name, {})
+            },
+            baselines={
+                name: {split: m for split, (m, _) in parts.items()} for name, parts in baselines.items()
+            },
+            seed=res.spec.seed,
+            key=key,
+        )
+    )
+
+
+def write_verdict(res: StudyResults) -> Verdict | None:
+    """Compute the knee's verdict (or reuse a current ``verdict.json``) and write it to ``verdict.json``."""
     verdict = study_verdict(res)
     if verdict is not None:
-        write_json(res.store.dir / "verdict.json", verdict.to_dict())
+        res.store.write_verdict(verdict.to_dict())
     return verdict

@@ -31,8 +31,8 @@ compares with the previous window's.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -42,7 +42,7 @@ from typing import Any
 
 from engine.records import REEVALUATED_SOURCES, ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, parse_spec
-from engine.store import StudyStore
+from engine.store import StudyStore, read_user_json
 from strategies.exceptions import InputError
 from strategies.space import SearchSpace
 
@@ -81,9 +81,21 @@ def list_windows(line: str | Path) -> list[Path]:
     root = Path(line)
     if not root.is_dir() or StudyStore(root).exists():
         return []
-    return sorted(
-        d for d in root.iterdir() if _WINDOW_NAME.match(d.name) and d.is_dir() and StudyStore(d).exists()
-    )
+    named = sorted(d for d in root.iterdir() if _WINDOW_NAME.match(d.name))
+    for d in named:
+        _not_a_link(d)
+    return [d for d in named if d.is_dir() and StudyStore(d).exists()]
+
+
+def _not_a_link(window: Path) -> None:
+    """InputError for a window that is a symbolic link: a line never reads or writes another study
+    through one."""
+    if window.is_symlink():
+        raise InputError(
+            f"{window}: a window of the study line is a symbolic link (to {os.readlink(window)}); "
+            "boengine does not follow links in a line (it would read or write the study there): "
+            "remove the link, or copy the study in its place"
+        )
 
 
 def resolve_study(path: str | Path) -> Path:
@@ -104,6 +116,11 @@ def open_window(spec: ExperimentSpec, line: str | Path, window: str) -> Window:
     from engine.objective import make_objective
 
     root = Path(line)
+    if root.exists() and not root.is_dir():
+        raise InputError(
+            f"--study-dir {root}: not a directory; a study line is a directory of windows: give a "
+            "directory, or a path that does not exist yet"
+        )
     if StudyStore(root).exists():
         raise InputError(
             f"{root} holds a study run without --window; windows go into a directory of their own: "
@@ -132,6 +149,7 @@ def open_window(spec: ExperimentSpec, line: str | Path, window: str) -> Window:
         )
     cut_spec = parse_spec({**raw, "data": {**data, "end": last.isoformat()}}, source="--window")
     name = last.strftime("%Y-%m-%d")
+    _not_a_link(root / name)
     earlier = [w for w in list_windows(root) if w.name < name]
     return Window(
         spec=cut_spec,
@@ -161,16 +179,12 @@ def why_outside(space: SearchSpace, params: Mapping[str, Any]) -> str | None:
 
 def live_entry(path: str | Path, key: str) -> dict[str, Any] | None:
     """The entry under ``key`` of the strategy config at ``path`` (None when the file or the
-    entry does not exist)."""
+    entry does not exist). Read like every JSON file of boengine (a byte-order mark accepted;
+    a link, a directory or a device refused with one line)."""
     p = Path(path)
-    if not p.exists():
+    config = read_user_json(p, what="a JSON strategy config")
+    if config is None:
         return None
-    try:
-        config = json.loads(p.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not a JSON strategy config ({exc}); fix or move it first") from None
-    if not isinstance(config, dict):
-        raise InputError(f"{p}: expected a JSON object at the top level")
     entry = config.get(key)
     if entry is None:
         return None
@@ -261,8 +275,7 @@ def _previous_front(directory: Path) -> list[TrialRecord]:
         for p in sorted((store.dir / "trials").glob("*/result.json"))
     ]
     objectives = ObjectiveSet.from_spec(prev)
-    own = [r for r in records if not r.source.startswith("warm_start")]
-    front = objectives.front(own)
+    front = objectives.front(records)
     knee = objectives.knee(front)
     return sorted(front, key=lambda r: (r is not knee, r.index))
 
@@ -283,15 +296,10 @@ def window_rows(line: str | Path) -> list[dict[str, Any]]:
     for directory in list_windows(line):
         res = StudyResults.load(directory)
         counts = res.counts()
-        cached = directory / "verdict.json"
-        verdict = None
-        if cached.is_file():
-            try:
-                verdict = json.loads(cached.read_text(encoding="utf-8")).get("sentence")
-            except (json.JSONDecodeError, AttributeError):
-                verdict = None
+        cached = res.store.read_verdict()
+        verdict = cached.get("sentence") if cached is not None else None
         carried = sum(r.source in REEVALUATED_SOURCES for r in res.records)
-        trials = sum(r.status != "abandoned" and not r.source.startswith("warm_start") for r in res.records)
+        trials = sum(r.status != "abandoned" and not r.attached for r in res.records)
         live = res.store.is_running()
         state = "running" if live else "finished" if trials >= res.spec.budget.trials else "interrupted"
         rows.append(

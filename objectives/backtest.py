@@ -30,6 +30,16 @@ Conventions (one per question):
   losses; 0 without trades or wins); ``exposure_pct``: share of the n - 1
   holding periods with a non-zero position; ``avg_trade_pct``: mean trade
   return (0 without trades).
+- ``sortino``: ``mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(periods_per_year)``
+  (downside deviation below 0 over all n bars); ``calmar``: the compound
+  annual growth rate of the equity curve, ``E_n^(periods_per_year / n) - 1``,
+  over ``max_drawdown_pct / 100``. Without downside (no losing bar, no
+  drawdown) they are :data:`RATIO_CAP` when the mean (the growth) is
+  positive and 0 otherwise; both are clipped to ``[-RATIO_CAP, RATIO_CAP]``.
+  ``turnover``: the position changes (the entry from flat and the final exit
+  included, as costs are charged) summed and annualised, ``sum |p_t -
+  p_{t-1}| / n * periods_per_year``: 2 a year is one round trip of the whole
+  capital a year; the costs a year are ``(fee_bps + slippage_bps) / 1e4`` times it.
 - ``bh_*``: buy-and-hold over the same bars (long 1.0 throughout, same costs).
 """
 
@@ -42,16 +52,20 @@ import numpy as np
 
 __all__ = [
     "PROFIT_FACTOR_CAP",
+    "RATIO_CAP",
     "BacktestResult",
     "action_confidence",
     "actions_to_positions",
     "equity_stats",
     "net_returns",
     "ranked_positions",
+    "ratio_stats",
     "run_backtest",
+    "turnover",
 ]
 
 PROFIT_FACTOR_CAP = 100.0
+RATIO_CAP = 100.0  # |sortino| and |calmar| at most (also their value without downside and a gain)
 _FLAT_TRADE = 1e-12  # a trade whose |return| is below this is neither a win nor a loss (float noise)
 DEFAULT_PERIODS_PER_YEAR = 252.0
 
@@ -68,6 +82,9 @@ class BacktestResult:
     profit_factor: float
     exposure_pct: float
     avg_trade_pct: float
+    sortino: float
+    calmar: float
+    turnover: float
     bh_return_pct: float
     bh_sharpe: float
     bh_max_drawdown_pct: float
@@ -131,6 +148,40 @@ def equity_stats(net: np.ndarray, periods_per_year: float) -> tuple[float, float
     std = float(net.std())
     sharpe = float(net.mean()) / std * math.sqrt(periods_per_year) if std > 1e-15 else 0.0
     return 100.0 * (float(equity[-1]) - 1.0), sharpe, 100.0 * drawdown
+
+
+def ratio_stats(
+    net: np.ndarray, periods_per_year: float, return_pct: float, max_drawdown_pct: float
+) -> tuple[float, float]:
+    """(sortino, calmar) of per-bar net returns `n`, given their :func:`equity_stats` return and drawdown."""
+    n = len(net)
+    mean = float(net.mean()) if n else 0.0
+    downside = math.sqrt(float(np.mean(np.minimum(net, 0.0) ** 2))) if n else 0.0
+    sortino = mean / downside * math.sqrt(periods_per_year) if downside > 1e-15 else _no_risk(mean)
+    growth = 1.0 + return_pct / 100.0
+    # in logs: a short, good backtest compounds to a huge annual rate (the cap bounds it)
+    cagr = math.expm1(min(math.log(growth) * periods_per_year / max(n, 1), 700.0)) if growth > 0 else -1.0
+    calmar = cagr / (max_drawdown_pct / 100.0) if max_drawdown_pct > 1e-12 else _no_risk(cagr)
+    return _clip(sortino), _clip(calmar)
+
+
+def _no_risk(gain: float) -> float:
+    """A risk-adjusted ratio without risk: the cap for a gain, else 0."""
+    return RATIO_CAP if gain > 1e-15 else 0.0
+
+
+def _clip(value: float) -> float:
+    return float(min(max(value, -RATIO_CAP), RATIO_CAP))
+
+
+def turnover(positions: np.ndarray, periods_per_year: float) -> float:
+    """Annualised turnover of `n` positions: ``sum |p_t - p_{t-1}|`` (from flat before the first bar,
+    to flat after the last) ``/ n * periods_per_year``."""
+    p = np.asarray(positions, dtype=np.float64)
+    if len(p) == 0:
+        return 0.0
+    changes = float(np.abs(np.diff(p, prepend=0.0, append=0.0)).sum())
+    return changes / len(p) * float(periods_per_year)
 
 
 def _trade_returns(positions: np.ndarray, gross: np.ndarray, change: np.ndarray, cost: float) -> np.ndarray:
@@ -221,6 +272,7 @@ def run_backtest(
     net = gross - cost * change
     net[-1] -= cost * abs(positions[-1])  # final exit to flat
     ret_pct, sharpe, mdd = equity_stats(net, ppy)
+    sortino, calmar = ratio_stats(net, ppy, ret_pct, mdd)
     trades = _trade_returns(positions, gross, change, cost)
     won, lost = trades > _FLAT_TRADE, trades < -_FLAT_TRADE
     wins, losses = float(trades[won].sum()), float(-trades[lost].sum())
@@ -244,6 +296,9 @@ def run_backtest(
         profit_factor=float(pf),
         exposure_pct=100.0 * float((positions[:-1] != 0).mean()),
         avg_trade_pct=100.0 * float(trades.mean()) if len(trades) else 0.0,
+        sortino=sortino,
+        calmar=calmar,
+        turnover=turnover(positions, ppy),
         bh_return_pct=bh_ret,
         bh_sharpe=bh_sharpe,
         bh_max_drawdown_pct=bh_mdd,

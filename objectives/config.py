@@ -20,6 +20,7 @@ from objectives.builtin import BUILTIN_SOURCES
 
 __all__ = [
     "COLUMN_KEYS",
+    "MAX_CPCV_SPLITS",
     "BacktestSpec",
     "DataSpec",
     "LabelSpec",
@@ -159,6 +160,10 @@ class SplitSpec(SpecSection):
 
 
 _WALK_FORWARD_KEYS = ("folds", "window", "embargo_bars", "initial_train", "warm_start_folds", "fold_epochs")
+_CPCV_KEYS = ("groups", "test_groups")
+_SHARED_KEYS = ("embargo_bars",)  # walk_forward and cpcv
+#: The most splits (model fits a trial) a cpcv spec may ask for.
+MAX_CPCV_SPLITS = 256
 
 
 class ValidationSpec(SpecSection):
@@ -175,15 +180,31 @@ class ValidationSpec(SpecSection):
       out-of-fold returns (one equity curve over all blocks). With
       ``warm_start_folds`` fold k starts from fold k-1's weights and trains at
       most ``fold_epochs`` epochs (default: ``max_epochs`` // 2, at least 1).
+    - ``cpcv``: combinatorial purged cross-validation (López de Prado): the
+      decision bars before the test split are cut into ``groups`` contiguous
+      groups; each of the C(groups, test_groups) splits trades
+      ``test_groups`` of them and trains afresh on the rest, purged by the
+      label horizon on both sides of every test group and embargoed by
+      ``embargo_bars`` after it. The trades recombine into
+      ``test_groups`` / ``groups`` x C(groups, test_groups) backtest paths
+      over every group (:mod:`objectives.cpcv`).
+
+    In every scheme, what a fit chooses (the epoch kept, early stopping on patience,
+    the ``plateau`` learning-rate schedule) is chosen on an inner selection
+    slice: the last ``select_fraction`` of its own training window, purged
+    from the bars it trains on. The bars it then trades choose nothing.
     """
 
-    scheme: Literal["holdout", "walk_forward"] = "walk_forward"
+    scheme: Literal["holdout", "walk_forward", "cpcv"] = "walk_forward"
     folds: int = Field(default=4, ge=2, le=64, description="walk_forward: validation blocks")
     window: Literal["expanding", "rolling"] = Field(
         default="expanding", description="walk_forward: train on all earlier bars, or a rolling window"
     )
     embargo_bars: int = Field(
-        default=0, ge=0, le=100_000, description="walk_forward: bars dropped after the purge gap"
+        default=0,
+        ge=0,
+        le=100_000,
+        description="walk_forward and cpcv: bars dropped after the purge gap (cpcv: after each test group)",
     )
     initial_train: float = Field(
         default=0.4,
@@ -198,15 +219,50 @@ class ValidationSpec(SpecSection):
     fold_epochs: int | None = Field(
         default=None, ge=1, le=10_000, description="walk_forward, warm-started folds: epochs after the first"
     )
+    select_fraction: float = Field(
+        default=0.2,
+        ge=0.05,
+        le=0.5,
+        description="share of each fit's training window, at its end, that chooses the kept epoch, "
+        "patience and the plateau schedule (not trained on; the traded bars choose nothing)",
+    )
+    groups: int = Field(
+        default=6,
+        ge=3,
+        le=64,
+        description="cpcv: contiguous groups of the decision bars before the test split",
+    )
+    test_groups: int = Field(
+        default=2, ge=1, le=63, description="cpcv: groups each split trades (the rest it trains on)"
+    )
 
     @model_validator(mode="after")
     def _keys_of_the_scheme(self) -> ValidationSpec:
-        if self.scheme == "holdout":
-            extra = [k for k in _WALK_FORWARD_KEYS if k in self.model_fields_set]
+        given = self.model_fields_set
+        if self.scheme != "walk_forward":
+            allowed = _SHARED_KEYS if self.scheme == "cpcv" else ()
+            extra = [k for k in _WALK_FORWARD_KEYS if k in given and k not in allowed]
             if extra:
                 raise ValueError(
                     f"{', '.join(extra)}: walk_forward settings; remove them or set scheme 'walk_forward'"
                 )
+        if self.scheme != "cpcv":
+            extra = [k for k in _CPCV_KEYS if k in given]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: cpcv settings; remove them or set scheme 'cpcv'")
+            return self
+        if self.test_groups >= self.groups:
+            raise ValueError(
+                f"test_groups {self.test_groups} must be below groups {self.groups} (each split trains on "
+                f"the groups it does not trade); lower test_groups or raise groups"
+            )
+        n_splits = math.comb(self.groups, self.test_groups)
+        if n_splits > MAX_CPCV_SPLITS:
+            raise ValueError(
+                f"groups {self.groups}, test_groups {self.test_groups}: {n_splits} splits, each a model fit "
+                f"of every trial (at most {MAX_CPCV_SPLITS}); use fewer groups, or test_groups further from "
+                "groups / 2"
+            )
         return self
 
 

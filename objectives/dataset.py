@@ -28,7 +28,9 @@ from objectives.config import SplitSpec, ValidationSpec
 from strategies.exceptions import DataError
 
 __all__ = [
+    "MIN_SELECT_BARS",
     "MIN_SPLIT_BARS",
+    "CPCVSplit",
     "FitWindow",
     "PreparedData",
     "Splits",
@@ -36,13 +38,18 @@ __all__ = [
     "check_length",
     "check_walk_forward",
     "gather_windows",
+    "holdout_fit",
+    "inner_selection",
     "split_ranges",
     "walk_forward_ranges",
     "window_view",
 ]
 
 MIN_SPLIT_BARS: dict[str, int] = {"train": 32, "val": 16, "test": 16}
-_FORMAT_VERSION = 2  # 2: walk-forward folds; format 1 (no folds) is still read
+MIN_SELECT_BARS = 16  # the inner selection slice of a fit: at least this many bars
+# 3: inner selection slices (folds and the holdout fit). Formats 1 and 2 chose the kept epoch on
+# the bars a fit then traded; they are refused, so that no study mixes the two.
+_FORMAT_VERSION = 3
 _ARRAYS = ("features", "labels", "profit", "close", "timestamps")
 
 
@@ -70,49 +77,134 @@ class FitWindow:
     """The decision bars of one model fit, as ranges ``[start, stop)``.
 
     Attributes:
-        train: bars the model is trained on.
-        val: bars scored after every epoch (empty: no validation, the last
-            epoch is kept).
-        select_stop: validation bars below it choose the kept epoch (lowest
-            loss) and drive patience; None: all of ``val``. A walk-forward
-            block stops it ``horizon`` bars before the block's end, so that no
-            label behind the choice looks past the block.
+        train: bars the model is trained on (gradient steps); with ``more_train``, the first range.
+        select: the inner selection slice: bars scored after every epoch,
+            whose lowest loss chooses the kept epoch, drives patience and the
+            ``plateau`` learning-rate schedule (empty: nothing is chosen, the
+            last epoch is kept). It is the end of the fit's own training
+            window, a purge gap after ``train``, and never the bars the fit
+            then trades.
+        val: the bars the fitted model trades and reports (a walk-forward
+            block, or the holdout validation split). Nothing in the fit looks
+            at them: they are scored once, after training.
+        label_stop: validation bars below it have labels that end inside
+            ``val`` (their loss and accuracy are reported); None: all of them.
+        more_train: further training ranges after ``train``, in time order: a
+            CPCV split trains on the groups around the ones it trades
+            (:mod:`objectives.cpcv`); empty for walk-forward and holdout fits.
+        more_select: further ranges of the selection slice after ``select`` (a CPCV
+            split's slice, the end of its training bars, may span groups).
     """
 
     train: tuple[int, int]
     val: tuple[int, int] = (0, 0)
-    select_stop: int | None = None
+    label_stop: int | None = None
+    select: tuple[int, int] = (0, 0)
+    more_train: tuple[tuple[int, int], ...] = ()
+    more_select: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def train_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Every range of training bars, in time order."""
+        return (self.train, *self.more_train)
+
+    @property
+    def select_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Every range of the inner selection slice, in time order."""
+        return (self.select, *self.more_select)
 
     def train_bars(self) -> np.ndarray:
-        return np.arange(*self.train, dtype=np.int64)
+        """The training bars of every range, in time order: `n_train` int64."""
+        if not self.more_train:
+            return np.arange(*self.train, dtype=np.int64)
+        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in self.train_ranges])
+
+    def select_bars(self) -> np.ndarray:
+        if not self.more_select:
+            return np.arange(*self.select, dtype=np.int64)
+        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in self.select_ranges])
 
     def val_bars(self) -> np.ndarray:
         return np.arange(*self.val, dtype=np.int64)
 
-    def n_select(self) -> int:
-        """How many of the validation bars (a prefix) choose the kept epoch."""
-        stop = self.val[1] if self.select_stop is None else min(self.select_stop, self.val[1])
+    def n_labelled(self) -> int:
+        """How many of the validation bars (a prefix) have labels that end inside ``val``."""
+        stop = self.val[1] if self.label_stop is None else min(self.label_stop, self.val[1])
         return max(0, stop - self.val[0])
 
     @property
     def stop(self) -> int:
         """One past the last bar the fit reads a label or a window of."""
-        return max(self.train[1], self.val[1])
+        ranges = (*self.train_ranges, *self.select_ranges, self.val)
+        return max(stop for _, stop in ranges)
 
     @classmethod
     def holdout(cls, splits: Splits) -> FitWindow:
+        """Train on the training split, trade the validation split; nothing selected (the last
+        epoch is kept). Prepared data carry the purged inner selection slice in ``PreparedData.fit``."""
         return cls(train=splits.train, val=splits.val)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"train": list(self.train), "val": list(self.val), "select_stop": self.select_stop}
+        out: dict[str, Any] = {
+            "train": list(self.train),
+            "select": list(self.select),
+            "val": list(self.val),
+            "label_stop": self.label_stop,
+        }
+        if self.more_train:
+            out["more_train"] = [list(r) for r in self.more_train]
+        if self.more_select:
+            out["more_select"] = [list(r) for r in self.more_select]
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FitWindow:
+        select = d.get("select") or (0, 0)
         return cls(
             train=(int(d["train"][0]), int(d["train"][1])),
             val=(int(d["val"][0]), int(d["val"][1])),
-            select_stop=None if d.get("select_stop") is None else int(d["select_stop"]),
+            label_stop=None if d.get("label_stop") is None else int(d["label_stop"]),
+            select=(int(select[0]), int(select[1])),
+            more_train=tuple((int(r[0]), int(r[1])) for r in d.get("more_train") or ()),
+            more_select=tuple((int(r[0]), int(r[1])) for r in d.get("more_select") or ()),
         )
+
+
+@dataclass(frozen=True)
+class CPCVSplit:
+    """One split of combinatorial purged cross-validation (:mod:`objectives.cpcv`).
+
+    Attributes:
+        test_groups: the groups (indices into ``PreparedData.groups``) the split trades.
+        fit: its training ranges (every other group, purged and embargoed around the
+            test groups) and its inner selection slice; ``fit.val`` is empty.
+    """
+
+    test_groups: tuple[int, ...]
+    fit: FitWindow
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"test_groups": list(self.test_groups), **self.fit.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CPCVSplit:
+        return cls(tuple(int(g) for g in d["test_groups"]), FitWindow.from_dict(d))
+
+
+def inner_selection(
+    train: tuple[int, int], gap: int, fraction: float
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Cut a training window ``[a, b)`` into (training bars, the inner selection slice).
+
+    The slice is the last ``fraction`` of the window (at least :data:`MIN_SELECT_BARS`
+    bars), ``[b - n, b)``; the training bars end ``gap`` bars before it (the label
+    horizon plus the embargo: no training label looks into the slice). The
+    slice's own labels end where the window's do, so they never reach the bars
+    the fit trades.
+    """
+    a, b = train
+    n = max(int((b - a) * fraction), MIN_SELECT_BARS)
+    return (a, max(a, b - n - gap)), (max(a, b - n), b)
 
 
 def walk_forward_ranges(
@@ -124,15 +216,20 @@ def walk_forward_ranges(
     test part (``splits.test`` of them, after a purge gap of ``horizon``). The
     bars before it, P, are an initial block (``initial_train`` of P) and
     ``folds`` consecutive validation blocks (the last one takes the
-    remainder). Fold k trains on the bars before block k up to a gap of
-    ``horizon + embargo_bars`` (the purge: no training label looks into the
-    block; the embargo: extra distance for serial correlation), from the start
-    (``expanding``) or over the initial block's length (``rolling``).
+    remainder). Fold k's training window is the bars before block k up to a
+    gap of ``horizon + embargo_bars`` (the purge: no training label looks into
+    the block; the embargo: extra distance for serial correlation), from the
+    start (``expanding``) or over the initial block's length (``rolling``).
+    The window's last ``select_fraction`` is the fold's inner selection slice
+    (:func:`inner_selection`, purged from the training bars by the same gap):
+    it alone chooses the fold's kept epoch, patience and learning-rate
+    schedule, so nothing chosen in fold k looks at block k.
 
     Returns:
-        (splits: train = fold 0's training bars, val = all validation blocks,
-        test; the folds; the final fit: every bar before the test split up to
-        the same gap, without validation).
+        (splits: train = fold 0's training window (its training bars and its
+        selection slice), val = all validation blocks, test; the folds; the
+        final fit: every bar before the test split up to the same gap, without
+        validation or selection).
     """
     first = seq_len - 1
     usable = n_bars - horizon - first
@@ -152,13 +249,20 @@ def walk_forward_ranges(
         stop = pre_stop if i == k - 1 else start + size
         train_stop = start - gap
         train_start = first if validation.window == "expanding" else max(first, train_stop - length)
-        folds.append(
-            FitWindow(train=(train_start, train_stop), val=(start, stop), select_stop=stop - horizon)
-        )
+        inner, select = inner_selection((train_start, train_stop), gap, validation.select_fraction)
+        folds.append(FitWindow(train=inner, select=select, val=(start, stop), label_stop=stop - horizon))
     final_stop = pre_stop - validation.embargo_bars
     final_start = first if validation.window == "expanding" else max(first, final_stop - length)
     final = FitWindow(train=(final_start, final_stop))
-    return Splits(train=folds[0].train, val=(v0, pre_stop), test=test), tuple(folds), final
+    window0 = (folds[0].train[0], folds[0].select[1])
+    return Splits(train=window0, val=(v0, pre_stop), test=test), tuple(folds), final
+
+
+def holdout_fit(splits: Splits, horizon: int, fraction: float) -> FitWindow:
+    """The holdout scheme's fit: train on the training split less its inner selection slice
+    (the split's last ``fraction``, purged by ``horizon``), choose there, trade the validation split."""
+    inner, select = inner_selection(splits.train, horizon, fraction)
+    return FitWindow(train=inner, select=select, val=splits.val)
 
 
 def check_walk_forward(
@@ -181,8 +285,9 @@ def check_walk_forward(
         raise DataError(
             f"{where}.initial_train {validation.initial_train:g}: the first fold trains on "
             f"{max(folds[0].train[1] - folds[0].train[0], 0)} decision bars after the purge gap of {horizon} "
-            f"+ embargo {validation.embargo_bars}, need at least {MIN_SPLIT_BARS['train']}; raise initial_train, "
-            "lower embargo_bars or use more bars"
+            f"+ embargo {validation.embargo_bars} and its inner selection slice (select_fraction "
+            f"{validation.select_fraction:g}), need at least {MIN_SPLIT_BARS['train']}; raise initial_train, "
+            "lower embargo_bars or select_fraction, or use more bars"
         )
     if splits.test > 0 and parts.test[1] - parts.test[0] < MIN_SPLIT_BARS["test"]:
         raise DataError(
@@ -206,12 +311,29 @@ def split_ranges(n_bars: int, seq_len: int, horizon: int, splits: SplitSpec) -> 
     return Splits(train=train, val=val, test=(test_start, test_start + n_test))
 
 
-def check_length(n_bars: int, seq_len: int, horizon: int, splits: SplitSpec, *, source: str = "data") -> None:
+def check_length(
+    n_bars: int,
+    seq_len: int,
+    horizon: int,
+    splits: SplitSpec,
+    *,
+    source: str = "data",
+    select_fraction: float = 0.2,
+) -> None:
     """Raise :class:`DataError` unless every part gets enough decision bars (:data:`MIN_SPLIT_BARS`)."""
-    sizes = split_ranges(n_bars, seq_len, horizon, splits).sizes()
+    parts = split_ranges(n_bars, seq_len, horizon, splits)
+    sizes = parts.sizes()
     need = {k: (v if k != "test" or splits.test > 0 else 0) for k, v in MIN_SPLIT_BARS.items()}
     if all(sizes[k] >= need[k] for k in need):
-        return
+        fit = holdout_fit(parts, horizon, select_fraction)
+        if fit.train[1] - fit.train[0] >= MIN_SPLIT_BARS["train"]:
+            return
+        raise DataError(
+            f"{source}: the training split of {sizes['train']} decision bars leaves "
+            f"{max(fit.train[1] - fit.train[0], 0)} to train on after its inner selection slice "
+            f"(data.validation.select_fraction {select_fraction:g}) and a purge gap of {horizon}, need at "
+            f"least {MIN_SPLIT_BARS['train']}; lower select_fraction, raise splits.train or use more bars"
+        )
     got = "/".join(str(sizes[k]) for k in need)
     want = "/".join(str(need[k]) for k in need)
     raise DataError(
@@ -240,6 +362,10 @@ class PreparedData:
         meta: JSON-able description (source, feature set, normalisation, labels, scaler).
         folds: walk-forward folds (empty for holdout validation).
         final: walk-forward: the fit on every bar before the test split (the model scored on test).
+        fit: holdout: the fit of every trial (training bars, inner selection slice, the
+            validation split it trades); None for walk-forward.
+        groups: CPCV: the contiguous groups ``[start, stop)`` that tile ``splits.val`` (empty otherwise).
+        cpcv: CPCV: the C(N, k) splits, in ``itertools.combinations`` order of their test groups.
     """
 
     features: np.ndarray
@@ -255,6 +381,9 @@ class PreparedData:
     meta: Mapping[str, Any] = field(default_factory=dict)
     folds: tuple[FitWindow, ...] = ()
     final: FitWindow | None = None
+    fit: FitWindow | None = None
+    groups: tuple[tuple[int, int], ...] = ()
+    cpcv: tuple[CPCVSplit, ...] = ()
 
     @property
     def n_bars(self) -> int:
@@ -280,7 +409,11 @@ class PreparedData:
             "meta": dict(self.meta),
             "folds": [f.to_dict() for f in self.folds],
             "final": None if self.final is None else self.final.to_dict(),
+            "fit": None if self.fit is None else self.fit.to_dict(),
         }
+        if self.cpcv:  # absent from walk-forward and holdout data, as before
+            info["groups"] = [list(g) for g in self.groups]
+            info["cpcv"] = [c.to_dict() for c in self.cpcv]
         (directory / "meta.json").write_text(json.dumps(info, indent=2))
 
     @classmethod
@@ -291,10 +424,11 @@ class PreparedData:
         if not meta_path.is_file():
             raise DataError(f"{directory}: no prepared data (meta.json missing); run prepare_data first")
         info = json.loads(meta_path.read_text())
-        if info.get("format_version") not in (1, _FORMAT_VERSION):
+        if info.get("format_version") != _FORMAT_VERSION:
             raise DataError(
                 f"{directory}: prepared-data format {info.get('format_version')} is not "
-                f"{_FORMAT_VERSION}; prepare the data again"
+                f"{_FORMAT_VERSION} (earlier formats chose each fit's epoch on the bars it then traded); "
+                "start a new study (run with --fresh, or another study directory)"
             )
         arrays = {n: np.load(directory / f"{n}.npy", mmap_mode="r" if mmap else None) for n in _ARRAYS}
         return cls(
@@ -307,6 +441,9 @@ class PreparedData:
             meta=info["meta"],
             folds=tuple(FitWindow.from_dict(f) for f in info.get("folds", ())),
             final=None if info.get("final") is None else FitWindow.from_dict(info["final"]),
+            fit=None if info.get("fit") is None else FitWindow.from_dict(info["fit"]),
+            groups=tuple((int(g[0]), int(g[1])) for g in info.get("groups") or ()),
+            cpcv=tuple(CPCVSplit.from_dict(c) for c in info.get("cpcv") or ()),
         )
 
 

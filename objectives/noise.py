@@ -10,6 +10,12 @@ resamples. The mean block length is ``arch.bootstrap.optimal_block_length``
 (Politis & White, 2004) of the returns and of their squares (volatility
 clusters), the larger of the two, clamped to ``[1, T // 10]``.
 
+The same resamples give the standard errors of the Sortino and Calmar
+ratios (:data:`RATIO_FIGURES`), which are functions of the per-bar returns
+too. Figures of the positions (turnover, exposure) and of the round trips
+(win rate, profit factor, average trade) have none here: resampling bars
+does not resample trades.
+
 Reference point: for i.i.d. returns the Sharpe ratio's standard error is
 about ``sqrt(periods_per_year / T)`` annualised (Lo, 2002); the bootstrap
 agrees with it there (tested) and widens it under dependence.
@@ -22,12 +28,29 @@ import warnings
 
 import numpy as np
 
-from objectives.backtest import equity_stats
+from objectives.backtest import equity_stats, ratio_stats
 
-__all__ = ["FIGURES", "block_length", "bootstrap_standard_errors", "paired_difference_standard_errors"]
+__all__ = [
+    "FIGURES",
+    "RATIO_FIGURES",
+    "SE_FIGURES",
+    "block_length",
+    "bootstrap_standard_errors",
+    "paired_difference_standard_errors",
+]
 
 #: The figures of :func:`objectives.backtest.equity_stats`, in its order.
 FIGURES = ("return_pct", "sharpe", "max_drawdown_pct")
+#: The figures of :func:`objectives.backtest.ratio_stats`, in its order.
+RATIO_FIGURES = ("sortino", "calmar")
+#: Every figure :func:`bootstrap_standard_errors` gives a standard error.
+SE_FIGURES = (*FIGURES, *RATIO_FIGURES)
+
+
+def _figures(net: np.ndarray, periods_per_year: float) -> tuple[float, ...]:
+    """The :data:`SE_FIGURES` of per-bar net returns `T`."""
+    stats = equity_stats(net, periods_per_year)
+    return (*stats, *ratio_stats(net, periods_per_year, stats[0], stats[2]))
 
 
 def block_length(returns: np.ndarray) -> float:
@@ -48,7 +71,8 @@ def block_length(returns: np.ndarray) -> float:
 def bootstrap_standard_errors(
     returns: np.ndarray, periods_per_year: float, *, reps: int = 200, seed: int = 0
 ) -> dict[str, float]:
-    """Standard errors of ``return_pct``, ``sharpe`` and ``max_drawdown_pct`` of `T` per-bar net returns.
+    """Standard errors of the :data:`SE_FIGURES` (return, Sharpe, drawdown, Sortino, Calmar) of `T`
+    per-bar net returns.
 
     Seeded (``seed``): the same returns give the same figures. Returns of
     zero variance (a model that never trades) have zero standard errors.
@@ -59,12 +83,12 @@ def bootstrap_standard_errors(
     if reps < 2:
         raise ValueError(f"reps must be >= 2, got {reps}")
     if float(r.std()) < 1e-15:
-        return dict.fromkeys(FIGURES, 0.0)
+        return dict.fromkeys(SE_FIGURES, 0.0)
     from arch.bootstrap import StationaryBootstrap
 
     bs = StationaryBootstrap(max(1, round(block_length(r))), r, seed=np.random.default_rng(seed))
-    draws = np.array([equity_stats(data[0][0], periods_per_year) for data in bs.bootstrap(reps)])
-    return {name: float(draws[:, i].std(ddof=1)) for i, name in enumerate(FIGURES)}
+    draws = np.array([_figures(data[0][0], periods_per_year) for data in bs.bootstrap(reps)])
+    return {name: float(draws[:, i].std(ddof=1)) for i, name in enumerate(SE_FIGURES)}
 
 
 def paired_difference_standard_errors(

@@ -5,7 +5,9 @@ Normalisation (``DataSpec.normalization``):
 - ``column`` (default): per-feature z-score with mean and population std
   fitted on the training part only, i.e. feature rows ``[0, train_stop)``
   (the training decision bars and the window history before them). A
-  constant column (std < 1e-12) is only centred.
+  constant column (std < 1e-12) is only centred. CPCV: every row before the
+  test split (the final fit's); each split standardises its inputs again on
+  its own training bars (:func:`objectives.cpcv.split_features`).
 - ``row``: the original per-row z-score across one bar's features
   (population std + 1e-8); nothing is fitted.
 """
@@ -19,13 +21,16 @@ import numpy as np
 import pandas as pd
 
 from objectives.config import DataSpec
+from objectives.cpcv import check_cpcv, cpcv_ranges
 from objectives.data import infer_bar_seconds, infer_periods_per_year, load_spec_bars
 from objectives.dataset import (
+    CPCVSplit,
     FitWindow,
     PreparedData,
     Splits,
     check_length,
     check_walk_forward,
+    holdout_fit,
     split_ranges,
     walk_forward_ranges,
 )
@@ -62,15 +67,27 @@ def normalize(features: np.ndarray, method: str, fit_stop: int) -> tuple[np.ndar
 def study_parts(
     spec: DataSpec, n_bars: int, max_seq_len: int
 ) -> tuple[Splits, tuple[FitWindow, ...], FitWindow | None]:
-    """The splits, walk-forward folds and final fit of ``n_bars`` under ``spec.validation``.
+    """The splits, walk-forward folds and final fit of ``n_bars`` under ``spec.validation``
+    (CPCV: no folds; its groups and splits come from :func:`objectives.cpcv.cpcv_ranges`).
 
     Raises :class:`DataError` (naming the field and the fix) when the data are too short.
     """
     h = spec.label.horizon
+    if spec.validation.scheme == "cpcv":
+        check_cpcv(n_bars, max_seq_len, h, spec.splits, spec.validation, source=spec.source)
+        splits, _, _, final = cpcv_ranges(n_bars, max_seq_len, h, spec.splits, spec.validation)
+        return splits, (), final
     if spec.validation.scheme == "walk_forward":
         check_walk_forward(n_bars, max_seq_len, h, spec.splits, spec.validation, source=spec.source)
         return walk_forward_ranges(n_bars, max_seq_len, h, spec.splits, spec.validation)
-    check_length(n_bars, max_seq_len, h, spec.splits, source=spec.source)
+    check_length(
+        n_bars,
+        max_seq_len,
+        h,
+        spec.splits,
+        source=spec.source,
+        select_fraction=spec.validation.select_fraction,
+    )
     return split_ranges(n_bars, max_seq_len, h, spec.splits), (), None
 
 
@@ -87,6 +104,13 @@ def prepare_data(spec: DataSpec, *, feature_set: str, max_seq_len: int) -> Prepa
     started = time.perf_counter()
     bars = load_spec_bars(spec)
     splits, folds, final = study_parts(spec, len(bars), max_seq_len)
+    cpcv = spec.validation.scheme == "cpcv"
+    groups: tuple[tuple[int, int], ...] = ()
+    combinations: tuple[CPCVSplit, ...] = ()
+    if cpcv:
+        _, groups, combinations, _ = cpcv_ranges(
+            len(bars), max_seq_len, spec.label.horizon, spec.splits, spec.validation
+        )
     index = pd.DatetimeIndex(bars.index)
     bar_seconds = infer_bar_seconds(index)
     frame = build_features(bars, feature_set, columns=spec.feature_columns, bar_seconds=bar_seconds)
@@ -118,6 +142,11 @@ def prepare_data(spec: DataSpec, *, feature_set: str, max_seq_len: int) -> Prepa
         meta=meta,
         folds=folds,
         final=final,
+        fit=None
+        if folds or cpcv
+        else holdout_fit(splits, spec.label.horizon, spec.validation.select_fraction),
+        groups=groups,
+        cpcv=combinations,
     )
     logger.info(
         "prepared %s: %d bars x %d features (%s), splits %s, %.2fs",
@@ -135,7 +164,8 @@ def train_bars(spec: DataSpec, *, max_seq_len: int = 1) -> pd.DataFrame:
     """Raw bars of the training part (rows ``[0, train_stop)``), e.g. for data-driven priors.
 
     The part ends where :func:`prepare_data` with the same ``max_seq_len`` ends it
-    (walk-forward: the first fold's training bars, before any validation block).
+    (walk-forward: the first fold's training bars, before any validation block; CPCV:
+    every bar before the test split, since each group is trained on by some split).
     """
     bars = load_spec_bars(spec)
     stop = study_parts(spec, len(bars), max_seq_len)[0].train[1]

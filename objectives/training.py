@@ -2,15 +2,21 @@
 
 AdamW with gradient clipping, an LR schedule (``none``, ``cosine`` to
 ``max_epochs`` with eta_min 1e-6, ``warmup_cosine``: linear warmup over
-``warmup_epochs`` then cosine, ``plateau``: halve on a validation-loss
+``warmup_epochs`` then cosine, ``plateau``: halve on a selection-loss
 plateau of 5 epochs), the losses of :mod:`objectives.losses`, optional
-augmentation, and per-epoch validation (loss, accuracy, and a backtest of the
-model's own actions) reported to a callback that may stop the trial.
+augmentation, and per-epoch scoring of the fit's inner selection slice
+(loss, accuracy, and a backtest of the model's own actions) reported to a
+callback that may stop the trial.
 
-Which weights are kept: the epoch with the lowest validation *loss*, and
-early stopping counts epochs without a lower validation loss (the original
-used validation accuracy). Choosing the epoch by validation Sharpe would
-select on the very figure the search optimises and inflate it further.
+Which weights are kept: the epoch with the lowest loss on the selection
+slice, and early stopping counts epochs without a lower selection loss (the
+original used validation accuracy). The slice is the end of the fit's own
+training window (:class:`~objectives.dataset.FitWindow`), purged from the
+bars it trains on; the bars the fit then trades (a walk-forward block, the
+holdout validation split) are never scored during training, so no choice made
+here (epoch, early stop, learning-rate schedule, gate) has seen them.
+Choosing on a Sharpe ratio instead of the loss would select on the very
+figure the search optimises.
 
 Augmentation (``augment=True``, off by default; the MoE recipe): per batch,
 with probability 0.3 mixup (lambda ~ Beta(0.2, 0.2), inputs and profit
@@ -70,7 +76,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EpochReport:
-    """Progress after one epoch (``seconds``: elapsed since training started)."""
+    """Progress after one epoch (``seconds``: elapsed since training started).
+
+    The ``val_*`` figures are those of the fit's inner selection slice (NaN
+    without one), never of the bars the fit trades.
+    """
 
     epoch: int
     train_loss: float
@@ -86,7 +96,7 @@ EpochCallback = Callable[[EpochReport], bool]
 
 @dataclass(frozen=True)
 class SplitScore:
-    """A model scored on decision bars: loss and accuracy (on the first ``n_select`` bars),
+    """A model scored on decision bars: loss and accuracy (on the first ``n_labelled`` bars),
     probabilities `n x 3`, positions `n`, backtest, per-bar net returns `n`."""
 
     loss: float
@@ -167,22 +177,22 @@ def score_split(
     spec: BacktestSpec,
     batch_size: int,
     *,
-    n_select: int | None = None,
+    n_labelled: int | None = None,
     gate_bars: np.ndarray | None = None,
 ) -> SplitScore:
     """Loss, accuracy and backtest of ``model`` on decision bars ``bars`` (eval mode, no grad).
 
-    Loss and accuracy are taken over the first ``n_select`` bars (default all);
+    Loss and accuracy are taken over the first ``n_labelled`` bars (default all);
     a ``'train_quantile'`` gate is calibrated on ``gate_bars`` (default: the
     training split).
     """
     model.eval()
     settings = cfg.loss_settings()
     idx = torch.from_numpy(np.asarray(bars, dtype=np.int64)).to(t.device)
-    n_sel = len(idx) if n_select is None else max(0, min(n_select, len(idx)))
+    n_sel = len(idx) if n_labelled is None else max(0, min(n_labelled, len(idx)))
     probs, loss_sum = [], 0.0
     with torch.no_grad():
-        # batches split at n_sel, so that the selection loss needs no second pass
+        # batches split at n_sel, so that the loss needs no second pass
         for lo, hi in ((0, n_sel), (n_sel, len(idx))):
             for start in range(lo, hi, batch_size):
                 x, y, p = t.batch(idx[start : min(start + batch_size, hi)])
@@ -351,9 +361,12 @@ def train_model(
         device: ``auto``, ``cpu``, ``cuda``, ...
         time_budget_s: stop after the batch at which this many seconds have passed.
         on_epoch: called after each epoch; returning True stops training.
-        window: the decision bars to train on, validate on and choose the kept
-            epoch by (default: the training and validation splits). Without
-            validation bars every epoch is kept in turn: the last one is returned.
+        window: the decision bars to train on and to choose by: its inner
+            selection slice chooses the kept epoch, patience and the plateau
+            schedule (default: ``data.fit``, the holdout fit; else the
+            training split with nothing selected). Its ``val`` bars (those the
+            fit trades) are not looked at. Without a selection slice every
+            epoch is kept in turn: the last one is returned.
         tensors: device tensors to reuse (e.g. across walk-forward folds);
             they must reach ``window.stop``. Class weights come from them.
     """
@@ -361,14 +374,13 @@ def train_model(
     model.to(dev)
     started = time.perf_counter()
     deadline = started + time_budget_s if time_budget_s is not None else math.inf
-    window = window or FitWindow.holdout(data.splits)
+    window = window or data.fit or FitWindow.holdout(data.splits)
     t = tensors or TrialTensors(
         data, cfg.seq_len, window.stop, dev, cfg.class_weights, train_bars=window.train_bars()
     )
     train_np = window.train_bars()
     train_bars = torch.from_numpy(train_np).to(dev)
-    val_bars = window.val_bars()
-    n_select = window.n_select()
+    select_bars = window.select_bars()
     eval_batch = max(4 * cfg.batch_size, 64)
     settings = cfg.loss_settings()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -388,18 +400,18 @@ def train_model(
                 model, t, train_bars, opt, cfg, settings, gen, rng, deadline
             )
             report = _validate(
-                model, t, val_bars, n_select, train_np, cfg, data, backtest, eval_batch, epoch, train_loss
+                model, t, select_bars, train_np, cfg, data, backtest, eval_batch, epoch, train_loss
             )
             report = dataclasses.replace(report, seconds=time.perf_counter() - started)
             curve.append(report)
             logger.debug("epoch %d: %s", epoch, report)
-            score = report.val_loss if len(val_bars) else -float(epoch)  # no validation: keep the last
+            score = report.val_loss if len(select_bars) else -float(epoch)  # nothing to choose on: the last
             if score < best_loss:
                 best_loss, best_epoch, best_state, stale = score, epoch, _cpu_state(model), 0
             else:
                 stale += 1
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(report.val_loss if len(val_bars) else train_loss)
+                sched.step(report.val_loss if len(select_bars) else train_loss)
             elif isinstance(sched, torch.optim.lr_scheduler.LRScheduler):
                 sched.step()
             if on_epoch is not None and on_epoch(report):
@@ -425,8 +437,7 @@ def train_model(
 def _validate(
     model: nn.Module,
     t: TrialTensors,
-    val_bars: np.ndarray,
-    n_select: int,
+    select_bars: np.ndarray,
     train_bars: np.ndarray,
     cfg: TrainConfig,
     data: PreparedData,
@@ -435,15 +446,13 @@ def _validate(
     epoch: int,
     train_loss: float,
 ) -> EpochReport:
-    """One epoch's report (validation figures NaN when there are no validation bars)."""
-    if not len(val_bars):
+    """One epoch's report on the selection slice (its figures NaN when there is none)."""
+    if not len(select_bars):
         nan = math.nan
         return EpochReport(epoch, train_loss, nan, nan, nan, nan, 0.0)
-    val = score_split(
-        model, t, val_bars, cfg, data, backtest, batch_size, n_select=n_select, gate_bars=train_bars
-    )
+    val = score_split(model, t, select_bars, cfg, data, backtest, batch_size, gate_bars=train_bars)
     if not math.isfinite(val.loss):
-        raise TrialError(f"validation loss is non-finite at epoch {epoch}")
+        raise TrialError(f"selection loss is non-finite at epoch {epoch}")
     return EpochReport(
         epoch=epoch,
         train_loss=train_loss,

@@ -2,15 +2,16 @@
 
 The folds come from the prepared data (:func:`objectives.dataset.walk_forward_ranges`).
 For fold k the model trains on the fold's training bars and, after every
-epoch, is scored on validation block k; the epoch with the lowest loss on the
-block's first bars (those whose labels end inside the block) is kept, and its
-positions on block k are the trial's out-of-fold positions there. With
-``warm_start_folds`` fold k starts from fold k-1's kept weights and trains at
-most ``fold_epochs`` epochs; otherwise every fold starts afresh (same seed)
-for ``max_epochs``. Nothing of fold k depends on a bar after block k: its
-training bars end a purge gap before the block, its labels and the kept
-epoch's choice look no further than the block, and its gate is calibrated on
-its own training bars.
+epoch, is scored on the fold's inner selection slice (the end of its own
+training window, purged from the bars it trains on); the epoch with the
+lowest loss there is kept (patience and the ``plateau`` schedule follow the
+same loss), and only then is block k traded: its positions are the trial's
+out-of-fold positions there. With ``warm_start_folds`` fold k starts from fold
+k-1's kept weights and trains at most ``fold_epochs`` epochs; otherwise every
+fold starts afresh (same seed) for ``max_epochs``. Nothing fold k chooses
+depends on a bar of block k or later: its training bars and selection slice
+end a purge gap before the block, and its gate is calibrated on its own
+training bars. Block k is scored once, after training.
 
 The trial's figures are one backtest of the stitched positions over all
 blocks (one equity curve, costs included at the switches between folds), not
@@ -73,7 +74,7 @@ class WalkForwardResult:
 
     Attributes:
         metrics: the stitched backtest's figures, plus ``val_accuracy`` and
-            ``val_loss`` over the blocks' selection bars (empty when stopped).
+            ``val_loss`` over the blocks' bars whose labels end inside them (empty when stopped).
         sems: bootstrap standard errors of ``return_pct``, ``sharpe``, ``max_drawdown_pct``.
         returns: `n_oof` per-bar net returns of the stitched backtest (None when stopped).
         folds: one :class:`FoldReport` per fold run.
@@ -158,13 +159,13 @@ def evaluate_walk_forward(
             data,
             settings.backtest,
             batch,
-            n_select=window.n_select(),
+            n_labelled=window.n_labelled(),
             gate_bars=window.train_bars(),
         )
         positions.append(score.positions)
         losses.append(score.loss)
         accs.append(score.accuracy)
-        weights.append(window.n_select())
+        weights.append(window.n_labelled())
         bt = score.backtest
         folds.append(
             FoldReport(

@@ -1,7 +1,8 @@
 """Model families, their search spaces, and data-driven priors.
 
 Families register themselves on import (:func:`register_family`); experiment
-specs name them (:data:`FAMILIES`). :func:`build_model` turns one trial's
+specs name them (:data:`FAMILIES`), or name a user's family in its own module
+as ``package.module:ClassName`` (:mod:`strategies.plugins`). :func:`build_model` turns one trial's
 parameters into an ``nn.Module`` whose forward maps ``x: batch x seq x
 features`` to a :class:`ModelOutput`. Nothing here depends on Ax.
 
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
         count_parameters,
         get_family,
         model_config,
+        read_params,
+        recipe,
         register_family,
+        require,
     )
 
     FAMILIES: tuple[str, ...]
@@ -41,7 +45,10 @@ __all__ = [
     "count_parameters",
     "get_family",
     "model_config",
+    "read_params",
+    "recipe",
     "register_family",
+    "require",
 ]
 
 
@@ -61,7 +68,10 @@ def __getattr__(name: str) -> Any:
         "count_parameters": registry.count_parameters,
         "get_family": registry.get_family,
         "model_config": registry.model_config,
+        "read_params": registry.read_params,
+        "recipe": registry.recipe,
         "register_family": registry.register_family,
+        "require": registry.require,
     }
     globals().update(exported)
     return exported[name]

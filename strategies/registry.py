@@ -3,7 +3,12 @@
 A *family* is one model architecture as experiment specs name it (``lstm``,
 ``moe_transformer``, ...). Family modules register themselves with
 :func:`register_family`, a decorator on the ``nn.Module`` class that takes the
-family's config dataclass. A trial's parameter dict mixes model parameters
+family's config dataclass. A user's family is registered the same way in
+its own module and named by a spec as ``package.module:ClassName`` (or by
+the name of an installed entry point of the ``boengine.families`` group):
+:func:`get_family` imports the module on first use, in the driver and in
+every worker (:mod:`strategies.plugins` says how modules are found), and
+finds the family registered for that class. A trial's parameter dict mixes model parameters
 (``model_param_names``) and training parameters (:data:`TRAINING_PARAMS`,
 owned by the training loop); :func:`build_model` uses the former, ignores
 the latter and rejects anything else.
@@ -25,7 +30,15 @@ import torch
 from torch import nn
 
 from strategies.exceptions import ConfigError
-from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
+from strategies.plugins import entry_point_names, is_reference, load_entry_point, load_reference
+from strategies.recipes import (
+    TRAINING_PARAMS,
+    cpu_training_params,
+    default_recipe,
+    gpu_training_params,
+    recipe,
+)
+from strategies.space import ChoiceParam, FixedParam, IntParam, Param, SearchSpace
 
 __all__ = [
     "TRAINING_PARAMS",
@@ -36,6 +49,7 @@ __all__ = [
     "check_space",
     "count_parameters",
     "cpu_training_params",
+    "default_recipe",
     "family_names",
     "get_family",
     "gpu_training_params",
@@ -48,31 +62,6 @@ __all__ = [
     "require",
     "resolve_d_model",
 ]
-
-TRAINING_PARAMS: frozenset[str] = frozenset(
-    {
-        "learning_rate",
-        "weight_decay",
-        "batch_size",
-        "seq_len",
-        "schedule",  # "none" | "cosine" | "warmup_cosine" | "plateau"
-        "warmup_epochs",
-        "loss",  # "ce" | "focal" | "label_smoothing" | "ls_focal"
-        "focal_gamma",
-        "label_smoothing",
-        "class_weights",
-        "profit_loss",  # "mse" | "huber"
-        "profit_weight",
-        "huber_delta",
-        "grid_weight",
-        "aux_weight",
-        "grad_clip",
-        "patience",
-        "augment",
-        "confidence_gate",
-    }
-)
-"""Trial parameters that belong to the training loop, not to the model."""
 
 
 class FamilyConfig(Protocol):
@@ -122,43 +111,86 @@ class Family:
 
 
 _REGISTRY: dict[str, Family] = {}
+_BY_CLASS: dict[type, Family] = {}  # the family each registered nn.Module class is
+_LOADED: dict[str, Family] = {}  # families found by reference or entry point, under that name
 M = TypeVar("M", bound=type[nn.Module])
 
 
 def register_family(
-    name: str,
+    name: str | None = None,
     *,
     config_cls: type[FamilyConfig],
     default_space: Callable[[], SearchSpace],
-    gpu_space: Callable[[], SearchSpace],
+    gpu_space: Callable[[], SearchSpace] | None = None,
     feature_set: str | Callable[[Mapping[str, Any]], str],
-    train_defaults: Mapping[str, Any],
+    train_defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[M], M]:
-    """Class decorator registering the decorated ``nn.Module`` as family ``name``."""
-    if name in _REGISTRY:
-        raise ValueError(f"strategy '{name}' is registered twice")
-    missing = TRAINING_PARAMS - set(train_defaults)
-    extra = set(train_defaults) - TRAINING_PARAMS
+    """Class decorator registering the decorated ``nn.Module`` as a family.
+
+    Args:
+        name: the name specs use; default ``'<module>:<ClassName>'``, the reference a
+            spec gives for a family in its own module.
+        config_cls: the config dataclass (``PARAMS``, ``from_params``; see :class:`FamilyConfig`).
+        default_space: the search space of ``"search_space_preset": "cpu"``.
+        gpu_space: the space of the ``gpu`` preset (default: ``default_space``).
+        feature_set: the feature set it is trained on (or a function of the fixed parameters).
+        train_defaults: the training recipe, every name of :data:`TRAINING_PARAMS`
+            (default: :func:`default_recipe`).
+    """
+    recipe_ = dict(train_defaults) if train_defaults is not None else default_recipe()
+    label = name or "this family"
+    missing = TRAINING_PARAMS - set(recipe_)
+    extra = set(recipe_) - TRAINING_PARAMS
     if missing or extra:
         raise ValueError(
-            f"strategy '{name}': train_defaults missing {sorted(missing)}, extra {sorted(extra)}"
+            f"strategy '{label}': train_defaults missing {sorted(missing)}, extra {sorted(extra)}"
         )
+    _check_config_cls(label, config_cls)
     feature_set_fn = _constant(feature_set) if isinstance(feature_set, str) else feature_set
 
     def decorate(model_cls: M) -> M:
-        _REGISTRY[name] = Family(
-            name=name,
+        key = name or f"{model_cls.__module__}:{model_cls.__qualname__}"
+        old = _REGISTRY.get(key)
+        if old is not None and _qualname(old.model_cls) != _qualname(model_cls):  # a reload is no clash
+            raise ValueError(f"strategy '{key}' is registered twice")
+        family = Family(
+            name=key,
             config_cls=config_cls,
             default_space=default_space,
-            gpu_space=gpu_space,
+            gpu_space=gpu_space or default_space,
             default_feature_set=feature_set_fn,
-            train_defaults=MappingProxyType(dict(train_defaults)),
+            train_defaults=MappingProxyType(recipe_),
             model_param_names=frozenset(config_cls.PARAMS),
             model_cls=model_cls,
         )
+        _REGISTRY[key] = _BY_CLASS[model_cls] = family
         return model_cls
 
     return decorate
+
+
+def _qualname(cls: Any) -> str:
+    return f"{getattr(cls, '__module__', '?')}:{getattr(cls, '__qualname__', '?')}"
+
+
+def _check_config_cls(name: str, config_cls: Any) -> None:
+    params = getattr(config_cls, "PARAMS", None)
+    if not (isinstance(params, (set, frozenset)) and all(isinstance(p, str) for p in params)):
+        raise ValueError(
+            f"strategy '{name}': config_cls {getattr(config_cls, '__name__', config_cls)!r} needs PARAMS, "
+            "a frozenset of the trial parameters it reads"
+        )
+    if not callable(getattr(config_cls, "from_params", None)):
+        raise ValueError(
+            f"strategy '{name}': config_cls {config_cls.__name__!r} needs a classmethod "
+            "from_params(params, input_size)"
+        )
+    overlap = set(params) & TRAINING_PARAMS
+    if overlap:
+        raise ValueError(
+            f"strategy '{name}': PARAMS {sorted(overlap)} are training parameters (TRAINING_PARAMS); "
+            "the training loop owns them: remove them from PARAMS"
+        )
 
 
 def _constant(feature_set: str) -> Callable[[Mapping[str, Any]], str]:
@@ -174,11 +206,40 @@ def family_names() -> tuple[str, ...]:
 
 
 def get_family(name: str) -> Family:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(_REGISTRY)
-        raise ConfigError(f"unknown strategy '{name}'; known: {known}") from None
+    """The family ``name``: registered, ``package.module:ClassName`` (imported on first use), or
+    an installed entry point of the ``boengine.families`` group.
+
+    Raises:
+        ConfigError: one line: an unknown name, a module that cannot be imported, or a
+            class that is not a registered family.
+    """
+    family = _REGISTRY.get(name) or _LOADED.get(name)
+    if family is not None:
+        return family
+    if is_reference(name):
+        return _found(name, load_reference(name, what=""))
+    obj = load_entry_point(name, what="")
+    if obj is not None:
+        return _found(name, obj)
+    known = ", ".join([*_REGISTRY, *(n for n in entry_point_names() if n not in _REGISTRY)])
+    raise ConfigError(
+        f"unknown strategy '{name}'; known: {known}; or give your own family as 'package.module:ClassName'"
+    )
+
+
+def _found(name: str, obj: Any) -> Family:
+    """The family registered for class ``obj``, kept under ``name`` (its reference)."""
+    family = _BY_CLASS.get(obj) if isinstance(obj, type) else None
+    if family is None:
+        what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+        raise ConfigError(
+            f"{name!r} is {what}, not a model family; decorate an nn.Module class with "
+            "@strategies.register_family(config_cls=..., default_space=..., feature_set=...)"
+        )
+    if family.name != name:
+        family = dataclasses.replace(family, name=name)
+    _LOADED[name] = family
+    return family
 
 
 def model_config(family: str, params: Mapping[str, Any], input_size: int) -> FamilyConfig:
@@ -422,60 +483,3 @@ def _blame(family: str, point: Mapping[str, Corner], error: str, input_size: int
                 fix = "give values of that type"  # a string or a bool where a number is expected, ...
             return f"search_space.{name}: '{family}' refuses {name} = {shown}: {error}; {fix}"
     return f"search_space: {error}; change the search space so that '{family}' can be built"
-
-
-# --- training parameters every family searches ---------------------------------------------
-
-
-def cpu_training_params(seq_len: tuple[int, int] = (16, 64)) -> tuple[Param, ...]:
-    """Learning rate, weight decay, batch size and sequence length for CPU studies.
-
-    The families' CPU spaces are sized so that one trial (about 4,000 training
-    windows, about 10 epochs, one torch thread) trains in roughly 20-60 s.
-    Batches are 32 or 64: on a CPU smaller batches are dominated by per-step
-    overhead (batch 16 costs about 1.5-2x the time per epoch).
-    """
-    return (
-        FloatParam("learning_rate", 1e-4, 3e-3, log=True),
-        FloatParam("weight_decay", 1e-5, 1e-2, log=True),
-        ChoiceParam("batch_size", (32, 64)),
-        IntParam("seq_len", *seq_len),
-    )
-
-
-def gpu_training_params(seq_lens: tuple[int, ...] = (50, 100, 300, 500)) -> tuple[Param, ...]:
-    """The same at the original sizes (reference discrete sets: batch 8/16/32, seq up to 500)."""
-    return (
-        FloatParam("learning_rate", 1e-4, 2e-3, log=True),
-        FloatParam("weight_decay", 1e-5, 1e-2, log=True),
-        ChoiceParam("batch_size", (8, 16, 32)),
-        ChoiceParam("seq_len", seq_lens),
-    )
-
-
-_COMMON_RECIPE: dict[str, Any] = {
-    "schedule": "none",
-    "warmup_epochs": 0,
-    "loss": "ce",
-    "focal_gamma": 2.0,
-    "label_smoothing": 0.2,
-    "class_weights": True,
-    "profit_loss": "mse",
-    "profit_weight": 1.0,
-    "huber_delta": 0.01,
-    "grid_weight": 0.0,
-    "aux_weight": 0.0,
-    "grad_clip": 1.0,
-    "patience": 10,
-    "augment": False,
-    "confidence_gate": 0.4,
-}
-"""Shared by every original recipe (reference §3): AdamW, clip 1.0, patience 10, gate 0.4."""
-
-
-def recipe(**overrides: Any) -> dict[str, Any]:
-    """A complete training recipe: the common values with the family's ``overrides``."""
-    extra = set(overrides) - TRAINING_PARAMS
-    if extra:
-        raise ValueError(f"recipe: unknown training parameters {sorted(extra)}")
-    return {**_COMMON_RECIPE, **overrides}

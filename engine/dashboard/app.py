@@ -21,6 +21,7 @@ refreshes (``uirevision``).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import math
 import signal
@@ -128,7 +129,66 @@ def create_app(path: str | Path, *, refresh_s: float = 5.0) -> dash.Dash:
     )
     _register_callbacks(app, catalog, interval_ms)
     _register_files(app, catalog)
+    _check_host_header(app)
     return app
+
+
+# ----------------------------------------------------------------- the Host header
+
+
+#: Host names always served (besides IP addresses and the --host name): this machine's.
+_LOCAL_NAMES = frozenset({"localhost"})
+
+
+def _check_host_header(app: dash.Dash) -> None:
+    """Answer 400 to a request whose Host header names none of this server's addresses.
+
+    A web page that rebinds its own DNS name to 127.0.0.1 (DNS rebinding) reaches a local server
+    with the browser's same-origin blessing, but its requests carry that name in ``Host``. Served:
+    IP addresses (no rebinding is possible through one), ``localhost``, the ``--host`` name
+    (:func:`make_server` adds it) and this machine's host names.
+    """
+    import flask
+
+    app.server.config.setdefault("BOENGINE_HOSTS", set(_LOCAL_NAMES))
+
+    @app.server.before_request
+    def host_header() -> Any:
+        host = flask.request.headers.get("Host", "")
+        if not _host_allowed(host, app.server.config["BOENGINE_HOSTS"]):
+            logger.warning("dashboard: refused a request for Host %r (not an address of this server)", host)
+            return flask.Response(
+                "400 Bad Request: the Host header names no address of this dashboard\n",
+                status=400,
+                mimetype="text/plain",
+            )
+        return None
+
+
+def _host_allowed(header: str, names: set[str]) -> bool:
+    """Whether ``header`` (``name[:port]``, ``[v6][:port]``) is an IP address, one of ``names`` or
+    this machine's host name."""
+    import ipaddress
+
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    return host.rstrip(".") in names or host.rstrip(".") in _machine_names()
+
+
+@functools.cache
+def _machine_names() -> frozenset[str]:
+    """This machine's host names (looked up once, when a Host header needs them)."""
+    return frozenset(n.lower() for n in {socket.gethostname(), socket.getfqdn()} if n)
 
 
 def _register_callbacks(app: dash.Dash, catalog: Catalog, interval_ms: int) -> None:
@@ -611,6 +671,7 @@ def make_server(app: dash.Dash, host: str = "127.0.0.1", port: int = 8080) -> An
     from werkzeug.serving import make_server as werkzeug_server
 
     sock = _listen(host, port)
+    app.server.config.setdefault("BOENGINE_HOSTS", set(_LOCAL_NAMES)).add(host.strip("[]").lower())
     try:
         return werkzeug_server(host, sock.getsockname()[1], app.server, threaded=True, fd=sock.fileno())
     finally:
@@ -646,6 +707,18 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(
     path: str | Path,
     host: str = "127.0.0.1",
@@ -659,10 +732,11 @@ def serve(
     server = make_server(app, host, port)
     shown = f"[{host}]" if ":" in host else host
     echo(f"boengine dashboard of {Path(path)}: http://{shown}:{server.port}/ (read-only; Ctrl-C stops)")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        echo(
-            f"warning: bound to {host}: anyone who can reach this address sees the studies (no login); "
-            "the default 127.0.0.1 keeps them on this machine"
+    if not _loopback(host):
+        logger.warning(
+            "bound to %s, not a loopback address: the dashboard has no authentication, so anyone who "
+            "can reach this address sees the studies; the default 127.0.0.1 keeps them on this machine",
+            host,
         )
     # Ctrl-C and SIGTERM stop it even when started with SIGINT ignored (a background job of a
     # non-interactive shell, nohup), where Python installs no KeyboardInterrupt handler

@@ -262,7 +262,9 @@ class Catalog:
     """The studies under one directory (or the one study that directory is), read on demand."""
 
     def __init__(self, path: str | Path, *, keep: int = 16) -> None:
-        root = Path(path).expanduser()
+        # resolved once: relative paths keep working whatever the server's working directory, and
+        # a link given as the directory shows what it points at (links below it are not followed)
+        root = Path(path).expanduser().resolve()
         if not root.exists():
             raise InputError(
                 f"{root}: no such directory; give a studies directory (default: studies) or a study "

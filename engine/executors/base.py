@@ -75,8 +75,16 @@ class Executor(ABC):
         """An executor of ``plan``'s size (subclasses read their own settings from it)."""
         return cls(workers=plan.workers, threads=plan.threads, trial_timeout_s=trial_timeout_s, fn=fn)
 
+    @classmethod
+    def check(cls, plan: ExecutorPlan) -> None:
+        """Refuse, with one line (:class:`~strategies.exceptions.InputError`), a plan that cannot run
+        where it would (an unreachable cluster, GPUs no node has). Called by ``validate`` and before
+        a study writes anything; the default has nothing to check."""
+        return None
+
     @property
     def capacity(self) -> int:
+        """Trials that may run at once (the loop submits no more)."""
         return self.workers
 
     @property

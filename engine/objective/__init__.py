@@ -8,6 +8,8 @@ implementations register themselves with :func:`register_objective`:
   on one validation split,
 - ``walk_forward``: a model family trained on expanding or rolling windows
   and backtested on consecutive validation blocks.
+- ``cpcv``: a model family trained on the C(N, k) splits of combinatorial
+  purged cross-validation and backtested on the recombined paths.
 
 :func:`objective_name` (:mod:`engine.objective.registry`) is the one place that maps a spec's strategy and
 validation scheme to a name.
@@ -15,7 +17,7 @@ validation scheme to a name.
 
 from __future__ import annotations
 
-from engine.objective import model, synthetic, walk_forward  # noqa: F401  (register the objectives)
+from engine.objective import cpcv, model, synthetic, walk_forward  # noqa: F401  (register the objectives)
 from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
 from engine.objective.registry import (
     OBJECTIVES,

@@ -8,6 +8,7 @@ only talk to this interface:
 ========================  =====================================================
 spec time (class level)   :meth:`Objective.default_space`,
                           :meth:`Objective.metric_names`,
+                          :meth:`Objective.metric_catalogue`,
                           :meth:`Objective.curve_metrics`,
                           :meth:`Objective.check_spec`
 driver, once per study    :meth:`Objective.prepare` (data in memory; nothing
@@ -32,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from engine.metric_rules import MetricCatalogue
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,6 +101,16 @@ class Objective(ABC):
     @abstractmethod
     def metric_names(cls, strategy: str) -> tuple[str, ...]:
         """Final metrics a trial reports (objectives and constraints are chosen from these)."""
+
+    @classmethod
+    def metric_catalogue(cls, strategy: str) -> MetricCatalogue:
+        """Label, unit, goal and range of each of :meth:`metric_names` (plain entries by default)."""
+        return MetricCatalogue.plain(cls.metric_names(strategy))
+
+    @property
+    def catalogue(self) -> MetricCatalogue:
+        """The study's metrics: :meth:`metric_catalogue` plus the spec's user metrics."""
+        return self.metric_catalogue(self.spec.strategy).with_user(self.spec.metrics)
 
     @classmethod
     def curve_metrics(cls) -> Mapping[str, bool]:

@@ -7,8 +7,9 @@ shares: the family's search space, the metric names (from
 prepared once per study, the family's default configuration as a baseline,
 and the entry written back by ``boengine best``.
 :class:`HoldoutObjective` (``"validation": {"scheme": "holdout"}``) trains on
-the training split and backtests on the validation split; the walk-forward
-scheme is :mod:`engine.objective.walk_forward`.
+the training split less its inner selection slice, keeps the epoch with the
+lowest loss on that slice, and backtests on the validation split (which
+chooses nothing); the walk-forward scheme is :mod:`engine.objective.walk_forward`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.metric_rules import MARKET_METRICS, Metric, MetricCatalogue
 from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
 from engine.objective.registry import register_objective
 from objectives.backtest import BacktestResult
@@ -112,6 +114,12 @@ class ModelObjective(Objective):
         return METRICS
 
     @classmethod
+    def metric_catalogue(cls, strategy: str) -> MetricCatalogue:
+        """The backtest's metrics and the fit's (validation accuracy and loss): :data:`MARKET_METRICS`."""
+        entries = {m.name: m for m in MARKET_METRICS}
+        return MetricCatalogue(entries.get(n) or Metric(n, label=n) for n in METRICS)
+
+    @classmethod
     def curve_metrics(cls) -> Mapping[str, bool]:
         return _curve_metrics()
 
@@ -138,6 +146,28 @@ class ModelObjective(Objective):
                 f"data.feature_set: unknown feature set '{name}'; known: {', '.join(sorted(FEATURE_SETS))}"
             )
         _check_max_bars(spec)
+
+    def user_metrics(self, returns: Any, positions: Any) -> dict[str, float]:
+        """The spec's user metrics (``"metrics"``) of per-bar net returns and positions `n`.
+
+        Raises:
+            TrialError: a function that does not return a finite number (the trial fails with it).
+        """
+        from strategies.exceptions import TrialError
+        from strategies.plugins import load_reference
+
+        out: dict[str, float] = {}
+        if not self.spec.metrics:
+            return out
+        r, p = np.asarray(returns, dtype=np.float64), np.asarray(positions, dtype=np.float64)
+        for name, ref in self.spec.metrics.items():
+            value = load_reference(ref, what=f"metrics.{name}")(r.copy(), p.copy())
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise TrialError(f"metrics.{name}: {ref} returned {value!r}; return a float")
+            if not np.isfinite(value):
+                raise TrialError(f"metrics.{name}: {ref} returned {value}; return a finite float")
+            out[name] = float(value)
+        return out
 
     # -- driver ---------------------------------------------------------------------
     @property
@@ -175,9 +205,15 @@ class ModelObjective(Objective):
             ),
         }
         if data.folds:
-            facts["folds"] = [_dates(data, {"train": f.train, "val": f.val}) for f in data.folds]
+            facts["folds"] = [
+                _dates(data, {"train": f.train, "select": f.select, "val": f.val}) for f in data.folds
+            ]
             if data.final is not None:
                 facts["final_fit"] = _dates(data, {"train": data.final.train})
+        elif data.fit is not None:
+            facts["fit"] = _dates(
+                data, {"train": data.fit.train, "select": data.fit.select, "val": data.fit.val}
+            )
         return Prepared(facts=facts, data_hash=self.data_hash(), payload=data)
 
     def shared_data(self, store: StudyStore) -> Any:
@@ -209,25 +245,30 @@ class ModelObjective(Objective):
         return [dict(point)]
 
     def baseline_returns(self, store: StudyStore) -> dict[str, dict[str, tuple[dict[str, float], Any]]]:
-        """Flat and buy-and-hold on the out-of-sample validation bars (the stitched blocks of a
-        walk-forward study, the validation split of a holdout one) and on the test split, with the
-        study's costs."""
+        """Flat, buy-and-hold and (where shorts are allowed) short-and-hold on the out-of-sample
+        validation bars (the stitched blocks of a walk-forward study, the validation split of a
+        holdout one) and on the test split, with the study's costs."""
         from objectives import PreparedData
         from objectives.backtest import net_returns, run_backtest
 
         data = PreparedData.load(store.data_dir, mmap=True)
         bt = self.spec.backtest
         costs = {"fee_bps": bt.fee_bps, "slippage_bps": bt.slippage_bps}
-        out: dict[str, dict[str, tuple[dict[str, float], Any]]] = {"flat": {}, "buy_and_hold": {}}
+        levels = {"flat": 0.0, "buy_and_hold": 1.0, **({"short_and_hold": -1.0} if bt.allow_short else {})}
+        out: dict[str, dict[str, tuple[dict[str, float], Any]]] = {name: {} for name in levels}
         for split, name in (("val", "validation"), ("test", "test")):
             bars = data.splits.bars(split)
             if len(bars) < 2:
                 continue
             close = np.asarray(data.close[bars])
-            for baseline, level in (("flat", 0.0), ("buy_and_hold", 1.0)):
+            for baseline, level in levels.items():
                 pos = np.full(len(bars), level)
                 result = run_backtest(close, pos, periods_per_year=data.periods_per_year, **costs)
-                out[baseline][name] = (result.to_dict(), net_returns(close, pos, **costs))
+                returns = net_returns(close, pos, **costs)
+                metrics = result.to_dict()
+                if name == "test":
+                    metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
+                out[baseline][name] = (metrics, returns)
         return out
 
     def eval_settings(self, seed: int, device: str | None = None) -> EvalSettings:
@@ -283,7 +324,17 @@ class ModelObjective(Objective):
 
 @register_objective("holdout")
 class HoldoutObjective(ModelObjective):
-    """Train on the training split, keep the epoch with the lowest validation loss, backtest on validation."""
+    """Train on the training split, keep the epoch with the lowest loss on its inner selection slice,
+    backtest on the validation split."""
+
+    @classmethod
+    def check_spec(cls, spec: ExperimentSpec) -> None:
+        super().check_spec(spec)
+        if spec.metrics:
+            raise ValueError(
+                f"metrics: user metrics ({', '.join(spec.metrics)}) are computed on the stitched "
+                'walk-forward positions; set "validation": {"scheme": "walk_forward"} or remove metrics'
+            )
 
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
         from engine.trial import TrialOutcome, load_prepared, report_dict
@@ -336,6 +387,7 @@ class HoldoutObjective(ModelObjective):
             metrics, returns = score_checkpoint(
                 self.spec.strategy, rec.params, data, settings, store.checkpoint_path(rec.index), split="test"
             )
+            metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
             out[rec.index] = HeldOutScore(metrics, returns)
         return out
 
@@ -345,8 +397,21 @@ class HoldoutObjective(ModelObjective):
         return {
             **super().describe(meta),
             "validation": f"holdout: train / validation / test {splits.get('train', '?')} / "
-            f"{splits.get('val', '?')} / {splits.get('test', '?')} decision bars, purge gaps of {h} bars",
+            f"{splits.get('val', '?')} / {splits.get('test', '?')} decision bars, purge gaps of {h} bars; "
+            f"the epoch is chosen on the last {self.spec.data.validation.select_fraction:.0%} of the training "
+            "split (not trained on), never on the validation split",
         }
+
+
+def test_standard_errors(returns: Any, periods_per_year: float, seed: int) -> dict[str, float]:
+    """Bootstrap standard errors of a test backtest's return, Sharpe ratio and drawdown, as
+    ``<figure>_se`` keys beside its figures (one path of test bars is a noisy figure too)."""
+    from objectives.noise import bootstrap_standard_errors
+
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return {}
+    return {f"{k}_se": v for k, v in bootstrap_standard_errors(r, periods_per_year, seed=seed).items()}
 
 
 def _dates(data: PreparedData, ranges: Mapping[str, tuple[int, int]]) -> dict[str, list[str]]:
@@ -394,7 +459,18 @@ def _check_max_bars(spec: ExperimentSpec) -> None:
             check_walk_forward(
                 data.max_bars, seq_len, horizon, data.splits, data.validation, source="data.max_bars"
             )
+        elif data.validation.scheme == "cpcv":
+            from objectives.cpcv import check_cpcv
+
+            check_cpcv(data.max_bars, seq_len, horizon, data.splits, data.validation, source="data.max_bars")
         else:
-            check_length(data.max_bars, seq_len, horizon, data.splits, source="data.max_bars")
+            check_length(
+                data.max_bars,
+                seq_len,
+                horizon,
+                data.splits,
+                source="data.max_bars",
+                select_fraction=data.validation.select_fraction,
+            )
     except DataError as exc:
         raise ValueError(f"{exc} (raise data.max_bars)") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from engine.metric_rules import MetricCatalogue
 from engine.objective.base import EpochFn, Objective
 from engine.objective.registry import SYNTHETIC_PREFIX, register_objective
 
@@ -44,6 +45,14 @@ class SyntheticObjective(Objective):
     @classmethod
     def metric_names(cls, strategy: str) -> tuple[str, ...]:
         return _problem(strategy).metric_names  # type: ignore[no-any-return]
+
+    @classmethod
+    def metric_catalogue(cls, strategy: str) -> MetricCatalogue:
+        """The problem's metrics under their names, each to maximise where it is a negated output."""
+        metrics = _problem(strategy).metrics
+        return MetricCatalogue.plain(
+            (name for name, _ in metrics), {name: "max" if sign < 0 else "min" for name, sign in metrics}
+        )
 
     @classmethod
     def curve_metrics(cls) -> Mapping[str, bool]:

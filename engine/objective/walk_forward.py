@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.objective.base import EpochFn, HeldOutScore
-from engine.objective.model import ModelObjective
+from engine.objective.model import ModelObjective, test_standard_errors
 from engine.objective.registry import register_objective
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class WalkForwardObjective(ModelObjective):
         return TrialOutcome(
             job.trial_index,
             "completed",
-            metrics=result.metrics,
+            metrics={**result.metrics, **self.user_metrics(result.returns, result.positions)},
             sems=result.sems,
             epochs=result.epochs_run,
             seconds=result.seconds,
@@ -117,6 +117,7 @@ class WalkForwardObjective(ModelObjective):
             )
             buffer = io.BytesIO()
             torch.save(state, buffer)
+            metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
             out[rec.index] = HeldOutScore(metrics, returns, buffer.getvalue())
         return out
 
@@ -140,7 +141,8 @@ class WalkForwardObjective(ModelObjective):
             **super().describe(meta),
             "validation": f"walk-forward, {v.folds} folds, {v.window} window, purge {h} bars + embargo "
             f"{v.embargo_bars} bars; {'warm-started' if v.warm_start_folds else 'fresh'} folds, epochs "
-            f"{'/'.join(map(str, epochs))}",
+            f"{'/'.join(map(str, epochs))}; each fold's epoch, early stop and schedule chosen on the last "
+            f"{v.select_fraction:.0%} of its training window (purged, not trained on), never on its block",
             "folds": blocks or "-",
             "test": f"{test[0][:10]}..{test[1][:10]}, scored by the final fit on every bar before it"
             if test

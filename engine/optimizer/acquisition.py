@@ -16,7 +16,8 @@ pending points) with three steps replaced by faster equivalents:
   training and baseline points, two triangular solves and the cached
   Cholesky factor of the baseline posterior. This path covers the models the
   fast strategy builds (independent ``SingleTaskGP``s with an RBF kernel, a
-  constant mean and homoskedastic noise); any other model uses BoTorch's.
+  constant mean and learned homoskedastic noise, or fixed noise where trials
+  report standard errors); any other model uses BoTorch's.
   Both paths give the same samples from the same base samples (tested).
 
 Registered with BoTorch's input-constructor registry and with Ax's storage
@@ -48,14 +49,13 @@ from botorch.utils.low_rank import _reshape_base_samples
 from botorch.utils.objective import compute_feasibility_indicator, compute_smoothed_feasibility_indicator
 from botorch.utils.safe_math import logmeanexp, logsumexp
 from gpytorch.kernels import RBFKernel
-from gpytorch.likelihoods import GaussianLikelihood
-from gpytorch.likelihoods.noise_models import HomoskedasticNoise
 from gpytorch.means import ConstantMean
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
 
 from engine.optimizer.boxes import hypervolume_from_cells, nondominated_cells_3d
+from engine.optimizer.noise import training_noise
 
 __all__ = ["FastqLogNEHVI"]
 
@@ -65,7 +65,8 @@ class _LeanPosterior:
     """Cached pieces for sampling f(X) jointly with the fixed samples of f(X_baseline).
 
     For ``m`` independent GPs sharing training inputs ``T`` (``n_t x d``) and a
-    baseline ``B`` (``n_b x d``): ``L_T`` Cholesky of ``K(T, T) + noise``
+    baseline ``B`` (``n_b x d``): ``L_T`` Cholesky of ``K(T, T) + diag(noise)``
+    (learned noise: one variance per GP; fixed noise: the known variances)
     (``m x n_t x n_t``), ``alpha = (K + noise)^-1 (y - c)`` (``m x n_t x 1``),
     ``W_B = L_T^-1 K(T, B)`` (``m x n_t x n_b``) and ``L_B`` the Cholesky
     factor of the posterior covariance over ``B`` that BoTorch cached
@@ -93,9 +94,8 @@ class _LeanPosterior:
         with torch.no_grad():
             inv_ls = torch.stack([1.0 / g.covar_module.lengthscale.reshape(1, -1) for g in gps])
             const = torch.stack([g.mean_module.constant.reshape(1, 1) for g in gps])
-            noise = torch.stack([g.likelihood.noise.reshape(()) for g in gps])
-            K = _rbf(T.unsqueeze(0), T.unsqueeze(0), inv_ls)
-            K = K + noise.view(-1, 1, 1) * torch.eye(T.shape[0], dtype=T.dtype, device=T.device)
+            noise = torch.stack([cast(Tensor, training_noise(g.likelihood, T.shape[0])) for g in gps])
+            K = _rbf(T.unsqueeze(0), T.unsqueeze(0), inv_ls) + torch.diag_embed(noise)  # m x n_t x n_t
             L_T = psd_safe_cholesky(K)
             y = torch.stack([g.train_targets.reshape(-1, 1) for g in gps])
             alpha = torch.cholesky_solve(y - const, L_T)
@@ -168,7 +168,7 @@ def _supported_gps(model: Model) -> list[SingleTaskGP] | None:
 
 
 def _is_plain_rbf_gp(g: Any) -> bool:
-    """One-output SingleTaskGP in eval mode: RBF kernel, constant mean, homoskedastic noise."""
+    """One-output SingleTaskGP in eval mode: RBF kernel, constant mean, learned or fixed noise."""
     if not isinstance(g, SingleTaskGP) or g.training or g.num_outputs != 1:
         return False
     if g._input_batch_shape != torch.Size() or getattr(g, "input_transform", None) is not None:
@@ -180,8 +180,7 @@ def _is_plain_rbf_gp(g: Any) -> bool:
         type(g.covar_module) is RBFKernel
         and g.covar_module.active_dims is None
         and type(g.mean_module) is ConstantMean
-        and isinstance(g.likelihood, GaussianLikelihood)
-        and type(g.likelihood.noise_covar) is HomoskedasticNoise
+        and training_noise(g.likelihood, g.train_targets.shape[-1]) is not None
     )
 
 

@@ -7,7 +7,9 @@ at 100 trials and ~1.2 s at 300 here, paid for every outcome at every batch.
 two ways:
 
 - Its marginal likelihood is evaluated by :mod:`engine.optimizer.mll` (closed-form
-  gradient, equal to GPyTorch's to ~1e-14): 3-4x cheaper per evaluation.
+  gradient, equal to GPyTorch's to ~1e-14): 3-4x cheaper per evaluation. This
+  holds for both of BoTorch's noise models: learned noise, and the fixed
+  noise Ax asks for when trials report standard errors (``train_Yvar``).
 - ``cold_maxiter`` caps the L-BFGS-B iterations of a fit from the initial
   values (the default spec: 50). Fits here took 90-700 evaluations, most of
   them refining an optimum already found.
@@ -17,7 +19,9 @@ hyperparameters of an *anchor* fit and runs at most ``warm_maxiter``
 iterations. The anchor is the fit from the initial values on the first
 ``a(n)`` points (``a(n)`` the largest of 8, 16, 32, 48, 72, 108, ... below
 ``n``), with their targets standardised on their own, kept in a small
-process-level cache keyed by its data. Because the anchor depends only on
+process-level cache keyed by its data (with fixed noise, the prefix's known
+variances divided by the prefix's outcome variance, as its targets are
+standardised). Because the anchor depends only on
 the current training data, the fit, and so the proposals, are a function of
 the data alone: the same data give the same model whether the process is
 fresh, resumed, or has fitted other studies before. Measured: warm fits
@@ -44,11 +48,13 @@ from botorch.fit import _fit_fallback  # BoTorch's default fit with retries (pri
 from botorch.models.gp_regression import SingleTaskGP
 from botorch.utils.datasets import SupervisedDataset
 from botorch.utils.types import DEFAULT
+from gpytorch import settings
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.mlls.marginal_log_likelihood import MarginalLogLikelihood
 from torch import Tensor
 
 from engine.optimizer.mll import exact_rbf_closure
+from engine.optimizer.noise import noise_kind
 
 __all__ = ["WarmStartSingleTaskGP", "anchor_size", "clear_warm_start_cache", "warm_start_stats"]
 
@@ -165,16 +171,20 @@ class WarmStartSingleTaskGP(SingleTaskGP):
             return None
         # Ax re-standardises outcomes as data grow: standardise the prefix on its own and
         # round away the last bits, so that the same prefix gives the same anchor.
-        y = torch.round((y - y.mean()) / y.std(), decimals=6)
+        std = y.std()
+        y = torch.round((y - y.mean()) / std, decimals=6)
         X = torch.round(X, decimals=9)
+        noise = self._prefix_noise(size, std)
         initial = self._hyperparameters()
         digest = hashlib.sha1(type(self).__name__.encode())
-        for tensor in (X, y, *initial.values()):
+        for tensor in (X, y, *([] if noise is None else [noise]), *initial.values()):
             digest.update(tensor.cpu().numpy().tobytes())
         key = digest.hexdigest()
         if key not in _ANCHORS:
             anchor: WarmStartSingleTaskGP = deepcopy(self)
             anchor.set_train_data(inputs=X, targets=y, strict=False)  # type: ignore[operator]
+            if noise is not None:  # the known variances of the prefix, on its own scale
+                anchor.likelihood.noise_covar.noise = noise
             anchor_mll = ExactMarginalLogLikelihood(anchor.likelihood, anchor)  # type: ignore[arg-type]
             # BoTorch's scipy loop takes an NdarrayOptimizationClosure as is (its annotation omits it).
             _fit_fallback(anchor_mll, closure=exact_rbf_closure(anchor_mll))  # type: ignore[arg-type]
@@ -184,6 +194,14 @@ class WarmStartSingleTaskGP(SingleTaskGP):
                 _ANCHORS.popitem(last=False)
         _ANCHORS.move_to_end(key)
         return _ANCHORS[key]
+
+    def _prefix_noise(self, size: int, std: Tensor) -> Tensor | None:
+        """Fixed noise variances (``size``) of the first ``size`` points for targets divided by
+        ``std``, rounded as the targets are; None for learned noise (a hyperparameter)."""
+        if noise_kind(self.likelihood, self.train_targets.shape[-1]) != "fixed":
+            return None
+        noise = self.likelihood.noise_covar.noise[..., :size].detach() / std**2
+        return torch.round(noise, decimals=9).clamp_min(settings.min_fixed_noise.value(noise.dtype))
 
     def _hyperparameters(self) -> dict[str, Tensor]:
         """Parameters and prior buffers, without input/outcome transform state."""

@@ -3,9 +3,10 @@
 Each case writes a spec (and for data cases a data file) into ``tmp_path``
 and runs the CLI in-process. A refusal is exit code 2 and one line on stderr,
 ``error: <file>: <json.path>: what is wrong (got X); how to fix it``, with no
-traceback and nothing written. Spec and header problems are refused by
-``validate``; problems inside the bars (``stage="run"``) only show when
-``run`` loads them, which must refuse them before writing anything.
+traceback and nothing written. Spec, header and bar problems are refused by
+``validate`` (which loads the bars, the cheap part of ``check-data``); too
+few bars for the folds (``stage="run"``) only show when ``run`` prepares
+them, which must refuse them before writing anything.
 """
 
 from __future__ import annotations
@@ -481,6 +482,8 @@ SECTIONS = {
     "column name not a string": Case({"data.columns": {"close": 5}}, "data.columns.close", "double quotes"),
     "columns not an object": Case({"data.columns": "Close"}, "data.columns", "JSON object"),
     "empty column name": Case({"data.columns": {"close": " "}}, "data.columns", "column name"),
+    "end that moves with the clock": Case({"data.end": "now"}, "data.end", "write an ISO date"),
+    "end not a timestamp": Case({"data.end": "Nov 27 2026"}, "data.end", "write an ISO date"),
     "unknown built-in source": Case({"data.source": "builtin:nope"}, "data.source", "builtin:eurusd_1h"),
     "empty source": Case({"data.source": ""}, "data.source", "builtin:eurusd_1h"),
     "timestamp format without %": Case(
@@ -547,7 +550,6 @@ DATA = {
             b"timestamp,open,high,low,close,volume\n2021-01-04,1,1,1,1,1\n2021-01-05,1,1,1,1,1,7,8\n",
         ),
         hint="valid CSV",
-        stage="run",
     ),
     "parquet without a timestamp": Case(data=parquet_without_timestamp, hint="map them with data.columns"),
     "not a parquet file": Case(
@@ -561,42 +563,30 @@ DATA = {
         data=csv_with(unchanged),
         hint="file columns: timestamp",
     ),
-    "header only": Case(data=csv_with(header_only), hint="one row per bar", stage="run"),
+    "header only": Case(data=csv_with(header_only), hint="one row per bar"),
     "unparsable timestamp": Case(
-        data=csv_with(cell(7, "timestamp", "2021-13-45 99:00")), hint="data.timestamp_format", stage="run"
+        data=csv_with(cell(7, "timestamp", "2021-13-45 99:00")), hint="data.timestamp_format"
     ),
     "timestamp against its format": Case(
         {"data.timestamp_format": "%Y-%m-%d %H:%M:%S"},
         data=csv_with(cell(9, "timestamp", "04.01.2021 10:00")),
         hint="fix that value",
-        stage="run",
     ),
-    "empty timestamp": Case(data=csv_with(cell(5, "timestamp", "")), hint="fix the file", stage="run"),
-    "non-monotonic timestamps": Case(
-        data=csv_with(swap_rows(20, 21)), hint="sort the file by time", stage="run"
-    ),
+    "empty timestamp": Case(data=csv_with(cell(5, "timestamp", "")), hint="fix the file"),
+    "non-monotonic timestamps": Case(data=csv_with(swap_rows(20, 21)), hint="sort the file by time"),
     "duplicate timestamps": Case(
-        data=csv_with(cell(31, "timestamp", bars_frame().loc[30, "timestamp"])),
-        hint="drop the duplicates",
-        stage="run",
+        data=csv_with(cell(31, "timestamp", bars_frame().loc[30, "timestamp"])), hint="drop the duplicates"
     ),
-    "duplicate parquet index": Case(
-        data=parquet_with_duplicate_index, hint="drop the duplicates", stage="run"
-    ),
-    "NaN price": Case(data=csv_with(cell(12, "close", "NaN")), hint="clean or drop those rows", stage="run"),
-    "zero price": Case(data=csv_with(cell(12, "low", 0.0)), hint="fix or drop those bars", stage="run"),
-    "high below low": Case(data=csv_with(cell(12, "high", 1.0)), hint="fix or drop those bars", stage="run"),
-    "non-numeric price": Case(
-        data=csv_with(cell(12, "close", "n/a-price")), hint="fix or drop that row", stage="run"
-    ),
+    "duplicate parquet index": Case(data=parquet_with_duplicate_index, hint="drop the duplicates"),
+    "NaN price": Case(data=csv_with(cell(12, "close", "NaN")), hint="clean or drop those rows"),
+    "zero price": Case(data=csv_with(cell(12, "low", 0.0)), hint="fix or drop those bars"),
+    "high below low": Case(data=csv_with(cell(12, "high", 1.0)), hint="fix or drop those bars"),
+    "non-numeric price": Case(data=csv_with(cell(12, "close", "n/a-price")), hint="fix or drop that row"),
     "NaN price without volume or open/high/low": Case(
         data=csv_with(lambda f: cell(12, "close", "NaN")(f.drop(columns=["open", "high", "low", "volume"]))),
         hint="clean or drop those rows",
-        stage="run",
     ),
-    "negative volume": Case(
-        data=csv_with(cell(12, "volume", -5.0)), hint="fix or drop those bars", stage="run"
-    ),
+    "negative volume": Case(data=csv_with(cell(12, "volume", -5.0)), hint="fix or drop those bars"),
     "too few bars for the folds": Case(data=csv_with(unchanged, n=60), hint="more bars", stage="run"),
 }
 

@@ -489,6 +489,55 @@ def test_the_command_serves_on_localhost_until_interrupted(studies: Path) -> Non
     assert _snapshot(studies) == before
 
 
+# ----------------------------------------------------------------- its directory and its Host header
+
+
+def test_a_relative_directory_serves_report_links_and_a_foreign_host_is_refused(
+    studies: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``boengine dashboard studies`` as the README writes it; a page of another name (DNS
+    rebinding to 127.0.0.1) gets 400 on every route."""
+    monkeypatch.chdir(studies.parent)
+    for dash in _serve(Path(studies.name)):
+        r = requests.get(f"{dash.url}/files/syn/report.html", timeout=30)
+        assert r.status_code == 200 and "syn" in r.text
+        port = dash.url.rsplit(":", 1)[1]
+        for route in ("/", "/_dash-dependencies", "/files/syn/report.html"):
+            r = requests.get(dash.url + route, headers={"Host": f"rebound.example:{port}"}, timeout=30)
+            assert r.status_code == 400, route
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+            assert requests.get(f"{dash.url}/", headers={"Host": host}, timeout=30).status_code == 200, host
+
+
+def test_a_link_to_a_study_shows_that_study(studies: Path, tmp_path: Path) -> None:
+    from engine.dashboard.data import Catalog
+
+    (tmp_path / "link").symlink_to(studies / "trading")
+    catalog = Catalog(tmp_path / "link")
+    assert catalog.single and list(catalog.studies().values()) == [(studies / "trading").resolve()]
+
+
+def test_a_non_loopback_address_is_warned_about(
+    studies: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engine.dashboard import app as dashboard_app
+
+    class Stopped:
+        port = 8080
+
+        def serve_forever(self) -> None:
+            raise KeyboardInterrupt
+
+        def server_close(self) -> None:
+            pass
+
+    monkeypatch.setattr(dashboard_app, "make_server", lambda app, host, port: Stopped())
+    for host, warned in (("0.0.0.0", True), ("192.0.2.7", True), ("127.0.0.2", False), ("localhost", False)):
+        caplog.clear()
+        dashboard_app.serve(studies, host=host, echo=lambda line: None)
+        assert any("no authentication" in r.getMessage() for r in caplog.records) == warned, host
+
+
 # ----------------------------------------------------------------- a real browser
 
 

@@ -98,6 +98,13 @@ def _paragraphs(md: str) -> list[str]:
     return [p.strip() for p in md.split("\n\n") if p.strip()]
 
 
+def _row(md: str, label: str) -> str:
+    """The line of a Markdown table whose first cell starts with ``label``."""
+    rows = [line for line in md.splitlines() if line.startswith(f"| {label}")]
+    assert len(rows) == 1, label
+    return rows[0]
+
+
 def _copy(study: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(study, tmp_path / "copy"))
 
@@ -118,30 +125,46 @@ def test_report_opens_with_the_verdict_sentence(trading: Path) -> None:
 def test_statistics_appear_with_their_inputs(trading: Path) -> None:
     res = StudyResults.load(trading)
     v = res.verdict
-    assert v is not None and v.members
+    assert v is not None and v.members and v.pick == res.pick("knee").index
     md = (trading / "report.md").read_text()
+    assert f"## How much of this is luck: the verdict on trial {v.pick}, the knee" in md
     for index, member in v.members.items():
         assert f"deflated Sharpe ratio, trial {index}" in md
         assert f"against SR0 {fmt_number(member['benchmark_annual'])}" in md
+        assert member["n_trials"] == v.n_effective
+    s = v.skill_details
     for text in (
+        "| skill: all trials (SPA, returns net of beta)",
+        f"| skill: trial {v.pick} alone",
+        f"over {s['n_trials']} trials and {s['n_obs']:,} bars",
+        f"block size {s['block_size']}",
+        f"beyond beta {fmt_number(v.beta)} to the market",
+        "one-sided test of 'true Sharpe <= SR0'",
+        f"{v.n_study} evaluated in this study; {v.n_bars} configurations tried on these bars",
+        f"{v.n_effective} effective",
+        "The deflated Sharpe ratio used the effective N",
+        f"per-block Sharpe, trial {v.pick}",
+        f"{v.folds['positive']} of {v.folds['folds']} blocks positive",
         f"CSCV over {v.pbo_details['n_blocks']} blocks",
         f"{v.pbo_details['n_combinations']:,} combinations",
         "degradation slope",
         "probability of an out-of-sample loss",
-        "SPA p-value against buy-and-hold",
-        "SPA p-value against flat",
-        f"block size {v.spa_details['flat']['block_size']}",
-        f"{v.spa_details['flat']['reps']:,} reps",
+        "SPA of raw returns against buy-and-hold (reference)",
+        "SPA of raw returns against flat (reference)",
+        f"{v.spa_details['flat']['n_obs']:,} bars; does not decide",
         f"| {v.n_obs:,} ",
         f"{v.periods_per_year:,.0f} periods a year",
-        f"{v.n_returns} with per-bar returns",
         "## How to read this",
-        f"beats the best of {v.n_trials} noise trials",
+        f"best of {v.n_trials} independent skill-less tries",
+        "It is not the probability that the true Sharpe ratio is higher",
     ):
         assert text in md, text
-    assert re.search(rf"\| trials\s+\| {v.n_trials}\s+\|", md)
+    assert f"{v.skill_p_family:.3f}" in _row(md, "skill: all trials")
+    assert f"{v.skill_p_pick:.3f}" in _row(md, f"skill: trial {v.pick} alone")
+    assert v.folds["folds"] == 4 and len(v.folds["sharpes"]) == 4
+    assert re.search(rf"\| trials counted\s+\| {v.n_trials} \(effective\)\s+\|", md)
     how = md.split("## How to read this")[1].split("##")[0]
-    assert 3 <= sum(line.startswith("- ") for line in how.splitlines()) <= 5
+    assert 4 <= sum(line.startswith("- ") for line in how.splitlines()) <= 6
     caveats = md.split("Caveats:")[1].split("##")[0]
     assert all(c in caveats for c in v.caveats)
     assert bool(v.caveats) is not ("- none" in caveats)
@@ -154,7 +177,8 @@ def test_noise_yardstick_beside_the_best_validation_sharpe(trading: Path) -> Non
     best = max(r.metrics["sharpe"] for r in res.records if res.objectives.feasible(r))
     yardstick = (
         f"{best:.2f} (± {v.sharpe_se:.2f} standard error over {v.n_obs:,} bars; "
-        f"the best of {v.n_trials} noise trials is expected near {v.noise_best_sharpe:.2f})"
+        f"the best of {v.n_trials} independent skill-less tries, the trial ledger's effective count, is "
+        f"expected near {v.noise_best_sharpe:.2f})"
     )
     md = (trading / "report.md").read_text()
     summary, front = md.split("## Summary")[1].split("## Pareto set")
@@ -171,12 +195,17 @@ def test_front_table_holds_front_and_baselines_with_test_figures(trading: Path) 
     assert labels[: len(res.front)] == [
         "front (family default)" if r.source == "baseline" else "front" for r in res.front
     ]
-    assert {"baseline: flat", "baseline: buy and hold"} <= set(labels)
+    assert {"baseline: flat", "baseline: buy and hold", "baseline: short and hold"} <= set(labels)
     assert any("family default" in label for label in labels)
-    test_cols = ["test Sharpe", "test return %", "test max drawdown %", "test trades"]
+    test_cols = ["test Sharpe ± SE", "test return %", "test max drawdown %", "test trades"]
     assert (table[test_cols] != "-").all().all()  # every row, baselines included, has test figures
     assert table["validation Sharpe ± SE"].str.contains(" ± ").sum() >= len(res.front)
+    # test figures carry their bootstrap standard error too, front and baselines alike
+    assert table["test Sharpe ± SE"].str.contains(" ± ").all()
     assert (table["DSR"][: len(res.front)] != "-").all()
+    assert list(table["blocks won"][: len(res.front)]) == [
+        f"{sum(f['sharpe'] > 0 for f in r.info['folds'])}/4" for r in res.front
+    ]
     md = (trading / "report.md").read_text()
     assert "| baseline: buy and hold" in md and "| baseline: flat" in md
     assert "Buy and hold on the validation split" not in md

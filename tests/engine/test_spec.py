@@ -178,3 +178,58 @@ def test_byte_order_mark_and_repeated_keys(tmp_path: Path) -> None:
     path.write_text('{"name": "t", "strategy": "lstm", "budget": {"trials": 4, "trials": 8}}')
     with pytest.raises(SpecError, match=r"budget\.trials: the key appears twice"):
         load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("objective", "threshold", "expected"),
+    [
+        (
+            "return_pct",
+            1e9,
+            "objectives.return_pct.threshold: 1e+09 is beyond what any configuration reaches",
+        ),
+        ("sharpe", 25.0, "objectives.sharpe.threshold: 25 is beyond what any configuration reaches"),
+        ("max_drawdown_pct", 0.0, "objectives.max_drawdown_pct.threshold: a drawdown is never below 0 %"),
+    ],
+)
+def test_thresholds_no_configuration_reaches_are_refused(
+    tmp_path: Path,
+    objective: str,
+    threshold: float,
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing reaches the reference point: the hypervolume stays 0 and the acquisition has nothing to
+    improve. ``validate`` exits 2 with one line naming the field; nothing else of the spec is wrong."""
+    objectives = {
+        "return_pct": {"goal": "max", "threshold": -5.0},
+        "sharpe": {"goal": "max", "threshold": -1.0},
+        "max_drawdown_pct": {"goal": "min", "threshold": 25.0},
+    }
+    parse_spec(base() | {"objectives": objectives})
+    objectives[objective]["threshold"] = threshold
+    path = tmp_path / "far.json"
+    path.write_text(json.dumps(base() | {"objectives": objectives}))
+    monkeypatch.setattr("sys.argv", ["boengine", "validate", str(path)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: {path}: {expected}")
+
+
+def test_reachable_thresholds_and_closed_form_problems_pass() -> None:
+    """The bounds themselves pass; a synthetic problem's objectives are not a backtest's."""
+    objectives = {
+        "return_pct": {"goal": "max", "threshold": 1000.0},
+        "sharpe": {"goal": "max", "threshold": 10.0},
+        "max_drawdown_pct": {"goal": "min", "threshold": 0.5},
+    }
+    parse_spec(base() | {"objectives": objectives})
+    synthetic = {
+        "return_pct": {"goal": "max", "threshold": 5e3},
+        "sharpe": {"goal": "max", "threshold": 50.0},
+        "max_drawdown_pct": {"goal": "min", "threshold": 0.0},
+    }
+    parse_spec({"name": "s", "strategy": "synthetic:dtlz2", "objectives": synthetic})

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from objectives.config import SplitSpec
-from objectives.dataset import PreparedData, split_ranges
+from objectives.dataset import PreparedData, holdout_fit, split_ranges
 from strategies.base import ModelOutput
 
 
@@ -67,10 +67,11 @@ def synthetic_data(
         close=close,
         timestamps=bar_index(n).asi8.astype(np.int64),
         feature_names=tuple(f"f{i}" for i in range(n_features)),
-        splits=split_ranges(n, max_seq_len, horizon, SplitSpec()),
+        splits=(splits := split_ranges(n, max_seq_len, horizon, SplitSpec())),
         periods_per_year=6000.0,
         bar_seconds=3600.0,
         max_seq_len=max_seq_len,
+        fit=holdout_fit(splits, horizon, 0.2),
     )
 
 

@@ -9,7 +9,7 @@ import torch
 from objectives.config import BacktestSpec
 from objectives.evaluate import EvalSettings, evaluate_module, score_module
 from objectives.train_config import TrainConfig
-from objectives.training import EpochReport, _scheduler, train_model
+from objectives.training import EpochReport, TrialTensors, _scheduler, score_split, train_model
 from strategies.base import ModelOutput
 from strategies.exceptions import ConfigError, TrialError
 from tests.objectives.helpers import TinyModel, synthetic_data
@@ -41,6 +41,9 @@ def test_loss_decreases_on_a_learnable_problem(data) -> None:
         "profit_factor",
         "exposure_pct",
         "avg_trade_pct",
+        "sortino",
+        "calmar",
+        "turnover",
         "bh_return_pct",
         "bh_sharpe",
         "bh_max_drawdown_pct",
@@ -50,11 +53,28 @@ def test_loss_decreases_on_a_learnable_problem(data) -> None:
     assert set(result.metrics) == expected and all(math.isfinite(v) for v in result.metrics.values())
 
 
-def test_best_epoch_is_the_lowest_validation_loss(data) -> None:
-    result = evaluate_module(TinyModel(4, seed=0), CFG, data, SETTINGS)
+def test_best_epoch_is_the_lowest_loss_on_the_selection_slice(data) -> None:
+    model = TinyModel(4, seed=0)
+    result = evaluate_module(model, CFG, data, SETTINGS)
     losses = [r.val_loss for r in result.curve]
+    assert all(math.isfinite(v) for v in losses)
     assert result.best_epoch == 1 + losses.index(min(losses))
-    assert result.metrics["val_loss"] == pytest.approx(min(losses), rel=1e-6)  # the restored weights
+    # the restored weights: scoring the selection slice again gives the kept epoch's loss
+    t = TrialTensors(
+        data,
+        CFG.seq_len,
+        data.fit.stop,
+        torch.device("cpu"),
+        CFG.class_weights,
+        train_bars=data.fit.train_bars(),
+    )
+    again = score_split(model, t, data.fit.select_bars(), CFG, data, SETTINGS.backtest, 64)
+    assert again.loss == pytest.approx(min(losses), rel=1e-6)
+    # the slice is the end of the training split, purged from the bars trained on; the traded
+    # validation split is another range
+    fit = data.fit
+    assert fit.select[1] == data.splits.train[1] and fit.train[1] + 2 == fit.select[0]
+    assert fit.val == data.splits.val and result.metrics["val_loss"] != pytest.approx(min(losses))
 
 
 def test_callback_stops_training(data) -> None:

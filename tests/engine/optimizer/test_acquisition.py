@@ -17,12 +17,19 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from engine.optimizer.acquisition import FastqLogNEHVI
 
 
-def _acqf_inputs(standardize: bool) -> dict[str, Any]:
+def _acqf_inputs(standardize: bool, fixed_noise: bool = False) -> dict[str, Any]:
     g = torch.Generator().manual_seed(0)
     X = torch.rand(40, 4, generator=g, dtype=torch.double)
     Y = torch.stack([X[:, 0] - X[:, 1], X[:, 1] * X[:, 2], 1 - X[:, 0] * X[:, 3], X.sum(-1)], -1)
+    # known observation variances (SEMs squared), different at every point, for the objectives
+    Yvar = (0.01 + 0.1 * torch.rand(40, 4, generator=g, dtype=torch.double)) ** 2
     models = [
-        SingleTaskGP(X, Y[:, i : i + 1], outcome_transform=Standardize(m=1) if standardize else None)
+        SingleTaskGP(
+            X,
+            Y[:, i : i + 1],
+            train_Yvar=Yvar[:, i : i + 1] if fixed_noise and i < 3 else None,
+            outcome_transform=Standardize(m=1) if standardize else None,
+        )
         for i in range(4)
     ]
     for m in models:
@@ -39,9 +46,10 @@ def _acqf_inputs(standardize: bool) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("fixed_noise", [False, True], ids=["learned-noise", "fixed-noise"])
 @pytest.mark.parametrize("standardize", [False, True])
-def test_fast_qlognehvi_matches_botorch(standardize: bool) -> None:
-    inputs = _acqf_inputs(standardize)
+def test_fast_qlognehvi_matches_botorch(standardize: bool, fixed_noise: bool) -> None:
+    inputs = _acqf_inputs(standardize, fixed_noise)
     reference = qLogNoisyExpectedHypervolumeImprovement(**inputs)
     plain = FastqLogNEHVI(
         **{**inputs, "sampler": SobolQMCNormalSampler(torch.Size([16]), seed=3)}, lean_sampling=False

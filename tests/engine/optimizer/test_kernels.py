@@ -1,4 +1,5 @@
-"""The fused-kernel pre-build: where it lives, and a lock left by an interrupted build."""
+"""The fused-kernel pre-build: where it lives (one directory per environment), and a lock left by an
+interrupted build."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from engine.optimizer import kernels, prebuild_kernels
 from engine.optimizer.kernels import STALE_LOCK_S
@@ -13,30 +17,78 @@ from engine.optimizer.kernels import STALE_LOCK_S
 
 def test_prebuild_kernels_reports_where_the_kernel_lives() -> None:
     status = prebuild_kernels()
-    assert status.build_dir.endswith("logei_fused_ext")
+    assert os.path.basename(status.build_dir).startswith("logei_fused_ext-torch")
+    assert status.build_dir == kernels.kernel_build_dir()
     assert isinstance(status.loaded, bool) and status.seconds >= 0
 
 
-def test_prebuild_kernels_removes_a_lock_left_by_an_interrupted_build(tmp_path, monkeypatch) -> None:
+def test_each_environment_has_its_own_build_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two environments sharing one cache (two virtual environments, or two torch versions) build
+    into two directories; one environment always finds its own."""
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    a, b = tmp_path / "venv-a", tmp_path / "venv-b"
+    a.mkdir()
+    b.mkdir()
+    here = kernels.kernel_build_dir(prefix=str(a))
+    assert here == kernels.kernel_build_dir(prefix=str(a))
+    assert here != kernels.kernel_build_dir(prefix=str(b))
+    assert here != kernels.kernel_build_dir(prefix=str(a), torch_version="2.99.0")
+    assert os.path.dirname(here) == os.path.dirname(kernels.kernel_build_dir(prefix=str(b)))  # one cache
+    link = tmp_path / "link-to-a"
+    link.symlink_to(a)
+    assert kernels.kernel_build_dir(prefix=str(link)) == here  # the same environment by another path
+    assert kernels.kernel_build_dir() == kernels.kernel_build_dir(prefix=sys.prefix)
+    assert "torch2.99.0-" in kernels.environment_key(str(a), "2.99.0")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    assert os.path.dirname(kernels.kernel_build_dir(prefix=str(a))) == str(tmp_path / "ext")
+    assert os.path.basename(kernels.kernel_build_dir(prefix=str(a))) == os.path.basename(here)
+
+
+def test_prebuild_kernels_builds_in_the_environments_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build goes to this environment's directory, with BoTorch's own loader marked done first
+    (an acquisition built meanwhile must not start a second build in the shared default directory)."""
+    from botorch.acquisition.multi_objective import logei
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(logei, "_C", None)
+    monkeypatch.setattr(logei, "_load_attempted", False)
+    seen: list[tuple[str, bool]] = []
+    monkeypatch.setattr(kernels, "_load_kernel", lambda d: seen.append((d, logei._load_attempted)))
+    status = prebuild_kernels()
+    assert seen == [(kernels.kernel_build_dir(), True)]
+    assert status.build_dir == kernels.kernel_build_dir() and not status.loaded
+    prebuild_kernels()  # once per process
+    assert len(seen) == 1
+
+
+def test_prebuild_kernels_removes_a_lock_left_by_an_interrupted_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """torch waits forever on a build directory's ``lock`` file; one left by a killed build is removed."""
     from botorch.acquisition.multi_objective import logei
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setattr(logei, "_C", None)
     monkeypatch.setattr(logei, "_load_attempted", False)
-    baton = tmp_path / "logei_fused_ext" / "lock"
+    baton = Path(kernels.kernel_build_dir()) / "lock"
     baton.parent.mkdir()
     baton.touch()
     old = time.time() - STALE_LOCK_S - 60
     os.utime(baton, (old, old))
     seen: list[bool] = []
-    monkeypatch.setattr(logei, "_try_load_fused_kernel", lambda: seen.append(baton.exists()))
+    monkeypatch.setattr(kernels, "_load_kernel", lambda d: seen.append(baton.exists()))
     status = prebuild_kernels()
-    assert seen == [False]  # the stale lock was gone before BoTorch's loader ran
-    assert status.build_dir == str(tmp_path / "logei_fused_ext") and not status.loaded
+    assert seen == [False]  # the stale lock was gone before the loader ran
+    assert status.build_dir == str(baton.parent) and not status.loaded
 
 
-def test_prebuild_kernels_waits_for_a_build_in_progress(tmp_path, monkeypatch) -> None:
+def test_prebuild_kernels_waits_for_a_build_in_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A ``lock`` held by a live build (another process working in the build directory, as
     torch's ``ninja`` does; BoTorch builds on first use outside boengine's lock too) is waited
     for, not removed; one that no process holds goes once it is past the grace period."""
@@ -45,7 +97,7 @@ def test_prebuild_kernels_waits_for_a_build_in_progress(tmp_path, monkeypatch) -
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setattr(logei, "_C", None)
     monkeypatch.setattr(logei, "_load_attempted", False)
-    build = tmp_path / "logei_fused_ext"
+    build = Path(kernels.kernel_build_dir())
     baton = build / "lock"
     build.mkdir()
     baton.touch()
@@ -56,7 +108,7 @@ def test_prebuild_kernels_waits_for_a_build_in_progress(tmp_path, monkeypatch) -
         [sys.executable, "-c", "import os, time; time.sleep(2); os.remove('lock')"], cwd=build
     )
     seen: list[bool] = []
-    monkeypatch.setattr(logei, "_try_load_fused_kernel", lambda: seen.append(baton.exists()))
+    monkeypatch.setattr(kernels, "_load_kernel", lambda d: seen.append(baton.exists()))
     try:
         prebuild_kernels()
     finally:
@@ -70,13 +122,15 @@ def test_prebuild_kernels_waits_for_a_build_in_progress(tmp_path, monkeypatch) -
     assert seen == [False, False]
 
 
-def test_prebuild_kernels_keeps_the_lock_of_a_loaded_kernel(tmp_path, monkeypatch) -> None:
+def test_prebuild_kernels_keeps_the_lock_of_a_loaded_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Once this process has loaded (or tried to load) the kernel, the build directory is not touched."""
     from botorch.acquisition.multi_objective import logei
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setattr(logei, "_load_attempted", True)
-    baton = tmp_path / "logei_fused_ext" / "lock"
+    baton = Path(kernels.kernel_build_dir()) / "lock"
     baton.parent.mkdir()
     baton.touch()
     prebuild_kernels()

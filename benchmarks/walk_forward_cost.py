@@ -52,8 +52,8 @@ import torch  # noqa: E402
 
 from engine.objective import make_objective  # noqa: E402
 from engine.spec import load_spec  # noqa: E402
-from objectives import EvalSettings, evaluate, prepare_data  # noqa: E402
-from objectives.evaluate import build_trial_model, score_bars  # noqa: E402
+from objectives import EvalSettings, prepare_data  # noqa: E402
+from objectives.evaluate import build_trial_model, evaluate, score_bars  # noqa: E402
 from objectives.noise import bootstrap_standard_errors  # noqa: E402
 from objectives.walk_forward import evaluate_walk_forward, fold_epochs, refit_and_score  # noqa: E402
 from strategies.priors import perturb  # noqa: E402

@@ -10,7 +10,10 @@ set with validation beside held-out test figures, next to the baselines (the
 family's default configuration, flat, buy-and-hold), with the noise yardstick
 of the best validation Sharpe; hypervolume over trials; parameter importance
 (only from :data:`MIN_TRIALS_FOR_IMPORTANCE` feasible trials, with a
-bootstrap standard deviation); failures and early stops; and the priors.
+bootstrap standard deviation); the pick's robustness (:mod:`engine.robustness`:
+cost stress of the front, a Monte Carlo of the pick beside buy-and-hold,
+parameter stability from the GP, with a stability figure); failures and early
+stops; and the priors.
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ import pandas as pd
 
 from engine.report_verdict import verdict_sections
 from engine.results import StudyResults
+from engine.robustness import (
+    AXIS_POINTS,
+    MC_PERCENTILES,
+    NEIGHBOURHOOD_SAMPLES,
+    PLATEAU_RADIUS,
+    SPACE_SAMPLES,
+    SPIKE_THRESHOLD,
+    Robustness,
+    Stability,
+    study_robustness,
+)
 from engine.store import StudyStore, write_bytes
 from engine.tables import FLAG, fmt_number, front_table, html_page, html_table, sharpe_yardstick
 
@@ -36,6 +50,8 @@ __all__ = [
     "MIN_TRIALS_FOR_IMPORTANCE",
     "parameter_importance",
     "report_figures",
+    "robustness_tables",
+    "stability_figure",
     "write_report",
 ]
 
@@ -46,7 +62,7 @@ IMPORTANCE_RESAMPLES = 20
 _TREES = 30
 _PERMUTATIONS = 5
 
-Section = tuple[str, Any]  # (h1 | h2 | p | verdict | list | table | kv | figure, content)
+Section = tuple[str, Any]  # (h1 | h2 | h3 | p | verdict | list | table | kv | figure, content)
 
 
 # ----------------------------------------------------------------- parameter importance
@@ -335,12 +351,16 @@ def _window_sections(res: StudyResults) -> list[Section]:
     return out
 
 
-def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> list[Section]:
+def _sections(
+    res: StudyResults, importance: pd.DataFrame, trace: list[float], robustness: Robustness | None = None
+) -> list[Section]:
     """The report as a list of blocks, rendered to Markdown and to HTML."""
     out: list[Section] = [("h1", f"Study report: {res.spec.name}"), *verdict_sections(res)]
     out += _what_was_run(res)
     out += [("h2", "Summary"), ("kv", pd.DataFrame(list(_summary(res).items()), columns=["", "value"]))]
     out += _front_sections(res)
+    if robustness is not None:
+        out += _robustness_sections(res, robustness)
     out.append(("h2", "Hypervolume over trials"))
     if trace:
         step = max(1, len(trace) // 12)
@@ -359,6 +379,250 @@ def _sections(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -
     return out
 
 
+# ----------------------------------------------------------------- robustness
+
+ROBUSTNESS_HOW_TO_READ = (
+    "How to read this: the cost stress backtests the stored out-of-sample positions again at 1x, 2x "
+    "and 5x the study's fee and slippage, without retraining (1x is the trial's own validation "
+    "figure); a pick whose edge disappears at 2x lives on the cost assumption. The Monte Carlo "
+    "resamples the pick's out-of-sample bars in blocks (stationary bootstrap), buy-and-hold's with the "
+    "same indices, and shows the 5th, 50th and 95th percentiles: a 5th percentile below buy-and-hold's "
+    "median, or a wide band straddling zero, says the validation figure is one lucky path among many "
+    "plausible ones. The stability curves are the GP's posterior mean ± SD of each objective along one "
+    "parameter at a time through the pick; the plateau score is how much of the posterior's whole "
+    f"spread the pick loses within ±{PLATEAU_RADIUS:.0%} of each numeric parameter's range (0: a "
+    f"plateau, 1: as bad as anywhere); above {SPIKE_THRESHOLD:g} the pick is flagged a spike, a "
+    "configuration whose neighbours do much worse and which a small change of data or seed may not "
+    "reproduce. None of these is a test: they say how fragile the figures above are."
+)
+
+
+def robustness_tables(res: StudyResults, rob: Robustness) -> dict[str, pd.DataFrame]:
+    """The robustness views as display tables: ``costs``, ``monte_carlo``, ``plateau`` and
+    ``curves`` (each present only when it could be computed)."""
+    out: dict[str, pd.DataFrame] = {}
+    if rob.costs is not None and len(rob.costs.frame):
+        wide = rob.costs.wide()
+        table = pd.DataFrame(
+            {"": wide["row"], "trial": [fmt_number(t) if t >= 0 else "-" for t in wide["trial"]]}
+        )
+        for fig, label in (
+            ("return_pct", "return %"),
+            ("sharpe", "Sharpe"),
+            ("max_drawdown_pct", "max DD %"),
+        ):
+            for k in rob.costs.multiples:
+                table[f"{label} {k:g}x"] = [fmt_number(v) for v in wide[f"{fig}@{k:g}"]]
+        out["costs"] = table
+    if rob.monte_carlo is not None:
+        frame = rob.monte_carlo.frame()
+        names = {f"p{q:g}": f"{q:g}th percentile" if q != 50 else "median" for q in MC_PERCENTILES}
+        out["monte_carlo"] = pd.DataFrame(
+            {
+                "series": frame["series"],
+                "figure": frame["figure"],
+                "observed": [fmt_number(v) for v in frame["observed"]],
+                **{names[c]: [fmt_number(v) for v in frame[c]] for c in names},
+            }
+        )
+    if rob.stability is not None:
+        stab = rob.stability
+        out["plateau"] = pd.DataFrame(
+            [
+                {
+                    "objective": res.objective.catalogue.label(p.objective),
+                    "posterior mean at the pick ± SD": f"{fmt_number(p.pick_mean)} ± {fmt_number(p.pick_sd)}",
+                    "worst in the neighbourhood": fmt_number(p.worst),
+                    "spread over the space": fmt_number(p.spread),
+                    "plateau score": f"{p.score:.2f}",
+                    "": f"{FLAG} spike" if p.spike else "plateau",
+                }
+                for p in stab.plateaus
+            ]
+        )
+        out["curves"] = _curve_summary(res, stab)
+    return out
+
+
+def _curve_summary(res: StudyResults, stab: Stability) -> pd.DataFrame:
+    """Per parameter and objective: the posterior mean at the pick and the lowest and highest
+    along the parameter's curve, with where they are."""
+    rows = []
+    for (param, obj), curve in stab.curves.groupby(["parameter", "objective"], sort=False):
+        at = curve[curve["at_pick"]]
+        low, high = curve.loc[curve["mean"].idxmin()], curve.loc[curve["mean"].idxmax()]
+        rows.append(
+            {
+                "parameter": param,
+                "objective": res.objective.catalogue.label(str(obj)),
+                "at the pick": fmt_number(at["mean"].iloc[0]) if len(at) else "-",
+                "lowest (at)": f"{fmt_number(low['mean'])} ({_value(low['value'])})",
+                "highest (at)": f"{fmt_number(high['mean'])} ({_value(high['value'])})",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _value(value: Any) -> str:
+    return fmt_number(value) if isinstance(value, float) else str(value)
+
+
+def _robustness_sections(res: StudyResults, rob: Robustness) -> list[Section]:
+    title = "Robustness"
+    if rob.pick is not None:
+        title += f": trial {rob.pick} ({rob.pick_name}, the configuration best writes) and the front"
+    out: list[Section] = [("h2", title), ("p", ROBUSTNESS_HOW_TO_READ)]
+    tables = robustness_tables(res, rob)
+    out.append(("h3", "Cost stress (the same positions, no retraining)"))
+    if "costs" in tables:
+        c = rob.costs
+        assert c is not None
+        out.append(
+            (
+                "p",
+                f"Total return %, annualised Sharpe ratio and max drawdown % at "
+                f"{', '.join(f'{k:g}x' for k in c.multiples)} the study's costs (1x: fee "
+                f"{c.fee_bps:g} + slippage {c.slippage_bps:g} bps per unit of position change), by the "
+                "backtest's own cost model on the stored out-of-sample positions.",
+            )
+        )
+        out.append(("table", tables["costs"]))
+        if c.missing:
+            out.append(
+                (
+                    "p",
+                    f"No positions stored for trial {', '.join(map(str, c.missing))} (a holdout or CPCV "
+                    "trial, or a study made before positions.npy was written): not stressed.",
+                )
+            )
+    else:
+        out.append(("p", rob.costs_note or "Not shown."))
+    out.append(("h3", "Monte Carlo of the pick's out-of-sample returns"))
+    mc = rob.monte_carlo
+    if mc is not None:
+        out.append(
+            (
+                "p",
+                f"{mc.resamples:,} stationary-bootstrap resamples of the {mc.n_bars:,} out-of-sample bars "
+                f"(mean block length {mc.block:.1f} bars, seed {mc.seed}), the pick's and buy-and-hold's "
+                f"returns resampled with the same indices; the pick's Sharpe ratio beat buy-and-hold's in "
+                f"{mc.sharpe_beats:.0%} of them.",
+            )
+        )
+        out.append(("table", tables["monte_carlo"]))
+    else:
+        out.append(("p", rob.monte_carlo_note or "Not shown."))
+    out.append(("h3", "Parameter stability (the GP's view around the pick)"))
+    stab = rob.stability
+    if stab is not None:
+        noise = ", ".join(f"{k}: {v}" for k, v in stab.noise.items())
+        out.append(
+            (
+                "p",
+                f"One GP per objective (the optimizer's, cold fit) on the {stab.n_trials} completed trials, "
+                f"in the optimizer's normalized coordinates (noise {noise}). Plateau score = (posterior "
+                "mean at the pick - the worst in its neighbourhood) / (max - min of the posterior mean over "
+                f"the space), the neighbourhood being ±{PLATEAU_RADIUS:.0%} of each numeric parameter's "
+                f"normalized range ({AXIS_POINTS} points along each, one at a time, and "
+                f"{NEIGHBOURHOOD_SAMPLES} Sobol points of the box; choices held at the pick's), the space "
+                f"{SPACE_SAMPLES} random configurations and the curves' points. Above {SPIKE_THRESHOLD:g}: "
+                "a spike.",
+            )
+        )
+        out.append(("table", tables["plateau"]))
+        out.append(("figure", "stability"))
+        if len(tables["curves"]):
+            out += [
+                ("p", "Along each parameter through the pick (the others held at the pick), posterior mean:"),
+                ("table", tables["curves"]),
+            ]
+    else:
+        out.append(("p", rob.stability_note or "Not shown."))
+    return out
+
+
+def stability_figure(res: StudyResults, stab: Stability) -> Any:
+    """The stability curves: posterior mean ± SD of each objective (rows) along each parameter
+    (columns) through the pick, the pick marked; a choice's values as points with error bars."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    objectives = list(dict.fromkeys(stab.curves["objective"]))
+    params = list(dict.fromkeys(stab.curves["parameter"]))
+    fig = make_subplots(
+        rows=len(objectives),
+        cols=len(params),
+        shared_yaxes="rows",
+        column_titles=params,
+        horizontal_spacing=0.02,
+        vertical_spacing=0.06,
+    )
+    log = {p.name for p in res.spec.space.tunable if getattr(p, "log", False)}
+    for i, obj in enumerate(objectives, 1):
+        for j, param in enumerate(params, 1):
+            curve = stab.curves[(stab.curves["objective"] == obj) & (stab.curves["parameter"] == param)]
+            x = [str(v) for v in curve["value"]] if curve["categorical"].any() else list(curve["value"])
+            mean, sd = curve["mean"].to_numpy(), curve["sd"].to_numpy()
+            if curve["categorical"].any():
+                fig.add_trace(
+                    go.Scatter(
+                        x=x,
+                        y=mean,
+                        error_y={"array": sd},
+                        mode="markers",
+                        marker={"color": "#1f77b4"},
+                        showlegend=False,
+                        name=obj,
+                    ),
+                    row=i,
+                    col=j,
+                )
+            else:
+                fig.add_trace(
+                    go.Scatter(
+                        x=x + x[::-1],
+                        y=list(mean + sd) + list((mean - sd)[::-1]),
+                        fill="toself",
+                        fillcolor="rgba(31,119,180,0.18)",
+                        line={"width": 0},
+                        hoverinfo="skip",
+                        showlegend=False,
+                    ),
+                    row=i,
+                    col=j,
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=x, y=mean, mode="lines", line={"color": "#1f77b4"}, showlegend=False, name=obj
+                    ),
+                    row=i,
+                    col=j,
+                )
+                if param in log:
+                    fig.update_xaxes(type="log", row=i, col=j)
+            at = curve["at_pick"].to_numpy()
+            fig.add_trace(
+                go.Scatter(
+                    x=[v for v, a in zip(x, at) if a],
+                    y=mean[at],
+                    mode="markers",
+                    showlegend=False,
+                    marker={"color": "#b3403a", "size": 9, "symbol": "diamond"},
+                    name="pick",
+                ),
+                row=i,
+                col=j,
+            )
+        fig.update_yaxes(title_text=res.objective.catalogue.label(obj), row=i, col=1)
+    fig.update_layout(
+        title="Stability: GP posterior mean ± SD along each parameter through the pick (◆)",
+        template="plotly_white",
+        height=260 * len(objectives) + 80,
+        width=max(700, 230 * len(params)),
+    )
+    return fig
+
+
 # ----------------------------------------------------------------- rendering
 
 
@@ -369,6 +633,8 @@ def _markdown(sections: list[Section]) -> str:
             md += [f"# {content}", ""]
         elif kind == "h2":
             md += [f"## {content}", ""]
+        elif kind == "h3":
+            md += [f"### {content}", ""]
         elif kind == "p":
             md += [content, ""]
         elif kind == "verdict":
@@ -380,12 +646,16 @@ def _markdown(sections: list[Section]) -> str:
     return "\n".join(md)
 
 
-def _figures(res: StudyResults, importance: pd.DataFrame, trace: list[float]) -> dict[str, list[Any]]:
+def _figures(
+    res: StudyResults, importance: pd.DataFrame, trace: list[float], robustness: Robustness | None = None
+) -> dict[str, list[Any]]:
     import plotly.express as px
 
     from engine.plots import hypervolume_figure, pareto_figures
 
     figs: dict[str, list[Any]] = {}
+    if robustness is not None and robustness.stability is not None:
+        figs["stability"] = [stability_figure(res, robustness.stability)]
     if len(res.feasible_frame()):
         figs["pareto"] = pareto_figures(res)
     if trace:
@@ -418,7 +688,7 @@ def _html(res: StudyResults, sections: list[Section], figs: dict[str, list[Any]]
     body: list[str] = []
     first_plot = True
     for kind, content in sections:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             body.append(f"<{kind}>{html.escape(content)}</{kind}>")
         elif kind == "p":
             flag = " class='flag'" if content.startswith(FLAG) else ""
@@ -446,8 +716,10 @@ def write_report(store_or_dir: StudyStore | str | Path, out_dir: str | Path | No
     target = Path(out_dir) if out_dir else res.store.dir
     importance = parameter_importance(res, seed=res.spec.seed)
     trace = res.objectives.hypervolume_trace(res.records)
-    sections = _sections(res, importance, trace)
+    robustness = study_robustness(res)
+    sections = _sections(res, importance, trace, robustness)
     write_bytes(target / "report.md", _markdown(sections).encode())
-    write_bytes(target / "report.html", _html(res, sections, _figures(res, importance, trace)).encode())
+    figs = _figures(res, importance, trace, robustness)
+    write_bytes(target / "report.html", _html(res, sections, figs).encode())
     logger.info("wrote %s and report.html", target / "report.md")
     return target / "report.md"

@@ -8,7 +8,8 @@ Layout of ``studies/<name>/``::
     ax.db              the Ax experiment and generation strategy (Ax's SQL store)
     data/              features, labels and prices prepared once, memory-mapped by workers
     trials/<i>/        result.json, curve.jsonl (per-epoch reports), model.pt (weights),
-                       returns.npy (per-bar validation returns), error.txt (a failed trial's traceback),
+                       returns.npy (per-bar validation returns), positions.npy (the positions behind
+                       them; walk-forward: stitched out of fold; not for CPCV), error.txt (a failed trial's traceback),
                        final.pt and test_returns.npy (the model scored on test, and its returns)
     batches.jsonl      one record per proposal batch: trials proposed, seconds taken
     runs.jsonl         one record per ``boengine run``: start, end, workers
@@ -254,6 +255,16 @@ class StudyStore:
             return None
         start, stop = (int(v) for v in read_json(info_path)["splits"]["val"])
         return np.asarray(read_array(stamps, mmap_mode="r")[start:stop])
+
+    def oos_close(self) -> np.ndarray | None:
+        """Closes (float64) of the bars a trial's ``returns.npy`` and ``positions.npy`` cover (the
+        bars of :meth:`oos_timestamps`); None without prepared data."""
+        info_path = self.inside(self.data_dir / "meta.json")
+        close = self.inside(self.data_dir / "close.npy")
+        if not info_path.is_file() or not close.is_file():
+            return None
+        start, stop = (int(v) for v in read_json(info_path)["splits"]["val"])
+        return np.asarray(read_array(close, mmap_mode="r")[start:stop], dtype=np.float64)
 
     def fold_sizes(self) -> list[int]:
         """Bars of each out-of-sample block, in order: CPCV's groups (each traded by several

@@ -15,7 +15,11 @@ Modules: :mod:`~objectives.data` (loading, validation, bar frequency),
 
 The names below are imported from their modules on first use (PEP 562):
 :mod:`objectives.training` and :mod:`objectives.evaluate` import torch,
-which reading a study or a spec does not need.
+which reading a study or a spec does not need. ``objectives.evaluate`` is both a
+module and a function: once anything has imported the module
+(``from objectives.evaluate import ...``), Python's import system makes the
+package attribute the module, so code that calls it imports the function
+from its module: ``from objectives.evaluate import evaluate``.
 """
 
 from __future__ import annotations

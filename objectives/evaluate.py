@@ -86,6 +86,7 @@ class EvalResult:
         input_size: number of features the model was built for.
         stop_reason: ``max_epochs``, ``early_stopping``, ``time_budget`` or ``callback``.
         returns: per-bar net returns of the validation backtest.
+        positions: the positions behind them, bar by bar.
     """
 
     metrics: dict[str, float]
@@ -97,6 +98,7 @@ class EvalResult:
     input_size: int
     stop_reason: str = "max_epochs"
     returns: np.ndarray | None = None  # `n_val` per-bar net returns of the validation backtest
+    positions: np.ndarray | None = None  # `n_val` positions held on those bars
 
 
 def _family(family: str) -> tuple[Any, Mapping[str, Any]]:
@@ -159,7 +161,7 @@ def evaluate_module(
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
         torch.save(trained.best_state, checkpoint_path)
     t0 = time.perf_counter()
-    metrics, returns = score_bars(model, cfg, data, settings, "val")
+    metrics, score = _score(model, cfg, data, settings, "val")
     backtest_s = time.perf_counter() - t0
     return EvalResult(
         metrics=metrics,
@@ -170,7 +172,8 @@ def evaluate_module(
         seconds={"train": train_s, "backtest": backtest_s, "total": time.perf_counter() - started},
         input_size=data.n_features,
         stop_reason=trained.stop_reason,
-        returns=returns,
+        returns=score.returns,
+        positions=score.positions,
     )
 
 
@@ -267,6 +270,20 @@ def score_bars(
     """Metrics (keys as in :attr:`EvalResult.metrics`, prefix ``split``) and per-bar net returns `n`
     of a trained ``model`` on ``split``; a ``'train_quantile'`` gate is calibrated on ``gate_bars``
     (default: the training split)."""
+    metrics, score = _score(model, cfg, data, settings, split, gate_bars=gate_bars)
+    return metrics, score.returns
+
+
+def _score(
+    model: nn.Module,
+    cfg: TrainConfig,
+    data: PreparedData,
+    settings: EvalSettings,
+    split: str,
+    *,
+    gate_bars: np.ndarray | None = None,
+) -> tuple[dict[str, float], SplitScore]:
+    """:func:`score_bars` with the whole :class:`SplitScore` (returns and positions)."""
     bars = data.splits.bars(split)
     if len(bars) < 2:
         raise TrialError(f"split {split!r} has {len(bars)} decision bars; nothing to backtest")
@@ -283,4 +300,4 @@ def score_bars(
     bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     if bad:
         raise TrialError(f"non-finite metrics on {split}: {', '.join(bad)}")
-    return metrics, score.returns
+    return metrics, score

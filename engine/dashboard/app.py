@@ -11,7 +11,8 @@ Pages (``dcc.Location`` routing):
   when ``boengine report`` / ``pareto`` wrote them.
 
 A study page is a column of sections (head, trials, Pareto front,
-hypervolume, parallel coordinates, curves, proposal times, report figures),
+hypervolume, parallel coordinates, curves, proposal times, report figures,
+robustness),
 each drawn from a digest of the files it depends on: a refresh redraws only
 the sections whose files changed since the page drew them, and answers "no
 update" (HTTP 204) when none did. Figures keep the user's zoom across
@@ -590,6 +591,53 @@ def _report_section(view: StudyView) -> list[Any]:
     return [*head, *[_graph(f"importance-graph-{i}", f) for i, f in enumerate(figs)]]
 
 
+def _robustness_section(view: StudyView) -> list[Any]:
+    from engine.report import robustness_tables, stability_figure
+
+    res = _results(view)
+    rob = view.robustness
+    head: list[Any] = [html.H2("Robustness of the knee and the front")]
+    if rob is None or rob.pick is None:
+        return [*head, html.P("No Pareto front yet.", className="muted")]
+    head.append(
+        html.P(
+            f"Trial {rob.pick} ({rob.pick_name}, the configuration best writes); the report explains "
+            "each table.",
+            className="muted",
+        )
+    )
+    tables = robustness_tables(res, rob)
+    blocks = (
+        (
+            "costs",
+            "Cost stress at 1x, 2x and 5x the study's costs (the same positions, no retraining)",
+            rob.costs_note,
+        ),
+        (
+            "monte_carlo",
+            "Monte Carlo: percentiles over paired stationary-bootstrap resamples",
+            rob.monte_carlo_note,
+        ),
+        ("plateau", "Parameter stability: plateau score of the pick per objective", rob.stability_note),
+    )
+    out = head
+    for name, title, note in blocks:
+        out.append(html.H3(title))
+        if name not in tables:
+            out.append(html.P(note or "Not shown.", className="muted"))
+            continue
+        frame = tables[name]
+        columns = [str(c) for c in frame.columns]
+        rows = [dict(zip(columns, row)) for row in frame.itertuples(index=False)]
+        out.append(_table(f"robustness-{name.replace('_', '-')}", rows, columns))
+        if name == "costs" and rob.costs is not None and rob.costs.missing:
+            missing = ", ".join(map(str, rob.costs.missing))
+            out.append(html.P(f"No positions stored for trial {missing}: not stressed.", className="muted"))
+    if rob.stability is not None and len(rob.stability.curves):
+        out.append(_graph("stability-graph", stability_figure(res, rob.stability)))
+    return out
+
+
 #: The study page's sections, in order: (title, which files it depends on).
 _SECTIONS: dict[str, tuple[str, str]] = {
     "head": ("head", "head"),
@@ -600,6 +648,7 @@ _SECTIONS: dict[str, tuple[str, str]] = {
     "curves": ("curves", "curves"),
     "proposals": ("proposal times", "batches"),
     "report": ("report figures", "results"),
+    "robustness": ("robustness", "results"),
 }
 _BUILDERS: dict[str, Callable[[StudyView], list[Any]]] = {
     "trials": _trials_section,
@@ -609,6 +658,7 @@ _BUILDERS: dict[str, Callable[[StudyView], list[Any]]] = {
     "curves": _curves_section,
     "proposals": _proposals_section,
     "report": _report_section,
+    "robustness": _robustness_section,
 }
 
 

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,6 +29,9 @@ from engine.api import Study
 from engine.results import StudyResults
 from engine.verdict import Verdict, study_verdict
 from strategies.exceptions import InputError
+
+if TYPE_CHECKING:
+    from engine.robustness import Robustness
 
 __all__ = ["Catalog", "StudyView", "is_study_dir", "study_signature"]
 
@@ -225,6 +228,16 @@ class StudyView:
 
     def curves(self) -> pd.DataFrame:
         return self.study.curves() if self.study is not None else pd.DataFrame()
+
+    @cached_property
+    def robustness(self) -> Robustness | None:
+        """The report's robustness views of the knee (:func:`engine.robustness.study_robustness`:
+        cost stress, Monte Carlo, parameter stability), computed once per read of the study."""
+        if self.results is None:
+            return None
+        from engine.robustness import study_robustness
+
+        return study_robustness(self.results)
 
 
 def _digest(value: Any) -> str:

@@ -338,7 +338,7 @@ class HoldoutObjective(ModelObjective):
 
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
         from engine.trial import TrialOutcome, load_prepared, report_dict
-        from objectives import evaluate
+        from objectives.evaluate import evaluate
         from objectives.noise import bootstrap_standard_errors
 
         prepared = data if data is not None else load_prepared(str(job.data_dir))
@@ -364,7 +364,9 @@ class HoldoutObjective(ModelObjective):
             seconds={k: float(v) for k, v in result.seconds.items()},
             checkpoint=payload,
             sems=bootstrap_standard_errors(returns, prepared.periods_per_year, seed=job.seed),
-            arrays={"returns": returns},
+            arrays={"returns": returns}
+            if result.positions is None
+            else {"returns": returns, "positions": result.positions},
             info={"best_epoch": result.best_epoch, "stop_reason": result.stop_reason},
         )
 

@@ -85,7 +85,7 @@ class WalkForwardObjective(ModelObjective):
             epochs=result.epochs_run,
             seconds=result.seconds,
             checkpoint=buffer.getvalue(),
-            arrays={"returns": result.returns},
+            arrays={"returns": result.returns, "positions": result.positions},
             info=info,
         )
 

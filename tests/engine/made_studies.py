@@ -32,7 +32,9 @@ def bars(path: Path, n: int = 900, seed: int = 2) -> Path:
     return path
 
 
-def trading_study(directory: Path, scratch: Path, n_trials: int = 6) -> None:
+def trading_study(
+    directory: Path, scratch: Path, n_trials: int = 6, validation: dict[str, object] | None = None
+) -> None:
     """A walk-forward LSTM study whose trials trade random positions on the real validation and
     test bars (per-bar returns and metrics from the backtest), written with the store's writers;
     no verdict.json, no report: the dashboard computes the verdict itself."""
@@ -50,7 +52,7 @@ def trading_study(directory: Path, scratch: Path, n_trials: int = 6) -> None:
             "source": str(bars(scratch / "bars.csv")),
             "feature_set": "ohlcv",
             "label": {"scheme": "A", "horizon": 3, "profit_threshold": 0.002, "min_diff": 0.001},
-            "validation": {"scheme": "walk_forward", "folds": 2},
+            "validation": validation or {"scheme": "walk_forward", "folds": 2},
         },
         "search_space": {
             "hidden_size": {"values": [8, 16]},

@@ -462,12 +462,18 @@ def latest(records: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 
 def select_cases(cases: Sequence[Case], spec: str | None) -> list[Case]:
-    """``spec``: comma-separated case ids, kinds (``null``, ``edge``, ``edge_ends``) or id prefixes."""
+    """``spec``: comma-separated case ids, kinds (``null``, ``edge``, ``edge_ends``) or id prefixes
+    (a part that is a case's id names that case only: ``null-iid-1`` is not ``null-iid-10``)."""
     if not spec:
         return list(cases)
     parts = [p.strip() for p in spec.split(",") if p.strip()]
-    chosen = [c for c in cases if any(c.id == p or c.kind == p or c.id.startswith(p) for p in parts)]
-    unknown = [p for p in parts if not any(c.id == p or c.kind == p or c.id.startswith(p) for c in cases)]
+    ids = {c.id for c in cases}
+
+    def matches(c: Case, p: str) -> bool:
+        return c.id == p or c.kind == p or (p not in ids and c.id.startswith(p))
+
+    chosen = [c for c in cases if any(matches(c, p) for p in parts)]
+    unknown = [p for p in parts if not any(matches(c, p) for c in cases)]
     if unknown:
         raise SystemExit(f"--cases/--only: no case matches {', '.join(unknown)} (see --list)")
     return chosen

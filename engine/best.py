@@ -19,11 +19,9 @@ from engine.results import StudyResults
 from engine.store import check_target, read_user_json, write_bytes
 from engine.verdict import Verdict
 
-__all__ = ["PICKS", "check_config", "pick_trial", "strategy_entry", "write_config"]
+__all__ = ["check_config", "pick_trial", "strategy_entry", "write_config"]
 
 logger = logging.getLogger(__name__)
-
-PICKS = ("knee", "return_pct", "sharpe", "max_drawdown_pct")
 
 
 def pick_trial(res: StudyResults, pick: str) -> TrialRecord:

@@ -5,7 +5,9 @@ Split as Optuna splits its own: :meth:`StudyLoop.run` orchestrates,
 :class:`~engine.tell.TrialBook` records each outcome. Every worker is kept
 busy: when a trial finishes, its slot is filled at once (running trials are
 pending points for Ax). Failures are data: a failed trial is recorded with its
-reason and the study goes on, until too many fail in a row.
+reason and the study goes on, until too many fail in a row. Trials report per
+epoch (learning curves, early stopping) and, with Pareto-aware stopping
+across folds, per fold (:mod:`engine.fold_stopping`) on the same channel.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ax.exceptions.core import DataRequiredError
 from ax.exceptions.generation_strategy import MaxParallelismReachedException
 
 from engine.executors import Executor, ExecutorPlan, TrialFn, make_executor
+from engine.fold_stopping import PartialTrial, is_fold_report, judge
 from engine.objective import Objective
 from engine.optimizer import prebuild_kernels, seeded_rounding, set_torch_threads
 from engine.progress import Progress, Snapshot, take_snapshot
@@ -30,7 +33,7 @@ from engine.records import REEVALUATED_SOURCES, TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
 from engine.tell import INTERRUPTED, TrialBook, study_log
-from engine.trial import TrialJob
+from engine.trial import TrialJob, TrialOutcome
 from strategies.exceptions import StudyError
 
 __all__ = ["StudyLoop", "trial_seed"]
@@ -70,6 +73,7 @@ class StudyLoop:
         self._queued: deque[tuple[dict[str, Any], str]] = deque()
         self._consecutive_failures = 0
         self._stop_requested: set[int] = set()
+        self._fold_stops: dict[int, dict[str, Any]] = {}  # Pareto fold stops asked, by trial
         self._ask_blocked = False
         self._started = time.monotonic()
         self.stop: threading.Event | None = None  # set from a signal handler: interrupt between polls
@@ -137,7 +141,7 @@ class StudyLoop:
             outcomes = executor.wait(POLL_SECONDS)
             self._handle_reports(executor)  # before telling: a trial's last epochs belong to its curve
             for outcome in outcomes:
-                rec = self.book.tell(outcome)
+                rec = self.book.tell(self._with_fold_stop(outcome))
                 self._ask_blocked = False
                 if rec is not None:
                     self._finished(rec)
@@ -238,6 +242,9 @@ class StudyLoop:
             rec = self.book.records.get(index)
             if rec is None or rec.status != "running":
                 continue
+            if is_fold_report(report):
+                self._judge_fold(executor, index, report)
+                continue
             self.store.append_curve(index, report)
             progression = int(report.get("step", report.get("epoch", 0)))
             value = report.get(es.metric)
@@ -255,6 +262,50 @@ class StudyLoop:
                 )
                 executor.request_stop(index)
                 self._stop_requested.add(index)
+
+    def _judge_fold(self, executor: Executor, index: int, report: Mapping[str, float]) -> None:
+        """Pareto-aware stopping across folds: stop the trial when its optimistic corner after this
+        fold cannot reach the front (:func:`engine.fold_stopping.judge`)."""
+        pf = self.spec.early_stopping.pareto_folds
+        partial = PartialTrial.from_report(report)
+        judged = (
+            pf.enabled
+            and index not in self._stop_requested
+            and self.book.records[index].source not in REEVALUATED_SOURCES
+        )
+        try:
+            if judged:
+                self._stop_if_hopeless(executor, index, partial)
+        finally:
+            executor.answer_fold(index, partial.folds_done)  # the trial waits for it
+
+    def _stop_if_hopeless(self, executor: Executor, index: int, partial: PartialTrial) -> None:
+        pf = self.spec.early_stopping.pareto_folds
+        decision = judge(
+            partial,
+            self.book.records.values(),
+            self.book.objectives,
+            z=pf.z,
+            min_folds=pf.min_folds,
+            min_completed=pf.min_completed,
+        )
+        if decision is None:
+            return
+        study_log.info("trial %d: %s", index, decision.reason)
+        if decision.stop:
+            logger.info("trial %d: %s", index, decision.reason)
+            executor.request_stop(index)
+            self._stop_requested.add(index)
+            self._fold_stops[index] = decision.to_info()
+
+    def _with_fold_stop(self, outcome: TrialOutcome) -> TrialOutcome:
+        """A trial stopped by a Pareto fold stop carries the decision (``info["pareto_stop"]``)
+        and its reason; one that finished before the request reached it is left as it is."""
+        decision = self._fold_stops.pop(outcome.trial_index, None)
+        if decision is not None and outcome.status == "early_stopped":
+            outcome.info = {**outcome.info, "pareto_stop": decision}
+            outcome.reason = str(decision["reason"])
+        return outcome
 
     def _check_failures(self) -> None:
         limit = self.spec.budget.max_consecutive_failures

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.fold_stopping import describe_stop
 from engine.report_verdict import verdict_sections
 from engine.results import StudyResults
 from engine.robustness import (
@@ -372,7 +373,9 @@ def _sections(
     out += _window_sections(res)
     bad = [r for r in res.records if r.status in ("failed", "early_stopped", "abandoned")]
     lines = [
-        f"trial {r.index}: {r.status}" + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
+        f"trial {r.index}: {r.status}"
+        + (f" — {r.reason}" if r.reason else f" after {r.epochs} epochs")
+        + (f"; {describe_stop(r.info['pareto_stop'])}" if isinstance(r.info.get("pareto_stop"), dict) else "")
         for r in bad
     ]
     out += [("h2", "Failed, early-stopped and abandoned trials"), ("list", lines or ["none"])]
@@ -393,7 +396,9 @@ ROBUSTNESS_HOW_TO_READ = (
     f"spread the pick loses within ±{PLATEAU_RADIUS:.0%} of each numeric parameter's range (0: a "
     f"plateau, 1: as bad as anywhere); above {SPIKE_THRESHOLD:g} the pick is flagged a spike, a "
     "configuration whose neighbours do much worse and which a small change of data or seed may not "
-    "reproduce. None of these is a test: they say how fragile the figures above are."
+    "reproduce; *flat* when the posterior varies less over the whole space than twice its own SD at "
+    "the pick: the GP sees no difference between configurations beyond noise, and the score says nothing. "
+    "None of these is a test: they say how fragile the figures above are."
 )
 
 
@@ -435,7 +440,7 @@ def robustness_tables(res: StudyResults, rob: Robustness) -> dict[str, pd.DataFr
                     "worst in the neighbourhood": fmt_number(p.worst),
                     "spread over the space": fmt_number(p.spread),
                     "plateau score": f"{p.score:.2f}",
-                    "": f"{FLAG} spike" if p.spike else "plateau",
+                    "": f"{FLAG} spike" if p.spike else ("flat: spread < 2 SD" if p.flat else "plateau"),
                 }
                 for p in stab.plateaus
             ]
@@ -526,7 +531,8 @@ def _robustness_sections(res: StudyResults, rob: Robustness) -> list[Section]:
                 f"normalized range ({AXIS_POINTS} points along each, one at a time, and "
                 f"{NEIGHBOURHOOD_SAMPLES} Sobol points of the box; choices held at the pick's), the space "
                 f"{SPACE_SAMPLES} random configurations and the curves' points. Above {SPIKE_THRESHOLD:g}: "
-                "a spike.",
+                "a spike; flat: the spread over the space is below twice the SD at the pick (no structure the "
+                "GP can see).",
             )
         )
         out.append(("table", tables["plateau"]))

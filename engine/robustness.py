@@ -54,6 +54,11 @@ bad as the worst configuration anywhere. The pick is a **spike** on an
 objective when its score exceeds :data:`SPIKE_THRESHOLD`: a change of at
 most a tenth of the parameters' ranges loses more than half of what the
 whole space spans. A posterior without spread (every trial alike) scores 0.
+The pick is **flat** on an objective (neither plateau nor spike) when the
+posterior mean's spread over ``S`` is below :data:`FLAT_SDS` times its SD at
+the pick: the GP sees
+no difference between configurations beyond its own uncertainty (few or
+noisy trials), so the score cannot tell a plateau from a spike.
 With fewer than :data:`MIN_TRIALS_FOR_STABILITY` completed trials there is
 no GP: "too few trials".
 """
@@ -80,6 +85,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AXIS_POINTS",
     "COST_MULTIPLES",
+    "FLAT_SDS",
     "GRID_POINTS",
     "MC_PERCENTILES",
     "MC_RESAMPLES",
@@ -123,6 +129,8 @@ NEIGHBOURHOOD_SAMPLES = 128
 SPACE_SAMPLES = 256
 #: A plateau score above this flags the pick as a spike.
 SPIKE_THRESHOLD = 0.5
+#: Flat: the posterior mean's spread over the space is below this many SDs of the posterior at the pick.
+FLAT_SDS = 2.0
 
 logger = logging.getLogger(__name__)
 
@@ -400,6 +408,7 @@ class Plateau:
     spread: float  # max - min of the posterior mean over the whole space
     score: float
     spike: bool
+    flat: bool = False  # the posterior's spread over the space is below FLAT_SDS SDs at the pick
 
 
 def plateau_score(
@@ -420,7 +429,10 @@ def plateau_score(
 
     ``score = (m(pick) - min_N m) / (max_S m - min_S m)`` for a maximised
     objective (signs flipped for a minimised one), ``S`` = ``space`` and ``N``;
-    a spike when ``score > threshold``; 0 when the spread is nil.
+    a spike when ``score > threshold``; 0 when the spread is nil. *Flat* when the
+    spread is below :data:`FLAT_SDS` posterior SDs at the pick: the GP sees no difference
+    between configurations beyond its own uncertainty, so the score says
+    nothing either way (never a spike, and not called a plateau).
     """
     near = neighbourhood(pick, numeric, radius=radius, samples=samples, seed=seed)
     m_near, sd_near = predict(near)
@@ -433,8 +445,16 @@ def plateau_score(
     scale = max(1.0, abs(centre))
     score = (sign * centre - worst_signed) / spread if spread > 1e-9 * scale else 0.0
     score = float(min(max(score, 0.0), 1.0))
+    flat = spread < FLAT_SDS * float(sd_near[0])
     return Plateau(
-        objective, centre, float(sd_near[0]), sign * worst_signed, spread, score, score > threshold
+        objective,
+        centre,
+        float(sd_near[0]),
+        sign * worst_signed,
+        spread,
+        score,
+        score > threshold and not flat,
+        flat,
     )
 
 

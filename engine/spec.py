@@ -39,6 +39,7 @@ __all__ = [
     "MlflowSpec",
     "ObjectiveSpec",
     "OutcomeConstraint",
+    "ParetoFoldsSpec",
     "SyntheticSpec",
     "TrackingSpec",
     "WarmStartSpec",
@@ -119,8 +120,26 @@ class BudgetSpec(SpecSection):
         return self
 
 
+class ParetoFoldsSpec(SpecSection):
+    """Stop a walk-forward trial after a fold when even its optimistic partial figures cannot reach
+    the study's Pareto front (:mod:`engine.fold_stopping` has the rule)."""
+
+    enabled: bool = False
+    z: float = Field(
+        default=1.645,
+        gt=0,
+        le=10,
+        description="standard errors each partial objective is moved in its favourable direction",
+    )
+    min_folds: int = Field(default=1, ge=1, description="judge a trial only after this many folds")
+    min_completed: int = Field(
+        default=5, ge=1, description="completed trials (the front's candidates) needed before judging"
+    )
+
+
 class EarlyStoppingSpec(SpecSection):
-    """Stop trials whose learning curve is in the worst percentile so far."""
+    """Stop trials whose learning curve is in the worst percentile so far (``enabled``), and
+    walk-forward trials that cannot reach the Pareto front after a fold (``pareto_folds``)."""
 
     enabled: bool = True
     metric: str = Field(
@@ -138,6 +157,7 @@ class EarlyStoppingSpec(SpecSection):
         description="stop a trial only if it was in the worst percentile at every epoch of the last "
         "patience + 1 (per-epoch validation Sharpe is noisy; 0 decides on the latest epoch alone)",
     )
+    pareto_folds: ParetoFoldsSpec = ParetoFoldsSpec()
 
     @model_validator(mode="after")
     def _check(self) -> EarlyStoppingSpec:
@@ -333,6 +353,7 @@ class ExperimentSpec(SpecSection):
             _check_reachable(self.objectives)
         check_constraints(self.strategy, self.constraints, self.objectives, catalogue, market=market)
         self._check_cross_sections(objective.curve_metrics())
+        self._check_pareto_folds(objective.name)
         try:
             self._space = build_space(objective, self.strategy, self.search_space, base)
         except ConfigError as exc:
@@ -376,6 +397,27 @@ class ExperimentSpec(SpecSection):
             raise ValueError(
                 f"early_stopping.min_curves: {es.min_curves} curves are needed to compare but the study "
                 f"has {budget.trials} trials; lower min_curves or disable early stopping"
+            )
+
+    def _check_pareto_folds(self, objective: str) -> None:
+        """Pareto-aware stopping across folds: walk-forward folds it can judge, trials to compare."""
+        pf, v = self.early_stopping.pareto_folds, self.data.validation
+        if not pf.enabled:
+            return
+        if objective != "walk_forward":
+            raise ValueError(
+                f"early_stopping.pareto_folds.enabled: judges walk-forward folds, but this study's trials "
+                f"are '{objective}'; set data.validation.scheme to 'walk_forward' or disable it"
+            )
+        if pf.min_folds >= v.folds:
+            raise ValueError(
+                f"early_stopping.pareto_folds.min_folds: {pf.min_folds} is not below data.validation.folds "
+                f"({v.folds}), and a trial is never judged after its last fold; lower min_folds"
+            )
+        if pf.min_completed > self.budget.trials:
+            raise ValueError(
+                f"early_stopping.pareto_folds.min_completed: {pf.min_completed} completed trials are "
+                f"needed but the study has {self.budget.trials} trials; lower min_completed"
             )
 
 

@@ -21,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from engine.fold_stopping import FOLD_REPORT_KEY, await_answer
+
 if TYPE_CHECKING:
     from engine.objective import Objective
 
@@ -42,11 +44,15 @@ TrialStatus = Literal["completed", "early_stopped", "failed", "abandoned"]
 
 
 class Channel(Protocol):
-    """Worker -> driver reports and driver -> worker stop requests."""
+    """Worker -> driver reports and driver -> worker stop requests (and answers to fold reports)."""
 
     def report(self, trial_index: int, report: Mapping[str, float]) -> None: ...
 
     def should_stop(self, trial_index: int) -> bool: ...
+
+    def fold_answered(self, trial_index: int, fold: int) -> bool:
+        """The driver has judged the trial's fold report ``fold`` (:mod:`engine.fold_stopping`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ def execute(job: TrialJob, channel: Channel, data: Any = None) -> TrialOutcome:
 
     def on_epoch(report: Mapping[str, float]) -> bool:
         channel.report(job.trial_index, dict(report))
+        if FOLD_REPORT_KEY in report:  # a fold report: wait for the driver's answer
+            return await_answer(channel, job.trial_index, int(report[FOLD_REPORT_KEY]))
         return channel.should_stop(job.trial_index)
 
     try:

@@ -16,7 +16,10 @@ training bars. Block k is scored once, after training.
 The trial's figures are one backtest of the stitched positions over all
 blocks (one equity curve, costs included at the switches between folds), not
 an average of per-fold figures; their standard errors come from a stationary
-bootstrap of the stitched per-bar returns (:mod:`objectives.noise`).
+bootstrap of the stitched per-bar returns (:mod:`objectives.noise`). After
+every fold but the last, ``on_fold`` (if given) gets the positions stitched so
+far; :func:`stitched_figures` gives their figures the same way (Pareto-aware
+stopping across folds, :mod:`engine.fold_stopping`).
 
 :func:`refit_and_score` trains the model that is scored on the test split:
 on every bar before it (the final fit), for the number of epochs the last
@@ -43,10 +46,19 @@ from objectives.noise import bootstrap_standard_errors
 from objectives.training import EpochReport, TrialTensors, resolve_device, score_split, train_model
 from strategies.exceptions import TrialError
 
-__all__ = ["FoldReport", "WalkForwardResult", "evaluate_walk_forward", "fold_epochs", "refit_and_score"]
+__all__ = [
+    "FoldReport",
+    "WalkForwardResult",
+    "evaluate_walk_forward",
+    "fold_epochs",
+    "refit_and_score",
+    "stitched_figures",
+]
 
 #: Called after each epoch of each fold with (fold, step, report); True stops the trial.
 FoldCallback = Callable[[int, int, EpochReport], bool]
+#: Called after each fold but the last with (fold, stitched out-of-fold positions so far); True stops.
+FoldEndCallback = Callable[[int, np.ndarray], bool]
 
 
 def fold_epochs(max_epochs: int, n_folds: int, *, warm_start: bool, fold_epochs: int | None) -> list[int]:
@@ -103,6 +115,7 @@ def evaluate_walk_forward(
     warm_start_folds: bool,
     epochs_per_fold: list[int],
     on_epoch: FoldCallback | None = None,
+    on_fold: FoldEndCallback | None = None,
     bootstrap_reps: int = 200,
 ) -> WalkForwardResult:
     """Train and score ``params`` on every fold of ``data``; see the module docstring."""
@@ -172,6 +185,8 @@ def evaluate_walk_forward(
                 k, trained.best_epoch, trained.epochs_run, bt.sharpe, bt.return_pct, trained.stop_reason
             )
         )
+        if on_fold is not None and k < len(data.folds) - 1 and on_fold(k, np.concatenate(positions)):
+            return WalkForwardResult({}, {}, None, folds, True, epochs, _seconds(started))
     return _stitch(
         data, settings, positions, losses, accs, weights, folds, epochs, started, model, bootstrap_reps
     )
@@ -191,19 +206,29 @@ def _stitch(
     reps: int,
 ) -> WalkForwardResult:
     """One backtest over the stitched out-of-fold positions, its returns and standard errors."""
-    bars = np.arange(data.folds[0].val[0], data.folds[-1].val[1])
     pos = np.concatenate(positions)
-    bt = settings.backtest
-    costs = {"fee_bps": bt.fee_bps, "slippage_bps": bt.slippage_bps}
-    result = run_backtest(data.close[bars], pos, periods_per_year=data.periods_per_year, **costs)
-    returns = net_returns(data.close[bars], pos, **costs)
+    metrics, returns, sems = stitched_figures(data, settings, pos, reps=reps)
     w = np.asarray(weights, dtype=np.float64)
-    metrics = result.to_dict()
     metrics["val_loss"] = float(np.dot(losses, w) / w.sum())
     metrics["val_accuracy"] = float(np.dot(accs, w) / w.sum())
-    sems = bootstrap_standard_errors(returns, data.periods_per_year, reps=reps, seed=settings.seed)
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     return WalkForwardResult(metrics, sems, returns, folds, False, epochs, _seconds(started), state, pos)
+
+
+def stitched_figures(
+    data: PreparedData, settings: EvalSettings, positions: np.ndarray, *, reps: int = 200
+) -> tuple[dict[str, float], np.ndarray, dict[str, float]]:
+    """The backtest figures, per-bar net returns and bootstrap standard errors of stitched
+    out-of-fold ``positions``, which start at the first block's first bar: every block's (the
+    trial's figures) or the first k blocks' (its partial figures after fold k)."""
+    start = data.folds[0].val[0]
+    bars = np.arange(start, start + len(positions))
+    bt = settings.backtest
+    costs = {"fee_bps": bt.fee_bps, "slippage_bps": bt.slippage_bps}
+    result = run_backtest(data.close[bars], positions, periods_per_year=data.periods_per_year, **costs)
+    returns = net_returns(data.close[bars], positions, **costs)
+    sems = bootstrap_standard_errors(returns, data.periods_per_year, reps=reps, seed=settings.seed)
+    return result.to_dict(), returns, sems
 
 
 def _seconds(started: float) -> dict[str, float]:

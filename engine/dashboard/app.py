@@ -126,6 +126,7 @@ def create_app(path: str | Path, *, refresh_s: float = 5.0) -> dash.Dash:
             _study_page("", interval_ms),
             _compare_page([], interval_ms),
             html.Div([dcc.RadioItems(id="parallel-color"), dcc.Graph(id="parallel-graph")]),
+            html.Div([html.Button(id="robustness-compute"), html.Div(id="robustness-body")]),
         ]
     )
     _register_callbacks(app, catalog, interval_ms)
@@ -245,6 +246,18 @@ def _register_callbacks(app: dash.Dash, catalog: Catalog, interval_ms: int) -> N
             else:
                 out.append(_build_section(name, view, catalog.single))
         return (*out, signatures)
+
+    @app.callback(
+        Output("robustness-body", "children"),
+        Input("robustness-compute", "n_clicks"),
+        State("study-key", "data"),
+        prevent_initial_call=True,
+    )
+    def robustness(clicks: int | None, key: str | None) -> Any:
+        view = catalog.view(key or "")
+        if not clicks or view is None or view.results is None:
+            raise PreventUpdate
+        return _guarded("robustness", _robustness_body, view)
 
     @app.callback(
         Output("parallel-graph", "figure"),
@@ -592,13 +605,32 @@ def _report_section(view: StudyView) -> list[Any]:
 
 
 def _robustness_section(view: StudyView) -> list[Any]:
+    """The section's heading and a button: the views fit one GP per objective and resample the
+    pick's returns 1,000 times (seconds), so they are computed when asked for, not on every
+    refresh of a running study."""
+    head: list[Any] = [html.H2("Robustness of the knee and the front")]
+    if not _results(view).front:
+        return [*head, html.P("No Pareto front yet.", className="muted")]
+    return [
+        *head,
+        html.P(
+            "Cost stress, Monte Carlo and parameter stability of the configuration best writes (as in "
+            "the report); computed on request: one GP fit per objective and 1,000 resamples, seconds.",
+            className="muted",
+        ),
+        html.Button("Compute the robustness views", id="robustness-compute", n_clicks=0),
+        html.Div(id="robustness-body"),
+    ]
+
+
+def _robustness_body(view: StudyView) -> list[Any]:
     from engine.report import robustness_tables, stability_figure
 
     res = _results(view)
     rob = view.robustness
-    head: list[Any] = [html.H2("Robustness of the knee and the front")]
+    head: list[Any] = []
     if rob is None or rob.pick is None:
-        return [*head, html.P("No Pareto front yet.", className="muted")]
+        return [html.P("No Pareto front yet.", className="muted")]
     head.append(
         html.P(
             f"Trial {rob.pick} ({rob.pick_name}, the configuration best writes); the report explains "

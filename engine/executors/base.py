@@ -5,7 +5,8 @@ then polls :meth:`Executor.wait`, which returns finished outcomes — a timed-ou
 or crashed trial comes back as a *failed* outcome with its reason, never as an
 exception. Per-epoch reports stream through :meth:`Executor.drain_reports`;
 :meth:`Executor.request_stop` asks a running trial to stop after its current
-epoch (early stopping).
+epoch (early stopping); :meth:`Executor.answer_fold` tells a trial waiting after
+a fold report that the driver has judged it (Pareto-aware stopping across folds).
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ class Executor(ABC):
 
     @abstractmethod
     def request_stop(self, trial_index: int) -> None: ...
+
+    def answer_fold(self, trial_index: int, fold: int) -> None:
+        """The driver has judged fold report ``fold`` of a trial (after :meth:`request_stop` when
+        it stops it). Without an answer a trial waits a few seconds, then trains on."""
+        return None
 
     @abstractmethod
     def shutdown(self) -> list[int]:

@@ -41,7 +41,8 @@ CHANNEL_ERRORS = (EOFError, OSError, BrokenPipeError, ConnectionError)
 
 
 class QueueChannel:
-    """A picklable channel over a multiprocessing manager's queue and dict.
+    """A picklable channel over a multiprocessing manager's queue and dict (stop requests by trial
+    index, answers to fold reports by ``(trial index, fold)``).
 
     If the manager process dies, a trial keeps training without reporting
     (its curve stops there) instead of failing: the configuration is not at
@@ -63,6 +64,12 @@ class QueueChannel:
             return bool(self._stops.get(trial_index, False))
         except CHANNEL_ERRORS:
             return False
+
+    def fold_answered(self, trial_index: int, fold: int) -> bool:
+        try:
+            return bool(self._stops.get((trial_index, fold), False))
+        except CHANNEL_ERRORS:
+            return True  # no driver to wait for
 
 
 _PR_SET_PDEATHSIG = 1
@@ -221,6 +228,13 @@ class LocalExecutor(Executor):
     def request_stop(self, trial_index: int) -> None:
         if self._channel is not None:
             self._channel._stops[trial_index] = True
+
+    def answer_fold(self, trial_index: int, fold: int) -> None:
+        if self._channel is not None:
+            try:
+                self._channel._stops[(trial_index, fold)] = True
+            except CHANNEL_ERRORS:
+                logger.debug("trial %d: the report channel is gone", trial_index)
 
     def _stop_pool(self) -> None:
         if self._pool is not None:

@@ -78,12 +78,13 @@ LOST_WITH_NODE = (
 
 class _ChannelState:
     """Actor state behind :class:`ActorChannel`: reports and start messages for the driver,
-    stop requests for the trials."""
+    stop requests and answers to fold reports for the trials."""
 
     def __init__(self) -> None:
         self.reports: list[tuple[int, dict[str, float]]] = []
         self.starts: list[tuple[int, int, str]] = []
         self.stops: set[int] = set()
+        self.answers: set[tuple[int, int]] = set()
 
     def report(self, trial_index: int, report: dict[str, float]) -> None:
         self.reports.append((trial_index, report))
@@ -96,6 +97,12 @@ class _ChannelState:
 
     def stop(self, trial_index: int) -> None:
         self.stops.add(trial_index)
+
+    def fold_answered(self, trial_index: int, fold: int) -> bool:
+        return (trial_index, fold) in self.answers
+
+    def answer(self, trial_index: int, fold: int) -> None:
+        self.answers.add((trial_index, fold))
 
     def drain(self) -> tuple[list[tuple[int, dict[str, float]]], list[tuple[int, int, str]]]:
         out = (self.reports, self.starts)
@@ -137,13 +144,20 @@ class ActorChannel:
     def should_stop(self, trial_index: int) -> bool:
         """Ask the driver, waiting in a helper thread: Ray lends a task's CPU to other tasks while
         the task's main thread blocks in ``ray.get``, not while another thread of it does."""
+        return self._ask("should_stop", trial_index, default=False)
+
+    def fold_answered(self, trial_index: int, fold: int) -> bool:
+        """The driver has judged fold report ``fold`` (a channel that does not answer: yes)."""
+        return self._ask("fold_answered", trial_index, fold, default=True)
+
+    def _ask(self, method: str, trial_index: int, *args: Any, default: bool) -> bool:
         import ray
 
         answer: list[bool] = []
 
         def ask() -> None:
             try:
-                ref = self._actor.should_stop.remote(trial_index)
+                ref = getattr(self._actor, method).remote(trial_index, *args)
                 answer.append(bool(ray.get(ref, timeout=STOP_CHECK_TIMEOUT_S)))
             except Exception:
                 logger.debug("trial %d: no answer from the channel", trial_index)
@@ -151,7 +165,7 @@ class ActorChannel:
         helper = threading.Thread(target=ask, name="boengine-stop-check", daemon=True)
         helper.start()
         helper.join(STOP_CHECK_TIMEOUT_S + 5)
-        return bool(answer and answer[0])
+        return bool(answer[0]) if answer else default
 
 
 def _run_trial(fn: TrialFn, job: TrialJob, channel: ActorChannel, data: Any) -> TrialOutcome:
@@ -433,6 +447,10 @@ class RayExecutor(Executor):
     def request_stop(self, trial_index: int) -> None:
         if self._actor is not None:
             self._actor.stop.remote(trial_index)
+
+    def answer_fold(self, trial_index: int, fold: int) -> None:
+        if self._actor is not None:
+            self._actor.answer.remote(trial_index, fold)
 
     def channel_node(self) -> str | None:
         """The node the per-epoch channel lives on (the driver's)."""

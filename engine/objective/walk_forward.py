@@ -7,7 +7,11 @@ backtest's figures, each with a bootstrap standard error that Ax models as
 known noise. Curves are reported per fold with a ``step`` that counts epochs
 over the planned fold schedule, so that early stopping compares trials at the
 same point and can stop one after its first folds; a trial stopped so has no
-objective values (its partial folds are never sent to Ax).
+objective values (its partial folds are never sent to Ax). With
+``early_stopping.pareto_folds`` enabled, the trial also sends a fold report
+(its partial figures and their standard errors) after each fold it may be
+judged at, on the same channel; the driver stops it when it can no longer
+reach the Pareto front (:mod:`engine.fold_stopping`).
 
 The model scored on the held-out test split is the **final fit**: trained on
 every decision bar before the test split (purged like the folds), with the
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.objective.base import EpochFn, HeldOutScore
@@ -71,6 +75,7 @@ class WalkForwardObjective(ModelObjective):
             warm_start_folds=self.spec.data.validation.warm_start_folds,
             epochs_per_fold=self.epochs_per_fold(),
             on_epoch=report,
+            on_fold=self._fold_reporter(prepared, job.seed, on_epoch),
         )
         info = {"folds": [dataclasses.asdict(f) for f in result.folds]}
         if result.stopped_by_callback:
@@ -88,6 +93,41 @@ class WalkForwardObjective(ModelObjective):
             arrays={"returns": result.returns, "positions": result.positions},
             info=info,
         )
+
+    def _fold_reporter(self, data: Any, seed: int, on_epoch: EpochFn) -> Callable[[int, Any], bool] | None:
+        """The per-fold callback of Pareto-aware stopping (None when it is off): after fold k at or
+        past ``min_folds``, the partial figures go to the driver on the per-epoch channel; True
+        (stop) when the driver has asked the trial to stop."""
+        settings = self.spec.early_stopping.pareto_folds
+        if not settings.enabled:
+            return None
+        from engine.fold_stopping import PartialTrial
+        from objectives.backtest import equity_stats
+        from objectives.walk_forward import stitched_figures
+
+        eval_settings = self.eval_settings(seed)
+        start, end = data.folds[0].val[0], data.folds[-1].val[1]
+        names = tuple(self.spec.objectives)
+
+        def on_fold(fold: int, positions: Any) -> bool:
+            if fold + 1 < settings.min_folds:
+                return False
+            metrics, returns, sems = stitched_figures(data, eval_settings, positions)
+            partial = PartialTrial(
+                folds_done=fold + 1,
+                n_folds=len(data.folds),
+                bars=len(positions),
+                bars_total=int(end - start),
+                values={n: metrics[n] for n in names if n in metrics},
+                sems={n: sems[n] for n in names if n in sems},
+                # every continuation shares all but the last bar (its exit and missing next return)
+                drawdown_bound=equity_stats(returns[:-1], data.periods_per_year)[2]
+                if len(returns) > 1
+                else None,
+            )
+            return on_epoch(partial.to_report())
+
+        return on_fold
 
     def score_test(
         self, store: StudyStore, records: Sequence[TrialRecord], *, threads: int

@@ -238,6 +238,19 @@ def test_every_page_and_callback_answers_with_the_studys_content(
     assert line["color"] == pytest.approx([r.metrics["max_drawdown_pct"] for r in trading.records])
     answered.add("parallel-graph.figure")
 
+    # robustness: a button on the study page, the views computed when it is pressed
+    assert "robustness-compute" in shown_ids and "robustness-costs" not in shown_ids
+    r = dash.call("robustness-body.children", {"robustness-compute.n_clicks": 1, "study-key.data": "trading"})
+    assert r.status_code == 200
+    assert {"robustness-costs", "robustness-monte-carlo", "robustness-plateau"} <= _ids(r.json())
+    costs = _rows(r.json(), "robustness-costs")
+    # this study's trials stored no positions: the baselines are stressed, the front is named as missing
+    assert costs[0][""] == "buy and hold"
+    assert "No positions stored for trial" in r.text
+    mc = {row["figure"]: row for row in _rows(r.json(), "robustness-monte-carlo") if row["series"] == "pick"}
+    assert float(mc["Sharpe"]["observed"]) == pytest.approx(trading.pick("knee").metrics["sharpe"], abs=0.01)
+    answered.add("robustness-body.children")
+
     r = dash.call(
         "compare-body.children",
         {

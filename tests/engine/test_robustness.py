@@ -14,6 +14,7 @@ import pytest
 from engine.report import write_report
 from engine.results import StudyResults
 from engine.robustness import (
+    FLAT_SDS,
     MC_PERCENTILES,
     SPIKE_THRESHOLD,
     cost_stress,
@@ -59,6 +60,22 @@ def test_the_plateau_score_tells_a_narrow_spike_from_a_broad_plateau() -> None:
     # the broad one loses ~2 % of its height within ±0.1, ~5 % of its spread over [0, 1]
     assert broad < 0.2 and not broad_spike
     assert SPIKE_THRESHOLD == 0.5
+
+
+def test_noise_without_structure_is_flat_not_a_plateau_and_a_clear_bump_is_not_flat() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.0, 1.0, (8, 2))
+    space = rng.uniform(0.0, 1.0, (200, 2))
+    pick = x[int(np.argmax(x[:, 0]))]
+    # 8 noisy observations of nothing (SE 1 each): the GP's mean barely moves, its SD stays large
+    noise = gp_predictor(fit_gp(x, rng.normal(0.0, 1.0, 8), np.ones(8), seed=0))
+    flat = plateau_score(noise, pick, [0, 1], space, maximize=True)
+    assert flat.flat and not flat.spike
+    assert flat.spread < FLAT_SDS * flat.pick_sd
+    # the same points on a clear slope (SE 0.01): structure far beyond the SD
+    slope = gp_predictor(fit_gp(x, 3.0 * x[:, 0], np.full(8, 1e-4), seed=0))
+    clear = plateau_score(slope, pick, [0, 1], space, maximize=True)
+    assert not clear.flat and clear.spread > 10 * clear.pick_sd
 
 
 def test_a_minimised_objective_counts_higher_neighbours_as_worse() -> None:

@@ -1102,6 +1102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--workers", type=int, default=2, help="a study's local workers (torch threads each: 2 // workers)"
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of real-study cases (100 each: seeds 1000-1099, 2000-2099, ...)",
+    )
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--epochs", type=int, default=4, help="budget.max_epochs (later folds: half)")
     p.add_argument("--scratch", type=Path, default=SCRATCH, help="study directories (not committed)")
@@ -1122,7 +1128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or args.results / STUDIES_FILE.name
     sim_file, champion_file = args.results / SIM_FILE.name, args.results / CHAMPION_FILE.name
 
-    cases = make_cases()
+    cases = make_cases(args.rounds)
     if args.list:
         for c in cases:
             print(

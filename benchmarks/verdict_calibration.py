@@ -269,10 +269,22 @@ def oracle_sharpe(close: np.ndarray, expected: np.ndarray, bars: np.ndarray, ppy
 # ----------------------------------------------------------------------------- the real studies
 
 
+#: ``--scheme cpcv``: combinatorial purged CV with 4 groups, 2 tested a split (6 splits, 3 paths).
+CPCV = {"scheme": "cpcv", "groups": 4, "test_groups": 2}
+
+
 def study_spec(
-    name: str, source: Path, seed: int, *, workers: int, trials: int, epochs: int
+    name: str,
+    source: Path,
+    seed: int,
+    *,
+    workers: int,
+    trials: int,
+    epochs: int,
+    scheme: str = "walk_forward",
 ) -> dict[str, Any]:
-    """A small walk-forward study of a tiny LSTM on the ``ohlcv`` features (past returns included)."""
+    """A small walk-forward (or CPCV) study of a tiny LSTM on the ``ohlcv`` features (past returns
+    included)."""
     return {
         "name": name,
         "strategy": "lstm",
@@ -282,7 +294,7 @@ def study_spec(
             # next bar's move: an AR(1) edge is about the next return
             "label": {"scheme": "A", "horizon": 1, "profit_threshold": 0.002, "min_diff": 0.001},
             "splits": {"train": 0.7, "val": 0.15, "test": TEST_SHARE},
-            "validation": {"scheme": "walk_forward", "folds": 4},
+            "validation": dict(CPCV) if scheme == "cpcv" else {"scheme": "walk_forward", "folds": 4},
         },
         "search_space": {
             "hidden_size": {"values": [8, 16]},
@@ -339,7 +351,9 @@ def _f(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def run_case(case: Case, scratch: Path, *, workers: int, trials: int, epochs: int) -> dict[str, Any]:
+def run_case(
+    case: Case, scratch: Path, *, workers: int, trials: int, epochs: int, scheme: str = "walk_forward"
+) -> dict[str, Any]:
     """Generate the series, run (or resume) its study, and return the JSON line of the case."""
     from engine.results import StudyResults
     from engine.skill import beta_hedge
@@ -353,7 +367,9 @@ def run_case(case: Case, scratch: Path, *, workers: int, trials: int, epochs: in
         N_BARS, seed=case.seed, gen=case.gen, phi=case.phi, drift=case.drift, edge_until=case.edge_until
     )
     source = write_bars(root / "bars.csv", r, case.seed)
-    spec = study_spec(case.id, source, case.seed, workers=workers, trials=trials, epochs=epochs)
+    spec = study_spec(
+        case.id, source, case.seed, workers=workers, trials=trials, epochs=epochs, scheme=scheme
+    )
     load0 = os.getloadavg()[0]
     t0 = time.time()
     outcome = run_study(parse_spec(spec), root / "study")
@@ -1103,6 +1119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers", type=int, default=2, help="a study's local workers (torch threads each: 2 // workers)"
     )
     p.add_argument(
+        "--scheme",
+        choices=("walk_forward", "cpcv"),
+        default="walk_forward",
+        help="the studies' validation (cpcv: 4 groups, 2 tested a split; default file "
+        "verdict_calibration_cpcv.jsonl)",
+    )
+    p.add_argument(
         "--rounds",
         type=int,
         default=2,
@@ -1125,7 +1148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--redo", action="store_true", help="run the chosen cases again (a fresh study each)")
     args = p.parse_args(argv)
-    out = args.out or args.results / STUDIES_FILE.name
+    default_out = STUDIES_FILE.name if args.scheme == "walk_forward" else "verdict_calibration_cpcv.jsonl"
+    out = args.out or args.results / default_out
+    if args.scheme == "cpcv" and args.scratch == SCRATCH:  # never resume a walk-forward study as CPCV
+        args.scratch = SCRATCH.parent / f"{SCRATCH.name}_cpcv"
     sim_file, champion_file = args.results / SIM_FILE.name, args.results / CHAMPION_FILE.name
 
     cases = make_cases(args.rounds)
@@ -1166,7 +1192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.redo and (args.scratch / case.id).exists():
             shutil.rmtree(args.scratch / case.id)
         print(f"[{i}/{len(todo)}] {case.id} (seed {case.seed}) ...", flush=True)
-        rec = run_case(case, args.scratch, workers=args.workers, trials=args.trials, epochs=args.epochs)
+        rec = run_case(
+            case,
+            args.scratch,
+            workers=args.workers,
+            trials=args.trials,
+            epochs=args.epochs,
+            scheme=args.scheme,
+        )
+        rec["scheme"] = args.scheme
         append_line(out, rec)
         v = rec["verdict"] or {}
         print(

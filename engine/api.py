@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from engine.results import StudyResults
-from engine.verdict import Verdict, study_verdict
+from engine.verdict import Verdict
 
 __all__ = ["Study", "load_study", "register_with_ax", "run_study"]
 
@@ -107,7 +107,7 @@ class Study:
     @property
     def verdict(self) -> Verdict | None:
         """The study's verdict (None for closed-form problems, which have no returns)."""
-        return study_verdict(self.results)
+        return self.results.verdict
 
     def figures(self) -> list[Any]:
         """Plotly figures of what the study has so far: the Pareto plots of the report (a panel per

@@ -245,8 +245,8 @@ def compare(
     Returns:
         (per-objective comparison, StepM figures, whether the challenger is superior).
     """
+    from engine.objective.pipeline import paired_difference_standard_errors
     from engine.skill import beats_benchmark, beta_hedge
-    from objectives.noise import paired_difference_standard_errors
 
     trials = np.asarray(trials, dtype=np.float64)
     a, b = trials[:, challenger], np.asarray(champion, dtype=np.float64)

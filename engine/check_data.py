@@ -121,7 +121,7 @@ def check_data(spec: ExperimentSpec, *, cuts: int = DEFAULT_CUTS, seed: int = 0)
         DataError: the loader's one line (a missing file, duplicated timestamps, NaN values, ...).
     """
     from engine.objective.model import feature_set_for
-    from objectives.data import infer_bar_seconds, load_spec_bars
+    from engine.objective.pipeline import infer_bar_seconds, load_spec_bars
 
     bars = load_spec_bars(spec.data)
     index = pd.DatetimeIndex(bars.index)
@@ -152,7 +152,7 @@ def check_data(spec: ExperimentSpec, *, cuts: int = DEFAULT_CUTS, seed: int = 0)
 
 
 def _features(bars: pd.DataFrame, spec: ExperimentSpec, name: str, bar_seconds: float) -> pd.DataFrame:
-    from objectives.features import build_features
+    from engine.objective.pipeline import build_features
 
     return build_features(bars, name, columns=spec.data.feature_columns, bar_seconds=bar_seconds)
 

@@ -335,14 +335,13 @@ def status(
     On a study line (the directory of ``run --window``), one row per window.
     """
     from engine.results import StudyResults
-    from engine.verdict import study_verdict
     from engine.windows import list_windows
 
     if list_windows(study_dir):
         _status_line(study_dir, as_json)
         return
     res = StudyResults.load(study_dir)
-    verdict = study_verdict(res)
+    verdict = res.verdict
     if as_json:
         payload = {
             "study": res.spec.name,
@@ -587,9 +586,9 @@ def priors(
     each family's default spec on this data, its training split, its suggestions.
     """
     from engine.objective import make_objective
+    from engine.objective.pipeline import data_driven_optimizer
     from engine.spec import parse_spec
     from engine.warmstart import prior_configurations
-    from objectives.regime import data_driven_optimizer
     from strategies import FAMILIES, get_family
 
     families = [get_family(strategy).name] if strategy else list(FAMILIES)

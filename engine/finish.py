@@ -60,7 +60,6 @@ def finish_study(
     from engine.export import write_pareto
     from engine.report import write_report
     from engine.results import StudyResults
-    from engine.verdict import write_verdict
 
     front = ObjectiveSet.from_spec(spec).front(records)
     if not front:
@@ -70,7 +69,7 @@ def finish_study(
         r for r in records if r.source == "baseline" and r.status == "completed" and r.index not in on_front
     ]
     evaluate_on_test(objective, store, [*front, *baselines], threads=threads)
-    verdict = write_verdict(StudyResults.load(store.dir))
+    verdict = StudyResults.load(store.dir).save_verdict()
     if verdict is not None:
         (logger.info if verdict.edge else logger.warning)("%s", verdict.sentence)
     return {"pareto_csv": write_pareto(store, "csv"), "report": write_report(store)}

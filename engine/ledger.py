@@ -43,17 +43,32 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from engine.store import StudyStore
+from strategies.exceptions import InputError
 
 if TYPE_CHECKING:
-    from engine.results import StudyResults
+    from engine.records import TrialRecord
+
+
+class _Study(Protocol):
+    """What the ledger reads of a study (:class:`engine.results.StudyResults` has it)."""
+
+    @property
+    def store(self) -> StudyStore: ...
+
+    @property
+    def spec(self) -> Any: ...  # the strategy (family) name: ``spec.strategy``
+
+    @property
+    def records(self) -> Sequence[TrialRecord]: ...
+
 
 __all__ = ["CLUSTER_CORRELATION", "Clusters", "Ledger", "TrialCounts", "effective_trials", "trial_ledger"]
 
@@ -199,7 +214,7 @@ def _key(strategy: str, params: Mapping[str, Any]) -> str:
     return json.dumps({"strategy": strategy, "params": params}, sort_keys=True, default=str)
 
 
-def trial_ledger(res: StudyResults, own: Mapping[int, np.ndarray]) -> Ledger:
+def trial_ledger(res: _Study, own: Mapping[int, np.ndarray]) -> Ledger:
     """The ledger of study ``res``; ``own``: its trials' per-bar out-of-sample returns by index."""
     stamps = res.store.oos_timestamps()
     n_obs = len(stamps) if stamps is not None else max((len(a) for a in own.values()), default=0)
@@ -251,12 +266,10 @@ def _candidates(store: StudyStore) -> list[Path]:
             found.append(d)
         else:
             found += [w for w in _children(d) if _WINDOW.match(w.name) and StudyStore(w).exists()]
-    warm = store.dir / "warm_start.json"
-    if warm.is_file() and not warm.is_symlink():
-        try:
-            found += [Path(d) for d in json.loads(warm.read_text(encoding="utf-8"))]
-        except (ValueError, OSError) as exc:
-            logger.warning("%s: unreadable (%s); its studies are not in the trial ledger", warm, exc)
+    try:
+        found += [Path(d) for d in store.read_warm_start() or {}]
+    except InputError as exc:
+        logger.warning("%s; its studies are not in the trial ledger", exc)
     out, seen = [], {here}
     for d in found:
         if d.is_symlink() or not d.is_dir():
@@ -289,7 +302,7 @@ def _other_entries(
         return []
     try:
         theirs = store.oos_timestamps()
-        rows = store.read_records()
+        records = store.trial_records()
         strategy = str(store.read_spec().get("strategy", ""))
     except Exception as exc:  # damaged: the ledger says so and goes on
         logger.warning("%s: not counted in the trial ledger (%s)", directory, exc)
@@ -297,15 +310,13 @@ def _other_entries(
     if theirs is None or not len(theirs) or span is None or theirs[-1] < span[0] or theirs[0] > span[1]:
         return []
     out = []
-    for row in rows:
-        status, source_kind = row.get("status"), str(row.get("source", ""))
-        if status not in ("completed", "early_stopped") or source_kind.startswith("warm_start"):
+    for rec in records:
+        if not rec.tried_here:
             continue
-        index = int(row.get("index", -1))
         aligned = None
-        if status == "completed" and stamps is not None:
-            aligned = _aligned(store, index, theirs, stamps)
-        out.append(_Entry(str(directory), index, _key(strategy, row.get("params") or {}), False, aligned))
+        if rec.status == "completed" and stamps is not None:
+            aligned = _aligned(store, rec.index, theirs, stamps)
+        out.append(_Entry(str(directory), rec.index, _key(strategy, rec.params), False, aligned))
     return out
 
 

@@ -88,7 +88,7 @@ def take_snapshot(
     the median duration of the trials finished in this run so far times the
     trials left, over ``workers``; NaN (shown as "estimating") until one finished.
     """
-    here = [r for r in records if not r.source.startswith("warm_start")]  # what the budget counts
+    here = [r for r in records if not r.attached]  # what the budget counts
     counts = {
         s: sum(r.status == s for r in here) for s in ("completed", "early_stopped", "failed", "running")
     }

@@ -11,17 +11,45 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
-__all__ = ["REEVALUATED_SOURCES", "ObjectiveSet", "TrialRecord", "dominated_hypervolume", "non_dominated"]
+__all__ = [
+    "REEVALUATED_SOURCES",
+    "ObjectiveSet",
+    "StudyState",
+    "TrialRecord",
+    "dominated_hypervolume",
+    "non_dominated",
+    "study_state",
+]
 
 #: Sources of configurations run again in a new study window (``engine.windows``): they are compared
 #: with the window's own choice, so they always run to the end (never stopped early).
 REEVALUATED_SOURCES = frozenset({"champion", "previous_front"})
 
 STATUSES = ("running", "completed", "early_stopped", "failed", "abandoned")
+
+
+class StudyState(StrEnum):
+    """Where a study stands, in the one vocabulary of ``status``, the windows and the dashboard."""
+
+    STARTING = "starting"  # a run holds it and no trial has started yet
+    RUNNING = "running"  # a run holds it
+    FINISHED = "finished"  # its budget is spent and a run wrote its final outputs
+    INTERRUPTED = "interrupted"  # no run holds it and it has not finished: the same command resumes it
+    DAMAGED = "damaged"  # its files cannot be read (the dashboard says why)
+
+
+def study_state(records: Sequence[TrialRecord], budget: int, *, running: bool, ended: bool) -> StudyState:
+    """The state of a study from its records, its trial budget, whether a run holds it now and
+    whether a run wrote its final outputs."""
+    if running:
+        return StudyState.RUNNING if records else StudyState.STARTING
+    spent = sum(r.counts_against_budget for r in records) >= budget
+    return StudyState.FINISHED if spent and ended else StudyState.INTERRUPTED
 
 
 @dataclass
@@ -49,6 +77,13 @@ class TrialRecord:
         there, on other bars. It guides the GP only: never on the front, never picked, and not
         in this study's budget (the trial ledger counts it where it was tried)."""
         return self.source.startswith("warm_start")
+
+    @property
+    def counts_against_budget(self) -> bool:
+        """Uses this study's budget: evaluated or running here (priors, baselines, carried-over
+        configurations included); attached trials cost nothing here, abandoned ones are proposed
+        again."""
+        return not self.attached and self.status != "abandoned"
 
     @property
     def tried_here(self) -> bool:

@@ -272,17 +272,14 @@ def _priors(res: StudyResults) -> list[str]:
             sources[r.source] = sources.get(r.source, 0) + 1
     for src, n in sorted(sources.items()):
         lines.append(f"{n} trial(s) from {src}")
-    warm = res.store.dir / "warm_start.json"
-    if warm.is_file():
-        for directory, info in res.store.read(warm).items():
-            skipped = "; ".join(f"{n} {why}" for why, n in info.get("skipped", {}).items())
-            lines.append(
-                f"warm start from {directory}: {info.get('attached', 0)} trial(s) attached"
-                + (f", skipped: {skipped}" if skipped else "")
-            )
-    path = res.store.dir / "priors.json"
-    if path.is_file():
-        info = res.store.read(path)  # DataDrivenOptimizer.to_dict() and the suggestions
+    for directory, info in (res.store.read_warm_start() or {}).items():
+        skipped = "; ".join(f"{n} {why}" for why, n in info.get("skipped", {}).items())
+        lines.append(
+            f"warm start from {directory}: {info.get('attached', 0)} trial(s) attached"
+            + (f", skipped: {skipped}" if skipped else "")
+        )
+    info = res.store.read_priors()  # DataDrivenOptimizer.to_dict() and the suggestions
+    if info is not None:
         stats = ", ".join(
             f"{k} {v:.4g}" for k, v in info.get("stats", {}).items() if isinstance(v, float) and k != "n_bars"
         )
@@ -298,10 +295,10 @@ def _window_sections(res: StudyResults) -> list[Section]:
     """A study window (``run --window``): what was carried over and how the regime moved."""
     from engine.records import REEVALUATED_SOURCES, TrialRecord
 
-    carry_path, regime_path = res.store.dir / "carry_over.json", res.store.dir / "regime.json"
-    if not carry_path.is_file() and not regime_path.is_file():
+    carried, now = res.store.read_carry_over(), res.store.read_regime()
+    if carried is None and now is None:
         return []
-    carry = res.store.read(carry_path) if carry_path.is_file() else {}
+    carry = carried or {}
     prev_dir = carry.get("previous_window")
     prev = StudyStore(prev_dir) if prev_dir and StudyStore(prev_dir).exists() else None
     lines = [
@@ -313,8 +310,7 @@ def _window_sections(res: StudyResults) -> list[Section]:
     out: list[Section] = [("h2", "Study window"), ("list", lines)]
     then: dict[str, TrialRecord] = {}
     if prev is not None:
-        for path in sorted((prev.dir / "trials").glob("*/result.json")):
-            rec = TrialRecord.from_dict(prev.read(path), source=str(path))
+        for rec in prev.trial_records():
             then.setdefault(json.dumps(rec.params, sort_keys=True, default=str), rec)
     rows = []
     for r in res.records:
@@ -332,10 +328,8 @@ def _window_sections(res: StudyResults) -> list[Section]:
              "window (then, on other bars):"),
             ("table", pd.DataFrame(rows)),
         ]  # fmt: skip
-    if regime_path.is_file():
-        now = res.store.read(regime_path)
-        before_path = prev.dir / "regime.json" if prev is not None else None
-        before = prev.read(before_path) if prev is not None and before_path and before_path.is_file() else {}
+    if now is not None:
+        before = (prev.read_regime() if prev is not None else None) or {}
         stats = [k for k, v in now.items() if isinstance(v, float)]
         frame = pd.DataFrame(
             {

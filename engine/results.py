@@ -8,23 +8,25 @@ safe while ``boengine run`` is still writing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from engine.ledger import trial_ledger
 from engine.meta import StudyMeta
 from engine.objective import Objective, make_objective
-from engine.records import ObjectiveSet, TrialRecord
-from engine.spec import ExperimentSpec, parse_spec
+from engine.records import ObjectiveSet, StudyState, TrialRecord, study_state
+from engine.spec import ExperimentSpec
 from engine.store import StudyStore
+from engine.verdict import VERDICT_FORMAT, Verdict, VerdictInputs, compute_verdict
 from strategies.exceptions import InputError
-
-if TYPE_CHECKING:
-    from engine.verdict import Verdict
 
 __all__ = ["StudyResults"]
 
@@ -47,12 +49,14 @@ class StudyResults:
             raise InputError(
                 f"{store.dir}: not a boengine study (no spec.json); give a directory made by 'boengine run'"
             )
-        spec = parse_spec(store.read_spec(), source=str(store.dir / "spec.given.json"))
-        records = []
-        for path in (store.dir / "trials").glob("*/result.json"):
-            records.append(TrialRecord.from_dict(store.read(path), source=str(path)))
-        records.sort(key=lambda r: r.index)
-        return cls(store, spec, store.read_meta(), records, store.read_batches(), store.read_test_metrics())
+        return cls(
+            store,
+            store.experiment_spec(),
+            store.read_meta(),
+            store.trial_records(),
+            store.read_batches(),
+            store.read_test_metrics(),
+        )
 
     @cached_property
     def objective(self) -> Objective:
@@ -73,6 +77,16 @@ class StudyResults:
     @property
     def searched(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.spec.space.tunable)
+
+    @property
+    def counted(self) -> int:
+        """Trials that count against the budget (see :attr:`TrialRecord.counts_against_budget`)."""
+        return sum(r.counts_against_budget for r in self.records)
+
+    def state(self, *, running: bool | None = None) -> StudyState:
+        """Where the study stands (``running``: whether a run holds it, when the caller knows)."""
+        live = self.store.is_running() if running is None else running
+        return study_state(self.records, self.spec.budget.trials, running=live, ended=self.store.has_ended())
 
     def counts(self) -> dict[str, int]:
         out = {s: 0 for s in ("completed", "early_stopped", "failed", "abandoned", "running")}
@@ -146,20 +160,86 @@ class StudyResults:
         ]
         return pd.DataFrame(rows, columns=["trial", "on_front", *self.objectives.names])
 
+    # -- the verdict: its one door -------------------------------------------------------
     @cached_property
     def verdict(self) -> Verdict | None:
-        """The verdict on the knee (:func:`engine.verdict.study_verdict`; None for synthetic problems)."""
-        from engine.verdict import study_verdict
-
-        return study_verdict(self)
+        """The verdict on the knee, or None when the objective has no per-bar returns (closed-form
+        problems). A current ``verdict.json`` (same inputs) is reused; nothing is written."""
+        inputs = self.verdict_inputs("knee")
+        if inputs is None:
+            return None
+        cached = self.store.read_verdict()
+        if cached is not None:
+            try:
+                verdict = Verdict.from_dict(cached)
+                if verdict.key == inputs.key:
+                    return verdict
+            except (ValueError, TypeError, KeyError):
+                pass  # computed again below
+        return compute_verdict(inputs)
 
     def verdict_for(self, pick: str) -> Verdict | None:
         """The verdict on another pick (``best --pick``): computed, not cached."""
         if pick == "knee":
             return self.verdict
-        from engine.verdict import study_verdict
+        inputs = self.verdict_inputs(pick)
+        return compute_verdict(inputs) if inputs is not None else None
 
-        return study_verdict(self, pick)
+    def save_verdict(self) -> Verdict | None:
+        """The knee's verdict, written to ``verdict.json`` (when the study ends)."""
+        if self.verdict is not None:
+            self.store.write_verdict(self.verdict.to_dict())
+        return self.verdict
+
+    def verdict_inputs(self, pick: str) -> VerdictInputs | None:
+        """What the verdict on ``pick`` is computed from: the per-bar returns of the completed
+        trials, buy-and-hold's and the flat position's, the trial ledger, the front; None when the
+        objective has no per-bar returns. ``key`` identifies them (trials, their states, the
+        ledger, the seed, the pick)."""
+        returns = {
+            r.index: a
+            for r in self.records
+            if r.status == "completed"
+            and not r.attached
+            and (a := self.store.read_array(r.index, "returns")) is not None
+        }
+        baselines = self.objective.baseline_returns(self.store) if self.objective.scores_test else {}
+        if not returns or "validation" not in baselines.get("buy_and_hold", {}):
+            return None
+        indices = sorted(returns)
+        chosen = self.pick(pick) if self.front else None
+        ledger = trial_ledger(self, returns)
+        text = json.dumps(
+            {
+                "format": VERDICT_FORMAT,
+                "state": [(r.index, r.status, r.epochs) for r in self.records],
+                "returns": indices,
+                "seed": self.spec.seed,
+                "pick": [pick, chosen.index if chosen else None],
+                "ledger": ledger.fingerprint,
+            }
+        )
+        return VerdictInputs(
+            returns=np.column_stack([returns[i].astype(np.float64) for i in indices]),
+            trials=tuple(indices),
+            pick=chosen.index if chosen and chosen.index in returns else None,
+            pick_name=pick,
+            market=baselines["buy_and_hold"]["validation"][1].astype(np.float64),
+            counts=ledger.counts(),
+            periods_per_year=float(self.meta.facts.get("periods_per_year") or 252.0),
+            front=tuple(r.index for r in self.front),
+            fold_sizes=tuple(self.store.fold_sizes()),
+            benchmarks={
+                name: baselines[name]["validation"][1]
+                for name in ("buy_and_hold", "flat")
+                if "validation" in baselines.get(name, {})
+            },
+            baselines={
+                name: {split: m for split, (m, _) in parts.items()} for name, parts in baselines.items()
+            },
+            seed=self.spec.seed,
+            key=hashlib.sha256(text.encode()).hexdigest()[:16],
+        )
 
     def pick(self, pick: str) -> TrialRecord:
         """The front member chosen by ``pick``: the knee, or the best on one objective.

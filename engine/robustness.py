@@ -74,8 +74,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from objectives.backtest import equity_stats, net_returns
-from objectives.noise import FIGURES, block_length
+from engine.objective.pipeline import FIGURES, block_length, equity_stats, net_returns
 
 if TYPE_CHECKING:
     from engine.records import TrialRecord
@@ -657,7 +656,7 @@ def _stability_view(res: StudyResults, chosen: TrialRecord, out: Robustness) -> 
         r
         for r in res.records
         if r.status == "completed"
-        and not r.source.startswith("warm_start")
+        and not r.attached
         and all(math.isfinite(r.metrics.get(n, math.nan)) for n in names)
     ]
     if not res.searched:

@@ -21,7 +21,7 @@ from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, Para
 if TYPE_CHECKING:
     from engine.objective import Objective
 
-__all__ = ["build_space", "check_training_values", "check_within_box"]
+__all__ = ["build_space", "check_within_box"]
 
 
 _KIND_KEYS: dict[str, frozenset[str]] = {
@@ -138,7 +138,7 @@ def _scalar(value: Any, what: str) -> Any:
 
 
 def _number(raw: Mapping[str, Any], key: str, kind: type) -> float:
-    from objectives.config import json_type_problem
+    from engine.objective.pipeline import json_type_problem
 
     problem = json_type_problem(kind, raw[key])
     if problem:
@@ -172,25 +172,6 @@ def _is_training_param(name: str, base: SearchSpace) -> bool:
     from strategies import TRAINING_PARAMS
 
     return name in TRAINING_PARAMS and "learning_rate" in base
-
-
-def check_training_values(space: SearchSpace) -> None:
-    """Every value a training parameter can take is one the training loop accepts."""
-    from objectives import TrainConfig
-    from strategies import TRAINING_PARAMS
-    from strategies.registry import param_corners
-
-    for p in space.params:
-        if p.name not in TRAINING_PARAMS:
-            continue
-        for value, fix in param_corners(p):
-            try:
-                TrainConfig.from_params({p.name: value})
-            except ConfigError as exc:
-                shown = json.dumps(value, default=str)
-                raise ConfigError(
-                    f"search_space.{p.name}: {p.name} = {shown} is refused: {exc}; {fix}"
-                ) from None
 
 
 def check_within_box(strategy: str, space: SearchSpace, base: SearchSpace) -> None:

@@ -14,6 +14,12 @@ Layout of ``studies/<name>/``::
     batches.jsonl      one record per proposal batch: trials proposed, seconds taken
     runs.jsonl         one record per ``boengine run``: start, end, workers
     test.json          held-out test metrics of the final set
+    verdict.json       the knee's verdict (a cache: computed again when missing or stale)
+    carry_over.json    a study window's carried-over configurations (engine.windows)
+    regime.json        a study window's regime statistics of its training bars
+    warm_start.json    the studies attached by ``--warm-start`` and what was skipped
+    priors.json        the DataDrivenOptimizer's statistics and suggestions
+    pareto.csv, report.md, report.html   written when the study ends
     study.log          the run's log
     .lock              held by the one ``boengine run`` working on the study
 
@@ -36,14 +42,18 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 import numpy as np
 from filelock import FileLock, Timeout
 
 from engine.meta import StudyMeta, migrate_spec
+from engine.records import TrialRecord
 from strategies.exceptions import InputError, StudyError
+
+if TYPE_CHECKING:
+    from engine.spec import ExperimentSpec
 
 __all__ = [
     "StudyStore",
@@ -88,6 +98,11 @@ class StudyStore:
         return self.dir / "data"
 
     @property
+    def given_spec_path(self) -> Path:
+        """The spec as the user wrote it (what resume compares and reloads)."""
+        return self.dir / "spec.given.json"
+
+    @property
     def log_path(self) -> Path:
         return self.dir / "study.log"
 
@@ -123,13 +138,13 @@ class StudyStore:
     def create(self, spec: Mapping[str, Any], given: Mapping[str, Any], meta: StudyMeta) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.meta_path, meta.to_dict())
-        write_json(self.dir / "spec.given.json", given)
+        write_json(self.given_spec_path, given)
         write_json(self.spec_path, spec)  # last: its presence marks a complete study
 
     def update_spec(self, spec: Mapping[str, Any], given: Mapping[str, Any]) -> None:
         """Record a resumable change of the spec (a new budget), given spec last."""
         write_json(self.inside(self.spec_path), spec)
-        write_json(self.inside(self.dir / "spec.given.json"), given)
+        write_json(self.inside(self.given_spec_path), given)
 
     def set_aside(self) -> Path:
         """Move an existing study out of the way (``--fresh``); nothing is deleted."""
@@ -140,7 +155,7 @@ class StudyStore:
 
     def read_spec(self) -> dict[str, Any]:
         """The spec as the user wrote it (falls back to the full record), migrated to this version."""
-        given = self.dir / "spec.given.json"
+        given = self.given_spec_path
         return migrate_spec(self.read(given if given.is_file() else self.spec_path), self.read_meta().version)
 
     def read_meta(self) -> StudyMeta:
@@ -237,14 +252,25 @@ class StudyStore:
     def write_error(self, index: int, text: str) -> None:
         write_bytes(self.inside(self.error_path(index)), text.encode())
 
-    def result_paths(self) -> list[Path]:
-        """Every ``trials/<i>/result.json``, in no particular order."""
-        return [self.inside(p) for p in (self.dir / "trials").glob("*/result.json")]
+    def experiment_spec(self) -> ExperimentSpec:
+        """The spec as the user wrote it, migrated, parsed and checked."""
+        from engine.spec import parse_spec  # the spec model imports the optimizer (torch): only here
 
-    def read_records(self) -> list[dict[str, Any]]:
-        """The raw trial records (``result.json`` objects), by trial index."""
-        rows = [self.read(p) for p in self.result_paths()]
-        return sorted(rows, key=lambda r: r.get("index", -1) if isinstance(r.get("index"), int) else -1)
+        return parse_spec(self.read_spec(), source=str(self.given_spec_path))
+
+    def trial_records(self) -> list[TrialRecord]:
+        """Every trial record (``trials/<i>/result.json``), by trial index: the one reader of them
+        (InputError naming a damaged one)."""
+        records = [
+            TrialRecord.from_dict(self.read(path), source=str(path))
+            for path in (self.dir / "trials").glob("*/result.json")
+        ]
+        return sorted(records, key=lambda r: r.index)
+
+    def has_ended(self) -> bool:
+        """Whether a run finished the study: its final outputs (the front, the report or the test
+        figures) are written."""
+        return any((self.dir / name).is_file() for name in ("report.md", "pareto.csv", "test.json"))
 
     def oos_timestamps(self) -> np.ndarray | None:
         """Timestamps (int64 ns) of the bars a trial's ``returns.npy`` covers: the stitched
@@ -297,6 +323,39 @@ class StudyStore:
 
     def write_verdict(self, verdict: Mapping[str, Any]) -> None:
         write_json(self.inside(self.dir / "verdict.json"), verdict)
+
+    # -- a study window's and a warm start's records ------------------------------
+    def _optional(self, name: str) -> dict[str, Any] | None:
+        path = self.inside(self.dir / name)
+        return read_json(path) if path.is_file() else None
+
+    def read_carry_over(self) -> dict[str, Any] | None:
+        """``carry_over.json``: what a study window carried over (None for a study of its own)."""
+        return self._optional("carry_over.json")
+
+    def write_carry_over(self, carry: Mapping[str, Any]) -> None:
+        write_json(self.inside(self.dir / "carry_over.json"), dict(carry))
+
+    def read_regime(self) -> dict[str, Any] | None:
+        """``regime.json``: a study window's regime statistics of its training bars (or None)."""
+        return self._optional("regime.json")
+
+    def write_regime(self, stats: Mapping[str, Any]) -> None:
+        write_json(self.inside(self.dir / "regime.json"), dict(stats))
+
+    def read_warm_start(self) -> dict[str, Any] | None:
+        """``warm_start.json``: per attached study, the trials attached and skipped (or None)."""
+        return self._optional("warm_start.json")
+
+    def write_warm_start(self, summary: Mapping[str, Any]) -> None:
+        write_json(self.inside(self.dir / "warm_start.json"), dict(summary))
+
+    def read_priors(self) -> dict[str, Any] | None:
+        """``priors.json``: the DataDrivenOptimizer's statistics and suggestions (or None)."""
+        return self._optional("priors.json")
+
+    def write_priors(self, priors: Mapping[str, Any]) -> None:
+        write_json(self.inside(self.dir / "priors.json"), dict(priors))
 
     # -- held-out test ----------------------------------------------------------
     def read_test_metrics(self) -> dict[int, dict[str, float]]:

@@ -30,8 +30,8 @@ from engine.meta import StudyMeta
 from engine.objective import Objective, Prepared, make_objective
 from engine.progress import Progress, QuietProgress
 from engine.records import ObjectiveSet, TrialRecord
-from engine.spec import ExperimentSpec, MlflowSpec, parse_spec
-from engine.store import StudyStore, check_storage, redact_url, spec_differences, write_json
+from engine.spec import ExperimentSpec, MlflowSpec
+from engine.store import StudyStore, check_storage, redact_url, spec_differences
 from engine.tell import study_log
 from engine.trial import execute
 from engine.windows import CarryOver, Window, plan_carry_over
@@ -135,7 +135,7 @@ def run_study(
                 if window is not None:
                     from engine.windows import regime
 
-                    write_json(store.dir / "regime.json", regime(window.spec, objective.training_bars()))
+                    store.write_regime(regime(window.spec, objective.training_bars()))
             opened = True
             outcome = _run(spec, store, objective, loop, stop)
             if tracking is not None:
@@ -234,7 +234,7 @@ def _create(
         leftover.unlink()
     prepared.save(store.data_dir)
     if carry is not None:  # before spec.json: a study that exists knows what it must run first
-        write_json(store.dir / "carry_over.json", carry.to_dict())
+        store.write_carry_over(carry.to_dict())
     attaches = bool(warm_dirs or spec.warm_start.priors or baselines or (carry and carry.configs))
     client = configure_client(spec, storage_url or meta.storage_url(store.dir), attaches_trials=attaches)
     store.create(spec.canonical(), spec.given(), meta)
@@ -313,15 +313,11 @@ def _resume(
 
 def _carried_not_started(store: StudyStore, loop: StudyLoop) -> list[tuple[dict[str, Any], str]]:
     """Carried-over configurations of a window that a run killed early never started."""
-    path = store.dir / "carry_over.json"
-    if not path.is_file():
+    carry = store.read_carry_over()
+    if carry is None:
         return []
     tried = [r.params for r in loop.book.records.values()]
-    return [
-        (c["params"], c["source"])
-        for c in store.read(path).get("reevaluated", [])
-        if c["params"] not in tried
-    ]
+    return [(c["params"], c["source"]) for c in carry.get("reevaluated", []) if c["params"] not in tried]
 
 
 def _warm_start(
@@ -331,10 +327,10 @@ def _warm_start(
 
     summary = attach_prior_studies(loop.book, warm_dirs, with_sems=objective.reports_sems)
     if summary:
-        write_json(store.dir / "warm_start.json", summary)
+        store.write_warm_start(summary)
     if spec.warm_start.priors == "data_driven":
         configs, info = prior_configurations(spec, objective.training_bars())
-        write_json(store.dir / "priors.json", {**info, "suggestions": configs})
+        store.write_priors({**info, "suggestions": configs})
         loop.queue_configurations(configs, source="prior")
 
 
@@ -371,7 +367,7 @@ RESUMABLE_SECTIONS = frozenset({"tracking"})
 
 
 def _check_unchanged(store: StudyStore, spec: ExperimentSpec) -> None:
-    old = parse_spec(store.read_spec(), source=str(store.dir / "spec.given.json")).canonical()
+    old = store.experiment_spec().canonical()
     diffs = spec_differences(old, spec.canonical())
     if diffs and all(d in RESUMABLE_CHANGES or d.split(".")[0] in RESUMABLE_SECTIONS for d in diffs):
         changes = ", ".join(f"{d} {_at(old, d)} -> {_at(spec.canonical(), d)}" for d in diffs)

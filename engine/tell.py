@@ -45,12 +45,7 @@ class TrialBook:
         self.client = client
         self.objectives = ObjectiveSet.from_spec(spec)
         self._ax_metrics = (*self.objectives.names, *(c.metric for c in spec.constraints))
-        self.records: dict[int, TrialRecord] = {}
-        for trial_dir in sorted((store.dir / "trials").glob("*")):
-            data = store.read_result(int(trial_dir.name)) if trial_dir.name.isdigit() else None
-            if data is not None:
-                rec = TrialRecord.from_dict(data, source=str(trial_dir / "result.json"))
-                self.records[rec.index] = rec
+        self.records: dict[int, TrialRecord] = {r.index: r for r in store.trial_records()}
 
     def ordered(self) -> list[TrialRecord]:
         return [self.records[i] for i in sorted(self.records)]
@@ -65,9 +60,7 @@ class TrialBook:
         Trials attached from earlier studies cost nothing here; abandoned ones
         are proposed again.
         """
-        return sum(
-            r.status != "abandoned" and not r.source.startswith("warm_start") for r in self.records.values()
-        )
+        return sum(r.counts_against_budget for r in self.records.values())
 
     # -- starting and finishing ---------------------------------------------------------
     def started(self, index: int, params: Mapping[str, Any], source: str) -> TrialRecord:

@@ -320,15 +320,13 @@ class _Logger:
 
     # -- what is logged ---------------------------------------------------------------------
     def _study_content(self, state: str) -> tuple[str, _Content]:
-        from engine.verdict import study_verdict
-
         res, spec = self.res, self.res.spec
         counts = res.counts()
         metrics: dict[str, float] = {f"trials/{k}": float(v) for k, v in counts.items()}
         metrics["trials/budget"] = float(spec.budget.trials)  # a metric: a resume may raise it
         metrics["front_size"] = float(len(res.front))
         tags = {**self._ident("study"), f"{TAG}state": state, f"{TAG}strategy": spec.strategy}
-        verdict = study_verdict(res)
+        verdict = res.verdict
         if verdict is not None:
             tags[f"{TAG}verdict"] = verdict.sentence
             metrics["verdict/edge"] = float(verdict.edge)

@@ -17,7 +17,6 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -33,7 +32,6 @@ __all__ = [
     "TrialStatus",
     "check_finite",
     "execute",
-    "load_prepared",
     "report_dict",
     "set_worker_threads",
 ]
@@ -150,11 +148,3 @@ def report_dict(report: Any) -> dict[str, float]:
     from dataclasses import asdict
 
     return {k: float(v) for k, v in asdict(report).items()}
-
-
-@lru_cache(maxsize=2)
-def load_prepared(directory: str) -> Any:
-    """Memory-map the study's prepared arrays once per worker process."""
-    from objectives import PreparedData
-
-    return PreparedData.load(Path(directory), mmap=True)

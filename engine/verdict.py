@@ -36,9 +36,7 @@ and against flat are shown for reference; they do not decide.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,7 +46,6 @@ import numpy as np
 
 if TYPE_CHECKING:
     from engine.ledger import TrialCounts
-    from engine.results import StudyResults
 
 __all__ = [
     "ALPHA",
@@ -57,16 +54,16 @@ __all__ = [
     "VerdictInputs",
     "compute_verdict",
     "fold_consistency",
-    "study_verdict",
     "verdict_from_returns",
-    "write_verdict",
 ]
 
 ALPHA = 0.05
 DSR_BAR = 0.95
 PBO_BLOCKS = 16
 SPA_REPS = 1000
-_FORMAT = 3
+#: Version of the verdict's inputs and figures: a cached ``verdict.json`` of another format is
+#: computed again.
+VERDICT_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -449,80 +446,3 @@ def verdict_from_returns(
             seed=seed,
         )
     )
-
-
-# ----------------------------------------------------------------- a study's verdict
-
-
-def study_verdict(res: StudyResults, pick: str = "knee", *, use_cache: bool = True) -> Verdict | None:
-    """The verdict on ``pick`` of a study, or None when its objective has no per-bar returns.
-
-    The knee's verdict is kept in ``verdict.json`` and reused while its inputs
-    (trials, their states, the ledger, the seed) are unchanged (``use_cache``).
-    """
-    from engine.ledger import trial_ledger
-
-    returns = {
-        r.index: a
-        for r in res.records
-        if r.status == "completed"
-        and not r.attached
-        and (a := res.store.read_array(r.index, "returns")) is not None
-    }
-    baselines = res.objective.baseline_returns(res.store) if res.objective.scores_test else {}
-    if not returns or "validation" not in baselines.get("buy_and_hold", {}):
-        return None
-    indices = sorted(returns)
-    chosen = res.pick(pick) if res.front else None
-    ledger = trial_ledger(res, returns)
-    state = [(r.index, r.status, r.epochs) for r in res.records]
-    text = json.dumps(
-        {
-            "format": _FORMAT,
-            "state": state,
-            "returns": indices,
-            "seed": res.spec.seed,
-            "pick": [pick, chosen.index if chosen else None],
-            "ledger": ledger.fingerprint,
-        }
-    )
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    cached = res.store.read_verdict() if use_cache and pick == "knee" else None
-    if cached is not None:
-        try:
-            verdict = Verdict.from_dict(cached)
-            if verdict.key == key:
-                return verdict
-        except (ValueError, TypeError, KeyError):
-            pass  # recomputed below
-    return compute_verdict(
-        VerdictInputs(
-            returns=np.column_stack([returns[i].astype(np.float64) for i in indices]),
-            trials=tuple(indices),
-            pick=chosen.index if chosen and chosen.index in returns else None,
-            pick_name=pick,
-            market=baselines["buy_and_hold"]["validation"][1].astype(np.float64),
-            counts=ledger.counts(),
-            periods_per_year=float(res.meta.facts.get("periods_per_year") or 252.0),
-            front=tuple(r.index for r in res.front),
-            fold_sizes=tuple(res.store.fold_sizes()),
-            benchmarks={
-                name: baselines[name]["validation"][1]
-                for name in ("buy_and_hold", "flat")
-                if "validation" in baselines.get(name, {})
-            },
-            baselines={
-                name: {split: m for split, (m, _) in parts.items()} for name, parts in baselines.items()
-            },
-            seed=res.spec.seed,
-            key=key,
-        )
-    )
-
-
-def write_verdict(res: StudyResults) -> Verdict | None:
-    """Compute the knee's verdict (or reuse a current ``verdict.json``) and write it to ``verdict.json``."""
-    verdict = study_verdict(res)
-    if verdict is not None:
-        res.store.write_verdict(verdict.to_dict())
-    return verdict

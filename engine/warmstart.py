@@ -55,8 +55,7 @@ def attach_prior_studies(
             )
         attached = 0
         skipped: Counter[str] = Counter()
-        for path in sorted((store.dir / "trials").glob("*/result.json")):
-            rec = TrialRecord.from_dict(store.read(path), source=str(path))
+        for rec in store.trial_records():
             if rec.status != "completed":
                 continue
             reason = _unfit(book, rec, needed, with_sems)
@@ -92,7 +91,7 @@ def prior_configurations(
     spec: ExperimentSpec, bars: pd.DataFrame
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The DataDrivenOptimizer's suggestions inside the search space, and its statistics."""
-    from objectives.regime import data_driven_optimizer
+    from engine.objective.pipeline import data_driven_optimizer
     from strategies import get_family
 
     get_family(spec.strategy)  # priors exist for model families only

@@ -269,12 +269,8 @@ def plan_carry_over(spec: ExperimentSpec, previous: Path | None, live_config: st
 def _previous_front(directory: Path) -> list[TrialRecord]:
     """The previous window's Pareto set (its completed trials measured there), knee first."""
     store = StudyStore(directory)
-    prev = parse_spec(store.read_spec(), source=str(store.spec_path))
-    records = [
-        TrialRecord.from_dict(store.read(p), source=str(p))
-        for p in sorted((store.dir / "trials").glob("*/result.json"))
-    ]
-    objectives = ObjectiveSet.from_spec(prev)
+    records = store.trial_records()
+    objectives = ObjectiveSet.from_spec(store.experiment_spec())
     front = objectives.front(records)
     knee = objectives.knee(front)
     return sorted(front, key=lambda r: (r is not knee, r.index))
@@ -282,7 +278,7 @@ def _previous_front(directory: Path) -> list[TrialRecord]:
 
 def regime(spec: ExperimentSpec, bars: Any) -> dict[str, Any]:
     """The regime statistics of a window's training bars (``regime.json``)."""
-    from objectives.regime import regime_statistics
+    from engine.objective.pipeline import regime_statistics
 
     stats = regime_statistics(bars)
     return {"data_end": spec.data.end, **dataclasses.asdict(stats)}
@@ -299,15 +295,13 @@ def window_rows(line: str | Path) -> list[dict[str, Any]]:
         cached = res.store.read_verdict()
         verdict = cached.get("sentence") if cached is not None else None
         carried = sum(r.source in REEVALUATED_SOURCES for r in res.records)
-        trials = sum(r.status != "abandoned" and not r.attached for r in res.records)
-        live = res.store.is_running()
-        state = "running" if live else "finished" if trials >= res.spec.budget.trials else "interrupted"
+        trials = res.counted
         rows.append(
             {
                 "window": directory.name,
                 "directory": str(directory),
                 "last_bar": res.meta.facts.get("last_timestamp"),
-                "state": state,
+                "state": str(res.state()),
                 "trials": trials,
                 "budget": res.spec.budget.trials,
                 "counts": counts,

@@ -34,12 +34,13 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(path: Path, name: str, known: set[str]) -> set[str]:
-    """Project modules imported by ``path`` (a ``from pkg import sub`` counts ``pkg.sub`` when it is a module)."""
+def _imports(path: Path, name: str, known: set[str], *, type_checking: bool = False) -> set[str]:
+    """Project modules imported by ``path`` (a ``from pkg import sub`` counts ``pkg.sub`` when it is
+    a module); imports under ``if TYPE_CHECKING:`` only with ``type_checking``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skip: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if not type_checking and isinstance(node, ast.If) and _is_type_checking(node):
             skip.update(id(n) for child in node.body for n in ast.walk(child))
     out: set[str] = set()
     is_pkg = path.name == "__init__.py"
@@ -66,14 +67,37 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
     return out
 
 
-def _graph() -> dict[str, set[str]]:
+def _graph(*, type_checking: bool = False) -> dict[str, set[str]]:
     mods = _modules()
     known = set(mods)
-    return {name: _imports(path, name, known) for name, path in mods.items()}
+    return {name: _imports(path, name, known, type_checking=type_checking) for name, path in mods.items()}
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of ``graph`` (``a -> b -> a``), or None."""
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (cycle := visit(dep)) is not None:
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)) is not None:
+            return cycle
+    return None
 
 
 def test_imports_run_one_way() -> None:
-    graph = _graph()
+    graph = _graph(type_checking=True)
     for mod, deps in graph.items():
         top = mod.split(".")[0]
         if top == "objectives":
@@ -83,7 +107,7 @@ def test_imports_run_one_way() -> None:
 
 
 def test_the_optimizer_imports_nothing_else_of_engine() -> None:
-    for mod, deps in _graph().items():
+    for mod, deps in _graph(type_checking=True).items():
         if mod.startswith("engine.optimizer"):
             outside = sorted(
                 d for d in deps if d.startswith("engine") and not d.startswith("engine.optimizer")
@@ -91,42 +115,32 @@ def test_the_optimizer_imports_nothing_else_of_engine() -> None:
             assert not outside, (mod, outside)
 
 
+def test_the_engine_reaches_the_trading_pipeline_through_its_objectives_only() -> None:
+    """engine/ imports objectives/ only in engine/objective/ (its door: engine.objective.pipeline)
+    and, for the spec's sections, in engine/spec.py."""
+    for mod, deps in _graph(type_checking=True).items():
+        if not mod.startswith("engine.") or mod.startswith("engine.objective"):
+            continue
+        allowed = {"objectives.config"} if mod == "engine.spec" else set()
+        side_doors = sorted(d for d in deps if d.split(".")[0] == "objectives" and d not in allowed)
+        assert not side_doors, (mod, side_doors)
+
+
 def test_no_import_circle() -> None:
-    graph = _graph()
-    state: dict[str, int] = {}
-    path: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        path.append(node)
-        for dep in sorted(graph.get(node, ())):
-            if state.get(dep) == 1:
-                cycle = [*path[path.index(dep) :], dep]
-                raise AssertionError("import circle: " + " -> ".join(cycle))
-            if dep not in state:
-                visit(dep)
-        path.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
+    cycle = find_circle(_graph())
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])
 
 
 def test_the_circle_check_can_fail() -> None:
-    """The detector finds a planted circle (so a passing test means something)."""
-    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}}
-    state: dict[str, int] = {}
-
-    def has_cycle(node: str) -> bool:
-        state[node] = 1
-        for dep in graph[node]:
-            if state.get(dep) == 1 or (dep not in state and has_cycle(dep)):
-                return True
-        state[node] = 2
-        return False
-
-    assert has_cycle("a")
+    """The detector the test above uses finds a planted circle, and the project's graph with one
+    planted edge (so a passing test means something)."""
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    graph = _graph()
+    assert "engine.store" in graph["engine.results"]
+    graph["engine.store"] = {*graph["engine.store"], "engine.results"}
+    planted = find_circle(graph)
+    assert planted is not None and "engine.store" in planted and "engine.results" in planted
 
 
 def test_no_synthetic_branch_outside_its_objective() -> None:

@@ -17,7 +17,7 @@ boengine imports it.
 
 Read-only: studies are read through :class:`engine.results.StudyResults`
 (never the Ax database), the verdict is computed in memory
-(:func:`engine.verdict.study_verdict`, never ``write_verdict``), and no path
+(:attr:`engine.results.StudyResults.verdict`, never ``save_verdict``), and no path
 of the app opens a study file for writing. ``boengine run`` writes its files
 atomically (by rename), so a page never sees half a file; a study that has
 no spec or no trial yet renders as starting.

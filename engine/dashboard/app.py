@@ -54,7 +54,7 @@ _STYLE = (
     + ".status{display:inline-block;padding:.05em .55em;border-radius:.8em;font-size:.9em;"
     "background:#eee;margin-right:.5em}"
     + ".status.running{background:#e3f0ff;color:#0b4f9c}.status.finished{background:#e7f6ec;color:#1d6b37}"
-    + ".status.stopped,.status.damaged{background:#fbeaea;color:#8a2a24}"
+    + ".status.interrupted,.status.damaged{background:#fbeaea;color:#8a2a24}"
     + ".status.starting{background:#fff6dd;color:#7a5b00}"
     + "tr.front td{background:#fdf0ef;font-weight:600}"
     + "td.st-failed{color:#b3403a}td.st-running{color:#0b4f9c}td.st-early_stopped{color:#8a6d00}"

@@ -4,7 +4,7 @@
 reads one into a :class:`StudyView` (results, status, verdict, figures),
 kept while the study's files are unchanged: a page that refreshes every few
 seconds costs a few ``stat`` calls until a trial lands. The verdict is
-computed in memory with :func:`engine.verdict.study_verdict` (which reads a
+computed in memory by :attr:`engine.results.StudyResults.verdict` (which reads a
 current ``verdict.json`` and never writes one) and kept per trial state.
 Nothing here imports Dash.
 """
@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from engine.api import Study
+from engine.records import StudyState
 from engine.results import StudyResults
-from engine.verdict import Verdict, study_verdict
+from engine.verdict import Verdict
 from strategies.exceptions import InputError
 
 if TYPE_CHECKING:
@@ -148,22 +149,15 @@ class StudyView:
         return _last_change(self.path, self.signature)
 
     def status(self) -> str:
-        """starting | running | finished | stopped | damaged."""
+        """A :class:`~engine.records.StudyState` value."""
         if self.results is None:
-            return "damaged" if self.problem and not self.problem.startswith("starting") else "starting"
-        if self.running:
-            return "running" if self.results.records else "starting"
-        done = self.counted() >= self.results.spec.budget.trials
-        ended = any((self.path / f).is_file() for f in ("report.md", "pareto.csv", "test.json"))
-        return "finished" if done and ended else "stopped"
+            damaged = self.problem and not self.problem.startswith("starting")
+            return str(StudyState.DAMAGED if damaged else StudyState.STARTING)
+        return str(self.results.state(running=self.running))
 
     def counted(self) -> int:
         """Trials that count against the budget (as ``boengine status`` counts them)."""
-        if self.results is None:
-            return 0
-        return sum(
-            r.status != "abandoned" and not r.source.startswith("warm_start") for r in self.results.records
-        )
+        return self.results.counted if self.results is not None else 0
 
     def verdict_text(self) -> str:
         """'edge' / 'no evidence' / '-' for the list of studies."""
@@ -355,7 +349,7 @@ class Catalog:
         )
         if state not in self._verdicts:
             try:
-                self._verdicts[state] = study_verdict(res)
+                self._verdicts[state] = res.verdict
                 while len(self._verdicts) > 4 * self._keep:
                     self._verdicts.popitem(last=False)
             except Exception as exc:  # e.g. data not prepared yet: shown, not raised

@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.objective.base import EpochFn, HeldOutScore, Prepared
-from engine.objective.model import ModelObjective, _dates, test_standard_errors
+from engine.objective.base import EpochFn, Prepared
+from engine.objective.model import RefitObjective, _dates
 from engine.objective.registry import register_objective
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from engine.records import TrialRecord
     from engine.store import StudyStore
     from engine.trial import TrialJob, TrialOutcome
@@ -44,7 +46,7 @@ __all__ = ["CPCVObjective", "path_pbo"]
 
 
 @register_objective("cpcv")
-class CPCVObjective(ModelObjective):
+class CPCVObjective(RefitObjective):
     """C(N, k) purged splits; objectives from the mean over the φ recombined backtest paths."""
 
     def n_splits(self) -> int:
@@ -68,7 +70,8 @@ class CPCVObjective(ModelObjective):
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
         import torch
 
-        from engine.trial import TrialOutcome, load_prepared, report_dict
+        from engine.objective.pipeline import load_prepared
+        from engine.trial import TrialOutcome, report_dict
         from objectives.cpcv import evaluate_cpcv, final_epochs
 
         prepared = data if data is not None else load_prepared(str(job.data_dir))
@@ -104,41 +107,12 @@ class CPCVObjective(ModelObjective):
             info=info,
         )
 
-    def score_test(
-        self, store: StudyStore, records: Sequence[TrialRecord], *, threads: int
-    ) -> dict[int, HeldOutScore]:
-        """The final fit of each record (from scratch, the median of its splits' kept epochs), scored
-        on the test split (its weights become ``final.pt``)."""
-        import torch
+    def final_fit(self, store: StudyStore, record: TrialRecord) -> tuple[int, Path | None] | None:
+        """From scratch (no split trained on every bar), for the median of its splits' kept epochs."""
+        epochs = record.info.get("final_epochs")
+        return (epochs, None) if isinstance(epochs, int) else None
 
-        from engine.trial import set_worker_threads
-        from objectives import PreparedData
-        from objectives.walk_forward import refit_and_score
-
-        set_worker_threads(threads)
-        data = PreparedData.load(store.data_dir, mmap=True)
-        out: dict[int, HeldOutScore] = {}
-        for rec in records:
-            epochs = rec.info.get("final_epochs")
-            if not isinstance(epochs, int) or not store.checkpoint_path(rec.index).is_file():
-                continue  # not evaluated on every split here (e.g. attached from another study)
-            metrics, returns, state = refit_and_score(
-                self.spec.strategy,
-                rec.params,
-                data,
-                self.eval_settings(self.spec.seed, device="cpu"),
-                epochs=epochs,
-                init_state=None,
-            )
-            buffer = io.BytesIO()
-            torch.save(state, buffer)
-            metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
-            out[rec.index] = HeldOutScore(metrics, returns, buffer.getvalue())
-        return out
-
-    def gate_bars(self, store: StudyStore, record: TrialRecord, data: PreparedData) -> Any:
-        if store.final_model_path(record.index).is_file() and data.final is not None:
-            return data.final.train_bars()
+    def last_fit_bars(self, data: PreparedData) -> Any:
         return data.cpcv[-1].fit.train_bars() if data.cpcv else None
 
     def describe(self, meta: Mapping[str, Any]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import json
 import logging
 import tempfile
@@ -126,7 +127,6 @@ class ModelObjective(Objective):
     @classmethod
     def check_space(cls, strategy: str, space: SearchSpace, base: SearchSpace) -> None:
         """The family builds its config at every corner of the space; training values are accepted."""
-        from engine.search_space import check_training_values
         from strategies.registry import check_space
 
         check_space(strategy, space)
@@ -337,7 +337,8 @@ class HoldoutObjective(ModelObjective):
             )
 
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
-        from engine.trial import TrialOutcome, load_prepared, report_dict
+        from engine.objective.pipeline import load_prepared
+        from engine.trial import TrialOutcome, report_dict
         from objectives.evaluate import evaluate
         from objectives.noise import bootstrap_standard_errors
 
@@ -403,6 +404,58 @@ class HoldoutObjective(ModelObjective):
             f"the epoch is chosen on the last {self.spec.data.validation.select_fraction:.0%} of the training "
             "split (not trained on), never on the validation split",
         }
+
+
+class RefitObjective(ModelObjective):
+    """A model objective whose test figures come from a final fit on every bar before the test
+    split (walk-forward, CPCV): each subclass says how long a record's final fit trains, from
+    which weights, and which bars its last validation fit trained on."""
+
+    def final_fit(self, store: StudyStore, record: TrialRecord) -> tuple[int, Path | None] | None:
+        """Epochs of ``record``'s final fit and the weights it starts from (None: from scratch);
+        None when the record was not evaluated on every split here (e.g. attached)."""
+        raise NotImplementedError
+
+    def last_fit_bars(self, data: PreparedData) -> Any:
+        """Training bars of the last validation fit (the gate's bars without a final fit)."""
+        raise NotImplementedError
+
+    def score_test(
+        self, store: StudyStore, records: Sequence[TrialRecord], *, threads: int
+    ) -> dict[int, HeldOutScore]:
+        """The final fit of each record, scored on the test split (its weights become ``final.pt``)."""
+        import torch
+
+        from engine.trial import set_worker_threads
+        from objectives import PreparedData
+        from objectives.walk_forward import refit_and_score
+
+        set_worker_threads(threads)
+        data = PreparedData.load(store.data_dir, mmap=True)
+        out: dict[int, HeldOutScore] = {}
+        for rec in records:
+            plan = self.final_fit(store, rec)
+            if plan is None or not store.checkpoint_path(rec.index).is_file():
+                continue
+            epochs, init_state = plan
+            metrics, returns, state = refit_and_score(
+                self.spec.strategy,
+                rec.params,
+                data,
+                self.eval_settings(self.spec.seed, device="cpu"),
+                epochs=epochs,
+                init_state=init_state,
+            )
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
+            out[rec.index] = HeldOutScore(metrics, returns, buffer.getvalue())
+        return out
+
+    def gate_bars(self, store: StudyStore, record: TrialRecord, data: PreparedData) -> Any:
+        if store.final_model_path(record.index).is_file() and data.final is not None:
+            return data.final.train_bars()
+        return self.last_fit_bars(data)
 
 
 def test_standard_errors(returns: Any, periods_per_year: float, seed: int) -> dict[str, float]:
@@ -476,3 +529,23 @@ def _check_max_bars(spec: ExperimentSpec) -> None:
             )
     except DataError as exc:
         raise ValueError(f"{exc} (raise data.max_bars)") from None
+
+
+def check_training_values(space: SearchSpace) -> None:
+    """Every value a training parameter can take is one the training loop accepts."""
+    from objectives import TrainConfig
+    from strategies import TRAINING_PARAMS
+    from strategies.exceptions import ConfigError
+    from strategies.registry import param_corners
+
+    for p in space.params:
+        if p.name not in TRAINING_PARAMS:
+            continue
+        for value, fix in param_corners(p):
+            try:
+                TrainConfig.from_params({p.name: value})
+            except ConfigError as exc:
+                shown = json.dumps(value, default=str)
+                raise ConfigError(
+                    f"search_space.{p.name}: {p.name} = {shown} is refused: {exc}; {fix}"
+                ) from None

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine.objective.base import EpochFn, HeldOutScore
-from engine.objective.model import ModelObjective, test_standard_errors
+from engine.objective.base import EpochFn
+from engine.objective.model import RefitObjective
 from engine.objective.registry import register_objective
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from engine.records import TrialRecord
     from engine.store import StudyStore
     from engine.trial import TrialJob, TrialOutcome
@@ -42,7 +44,7 @@ __all__ = ["WalkForwardObjective"]
 
 
 @register_objective("walk_forward")
-class WalkForwardObjective(ModelObjective):
+class WalkForwardObjective(RefitObjective):
     """K validation blocks in turn; objectives from the stitched out-of-fold returns."""
 
     def epochs_per_fold(self) -> list[int]:
@@ -59,7 +61,8 @@ class WalkForwardObjective(ModelObjective):
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
         import torch
 
-        from engine.trial import TrialOutcome, load_prepared, report_dict
+        from engine.objective.pipeline import load_prepared
+        from engine.trial import TrialOutcome, report_dict
         from objectives.walk_forward import evaluate_walk_forward
 
         prepared = data if data is not None else load_prepared(str(job.data_dir))
@@ -129,41 +132,15 @@ class WalkForwardObjective(ModelObjective):
 
         return on_fold
 
-    def score_test(
-        self, store: StudyStore, records: Sequence[TrialRecord], *, threads: int
-    ) -> dict[int, HeldOutScore]:
-        """The final fit of each record, scored on the test split (its weights become ``final.pt``)."""
-        import torch
-
-        from engine.trial import set_worker_threads
-        from objectives import PreparedData
-        from objectives.walk_forward import refit_and_score
-
-        set_worker_threads(threads)
-        data = PreparedData.load(store.data_dir, mmap=True)
+    def final_fit(self, store: StudyStore, record: TrialRecord) -> tuple[int, Path | None] | None:
+        """The last fold's kept epoch, from the last fold's weights when folds are warm-started."""
+        folds = record.info.get("folds") or []
+        if not folds:
+            return None  # not evaluated on every fold here (e.g. attached from another study)
         warm = self.spec.data.validation.warm_start_folds
-        out: dict[int, HeldOutScore] = {}
-        for rec in records:
-            folds = rec.info.get("folds") or []
-            if not folds or not store.checkpoint_path(rec.index).is_file():
-                continue  # not evaluated on every fold here (e.g. attached from another study)
-            metrics, returns, state = refit_and_score(
-                self.spec.strategy,
-                rec.params,
-                data,
-                self.eval_settings(self.spec.seed, device="cpu"),
-                epochs=int(folds[-1]["best_epoch"]),
-                init_state=store.checkpoint_path(rec.index) if warm else None,
-            )
-            buffer = io.BytesIO()
-            torch.save(state, buffer)
-            metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
-            out[rec.index] = HeldOutScore(metrics, returns, buffer.getvalue())
-        return out
+        return int(folds[-1]["best_epoch"]), store.checkpoint_path(record.index) if warm else None
 
-    def gate_bars(self, store: StudyStore, record: TrialRecord, data: PreparedData) -> Any:
-        if store.final_model_path(record.index).is_file() and data.final is not None:
-            return data.final.train_bars()
+    def last_fit_bars(self, data: PreparedData) -> Any:
         return data.folds[-1].train_bars() if data.folds else None
 
     def describe(self, meta: Mapping[str, Any]) -> dict[str, str]:

@@ -17,7 +17,6 @@ from engine.report import write_report
 from engine.results import StudyResults
 from engine.spec import parse_spec
 from engine.study import run_study
-from engine.verdict import study_verdict
 
 
 def _series(path: Path, n: int, seed: int = 3) -> Path:
@@ -98,7 +97,7 @@ def test_a_tiny_cpcv_study_runs_end_to_end_and_gets_a_verdict(study: Path) -> No
         assert rec.metrics["sharpe"] == pytest.approx(np.mean([p["sharpe"] for p in rec.info["paths"]]))
         assert all(rec.sems[k] > 0 for k in ("return_pct", "sharpe", "max_drawdown_pct"))
         assert res.store.final_model_path(rec.index).is_file()  # the final fit, scored on test
-    verdict = study_verdict(res)
+    verdict = res.verdict
     assert verdict is not None and verdict.n_obs == len(stamps) and verdict.n_study == 2
     sizes = res.store.fold_sizes()  # the verdict's blocks are CPCV's four groups, not a holdout split
     assert len(sizes) == 4 and sum(sizes) == len(stamps)

@@ -40,8 +40,8 @@ from engine.dashboard import create_app  # noqa: E402
 from engine.dashboard.app import make_server  # noqa: E402
 from engine.dashboard.screenshot import find_chromium, take_screenshot  # noqa: E402
 from engine.results import StudyResults  # noqa: E402
+from engine.store import StudyStore  # noqa: E402
 from engine.study import run_study  # noqa: E402
-from engine.verdict import study_verdict  # noqa: E402
 from tests.engine.conftest import synthetic_spec  # noqa: E402
 from tests.engine.made_studies import trading_study  # noqa: E402
 
@@ -142,12 +142,10 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
 def test_every_page_and_callback_answers_with_the_studys_content(
     dash: Dashboard, studies: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.verdict
-
     def no_write(*_: Any, **__: Any) -> None:
         raise AssertionError("the dashboard wrote a verdict")
 
-    monkeypatch.setattr(engine.verdict, "write_verdict", no_write)
+    monkeypatch.setattr(StudyStore, "write_verdict", no_write)
     before = _snapshot(studies)
     answered: set[str] = set()
 
@@ -179,7 +177,7 @@ def test_every_page_and_callback_answers_with_the_studys_content(
     assert rows["trading"]["status"] == "finished" and rows["trading"]["trials"] == "6/6"
     assert float(rows["syn"]["hypervolume"]) == pytest.approx(syn.hypervolume, rel=1e-3)
     assert rows["trading"]["front"] == str(len(trading.front))
-    verdict = study_verdict(trading)
+    verdict = trading.verdict
     assert verdict is not None
     assert rows["trading"]["verdict"] == ("edge" if verdict.edge else "no evidence")
     assert rows["syn"]["verdict"].startswith("n/a")
@@ -342,7 +340,7 @@ def test_half_started_and_damaged_studies_render(studies: Path, tmp_path: Path) 
         r = dash.call("index-body.children", {"index-tick.n_intervals": 1})
         assert r.status_code == 200
         rows = {row["study"]: row["status"] for row in _rows(r.json(), "study-table")}
-        assert rows == {"damaged": "damaged", "empty (syn)": "stopped", "starting": "starting"}
+        assert rows == {"damaged": "damaged", "empty (syn)": "interrupted", "starting": "starting"}
         r = dash.study("starting")
         assert r.status_code == 200 and "Starting: boengine run is preparing" in r.text
         r = dash.study("empty")

@@ -26,7 +26,6 @@ from engine.best import pick_trial
 from engine.results import StudyResults
 from engine.spec import parse_spec
 from engine.study import run_study
-from engine.verdict import study_verdict
 
 
 def write_series(
@@ -105,7 +104,7 @@ def noise(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 @pytest.mark.slow
 def test_planted_signal_is_evidence_and_the_choice_earns_on_test(planted: Path) -> None:
     res = StudyResults.load(planted)
-    verdict = study_verdict(res)
+    verdict = res.verdict
     assert verdict is not None and verdict.edge, verdict and verdict.sentence
     assert verdict.sentence.startswith("Evidence of an edge: the knee (trial")
     assert verdict.skill_p_family < 0.05 and verdict.skill_p_pick < 0.05 and verdict.deflated_sharpe >= 0.95
@@ -127,7 +126,7 @@ def test_planted_signal_is_evidence_and_the_choice_earns_on_test(planted: Path) 
 @pytest.mark.slow
 def test_pure_noise_is_no_evidence(noise: Path) -> None:
     res = StudyResults.load(noise)
-    verdict = study_verdict(res)
+    verdict = res.verdict
     assert verdict is not None and not verdict.edge
     assert verdict.sentence.startswith(
         f"No evidence: the knee (trial {verdict.pick}) is indistinguishable from luck"

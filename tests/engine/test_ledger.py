@@ -56,7 +56,7 @@ def _study(
 
 def _results(store: StudyStore) -> Any:
     """What trial_ledger reads of StudyResults: the store, the spec's strategy, the records."""
-    records = [TrialRecord.from_dict(r) for r in store.read_records()]
+    records = store.trial_records()
     return SimpleNamespace(store=store, spec=SimpleNamespace(strategy="lstm"), records=records)
 
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from engine.fold_stopping import PartialTrial, await_answer, is_fold_report, judge, optimistic_corner
+from engine.objective.pipeline import load_prepared
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import parse_spec
-from engine.trial import Channel, TrialJob, TrialOutcome, execute, load_prepared
+from engine.trial import Channel, TrialJob, TrialOutcome, execute
 from strategies.exceptions import SpecError
 from tests.engine.made_studies import bars
 

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import warnings
+from types import ModuleType
 
 import pytest
 import torch
+
+
+def require_extra(module: str, extra: str) -> ModuleType:
+    """``module`` of an optional extra: the test is skipped when the extra is not installed, and
+    fails (never skips) when it is installed but does not import (``pytest.importorskip`` would
+    skip a broken install silently)."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(
+            f'needs the optional extra {extra!r} (pip install -e ".[{extra}]")', allow_module_level=True
+        )
+    return importlib.import_module(module)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -15,6 +15,7 @@ from engine.executors import EXECUTORS, Executor, ExecutorPlan, make_executor, t
 from engine.objective import make_objective
 from engine.trial import TrialJob, TrialOutcome, execute
 from strategies.exceptions import ConfigError
+from tests.conftest import require_extra
 from tests.engine import faulty
 from tests.engine.conftest import synthetic_spec
 
@@ -47,7 +48,7 @@ def results(
 ) -> tuple[dict[int, TrialOutcome], list[tuple[int, dict[str, float]]], float]:
     """Run every job once on one executor; stop the slow one after its 2nd epoch."""
     if request.param == "ray":
-        pytest.importorskip("ray")
+        require_extra("ray", "ray")
     ex: Executor = make_executor(
         ExecutorPlan(request.param, workers=2, threads=1), trial_timeout_s=TIMEOUT_S, fn=faulty.dispatch
     )
@@ -118,7 +119,8 @@ def test_hanging_trial_times_out(results: Any) -> None:
 
 def test_crashed_worker_is_a_failure(results: Any) -> None:
     out, _, _ = results
-    assert out[4].status == "failed"
+    assert out[4].status == "failed" and "died" in (out[4].reason or "")  # not a timeout, not an error
+    assert not out[4].metrics
 
 
 def test_stop_request_stops_after_the_epoch(results: Any) -> None:

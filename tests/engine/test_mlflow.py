@@ -17,20 +17,22 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("mlflow", reason="needs the optional extra 'mlflow'")
+from tests.conftest import require_extra
 
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
-from typer.testing import CliRunner
+require_extra("mlflow", "mlflow")
 
-from engine import load_study
-from engine.spec import MlflowSpec
-from engine.store import StudyStore
-from engine.study import run_study
-from engine.tracking import log_study, study_key, track_study
-from tests.engine import faulty
-from tests.engine.conftest import synthetic_spec
-from tests.engine.test_bad_input import _keep_signal_handlers, cli  # noqa: F401  (autouse fixture)
+from mlflow.entities import Run  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from engine import load_study  # noqa: E402
+from engine.spec import MlflowSpec  # noqa: E402
+from engine.store import StudyStore  # noqa: E402
+from engine.study import run_study  # noqa: E402
+from engine.tracking import log_study, study_key, track_study  # noqa: E402
+from tests.engine import faulty  # noqa: E402
+from tests.engine.conftest import synthetic_spec  # noqa: E402
+from tests.engine.test_bad_input import _keep_signal_handlers, cli  # noqa: E402, F401  (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "boengine-test"

@@ -26,6 +26,7 @@ from engine.objective import make_objective
 from engine.store import StudyStore
 from engine.trial import TrialJob, TrialOutcome
 from strategies.exceptions import InputError
+from tests.conftest import require_extra
 from tests.engine import cluster_trials, faulty
 from tests.engine.conftest import DTLZ2_OBJECTIVES, synthetic_spec
 
@@ -124,7 +125,7 @@ def _free_port() -> int:
 @pytest.mark.ray
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_an_unreachable_address_is_refused_before_anything_is_written(tmp_path: Path, command: str) -> None:
-    pytest.importorskip("ray")
+    require_extra("ray", "ray")
     spec = _ray_spec(tmp_path, "unreachable", address=f"127.0.0.1:{_free_port()}")
     study = tmp_path / "studies" / "unreachable"
     args = [command, str(spec)] + (["--study-dir", str(study)] if command == "run" else [])
@@ -135,7 +136,7 @@ def test_an_unreachable_address_is_refused_before_anything_is_written(tmp_path: 
 @pytest.mark.ray
 def test_an_address_that_is_no_ray_cluster_fails_within_the_bound(tmp_path: Path) -> None:
     """A port that accepts connections but never speaks Ray (``ray.init`` would retry for minutes)."""
-    pytest.importorskip("ray")
+    require_extra("ray", "ray")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(16)
@@ -146,7 +147,7 @@ def test_an_address_that_is_no_ray_cluster_fails_within_the_bound(tmp_path: Path
 
 @pytest.mark.ray
 def test_auto_without_a_cluster_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+    require_extra("ray", "ray")
     if subprocess.run(["pgrep", "-f", "gcs_server"], capture_output=True).returncode == 0:
         pytest.skip("a Ray cluster runs on this machine: 'auto' would find it")
     spec = _ray_spec(tmp_path, "auto", address="auto")
@@ -168,7 +169,7 @@ def test_ray_address_in_the_environment_is_the_cluster_of_a_spec_without_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As ``ray.init()`` does; never the ValueError about num_cpus of a local Ray started inside a cluster."""
-    pytest.importorskip("ray")
+    require_extra("ray", "ray")
     address = f"127.0.0.1:{_free_port()}"
     spec = _ray_spec(tmp_path, "from_env")
     proc = _cli("validate", str(spec), env={"RAY_ADDRESS": address})
@@ -182,7 +183,7 @@ def test_ray_address_in_the_environment_is_the_cluster_of_a_spec_without_one(
 
 @pytest.mark.ray
 def test_gpus_no_node_has_are_refused(tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+    require_extra("ray", "ray")
     spec = _ray_spec(tmp_path, "gpus", gpus_per_trial=64)
     _one_line_exit_2(_cli("validate", str(spec)), "executor.gpus_per_trial", "64 GPU(s)", "no node")
     _one_line_exit_2(_cli("run", str(spec), "--study-dir", str(tmp_path / "s")), "executor.gpus_per_trial")
@@ -194,7 +195,7 @@ def test_gpus_no_node_has_are_refused(tmp_path: Path) -> None:
 
 @pytest.fixture
 def one_cpu_ray() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
+    ray = require_extra("ray", "ray")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
@@ -263,7 +264,7 @@ def test_the_timeout_counts_from_the_trials_start_not_its_submission(one_cpu_ray
 @pytest.mark.slow
 def test_sigterm_under_ray_saves_the_study_and_exits_130(tmp_path: Path) -> None:
     """``ray.init`` installs its own SIGTERM handler (exit 1 or 15); the study's must stay."""
-    pytest.importorskip("ray")
+    require_extra("ray", "ray")
     spec = _ray_spec(tmp_path, "sigterm")
     study = tmp_path / "study"
     cmd = [sys.executable, "-m", "engine.cli", "--quiet", "run", str(spec), "--study-dir", str(study)]
@@ -288,7 +289,7 @@ def test_sigterm_under_ray_saves_the_study_and_exits_130(tmp_path: Path) -> None
 @pytest.mark.ray
 def test_a_trial_needs_one_node_with_its_cpus_and_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     """The GPUs on one node and the CPUs on another run no trial; the cluster's size caps the workers."""
-    pytest.importorskip("ray")
+    require_extra("ray", "ray")
     from engine.executors import ray_cluster
 
     nodes = [{"CPU": 1.0, "GPU": 1.0}, {"CPU": 8.0}]

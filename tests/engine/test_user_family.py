@@ -16,6 +16,7 @@ import pytest
 from engine.records import TrialRecord
 from engine.spec import parse_spec
 from engine.study import run_study
+from tests.conftest import require_extra
 from tests.engine.test_bad_input import _keep_signal_handlers, cli, snapshot  # noqa: F401  (fixture)
 from tests.strategies.plugin_helpers import (  # noqa: F401  (fixture)
     EXAMPLE_FAMILY,
@@ -133,7 +134,7 @@ def test_a_broken_user_metric_exits_2_with_one_line(
 def test_ray_workers_import_the_user_family_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Ray task unpickles the spec and finds the family by its reference: Ray puts the driver's
     working directory on its workers' ``sys.path``."""
-    pytest.importorskip("ray")
+    require_extra("ray", "ray")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     pkg = write_package(tmp_path, {"models": EXAMPLE_FAMILY})
     raw = tiny_spec(f"{pkg}.models:TinyMLP", executor={"kind": "ray", "workers": 1})

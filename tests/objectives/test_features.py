@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +28,16 @@ def _with_signal(bars: pd.DataFrame, seed: int) -> pd.DataFrame:
     return out
 
 
+def check_no_look_ahead(
+    featurize: Callable[[pd.DataFrame], np.ndarray], bars: pd.DataFrame, other: pd.DataFrame, t: int
+) -> None:
+    """Feature rows <= t of ``bars`` and of ``other`` (the same bars up to t, another or no future)
+    are equal, and finite."""
+    full, changed = featurize(bars), featurize(other)
+    np.testing.assert_allclose(changed[: t + 1], full[: t + 1], rtol=1e-12, atol=1e-12)
+    assert np.isfinite(full).all()
+
+
 @pytest.mark.parametrize("name", SETS)
 @settings(max_examples=12, deadline=None)
 @given(
@@ -40,7 +52,6 @@ def test_no_look_ahead(name: str, freq: str, n: int, cut: float, seed: int, trun
     bars = _with_signal(make_bars(n, freq=freq, seed=seed), seed)
     t = int(cut * (n - 2))
     seconds = pd.Timedelta(freq).total_seconds()
-    full = _features(bars, name, seconds)
     if truncate:
         other = bars.iloc[: t + 1]
     else:  # a different future: new prices, volumes and signal after t
@@ -49,19 +60,24 @@ def test_no_look_ahead(name: str, freq: str, n: int, cut: float, seed: int, trun
         )
         other = bars.copy()
         other.iloc[t + 1 :] = future.iloc[t + 1 :].to_numpy()
-    changed = _features(other, name, seconds)
-    np.testing.assert_allclose(changed[: t + 1], full[: t + 1], rtol=1e-12, atol=1e-12)
-    assert np.isfinite(full).all()
+    check_no_look_ahead(lambda b: _features(b, name, seconds), bars, other, t)
 
 
-def test_no_look_ahead_test_can_fail() -> None:
-    """The property above detects a centred (future-peeking) moving average."""
-    bars = make_bars(100, seed=1)
-    centred = bars["close"].rolling(5, center=True).mean().to_numpy()
+def test_no_look_ahead_test_can_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above catches a feature that peeks: the volatility indicator replaced by a
+    centred (future-peeking) rolling standard deviation, the rest of the pipeline unchanged."""
+    bars = _with_signal(make_bars(200, seed=1), 1)
     other = bars.copy()
-    other.iloc[51:, other.columns.get_loc("close")] *= 1.1
-    changed = other["close"].rolling(5, center=True).mean().to_numpy()
-    assert not np.allclose(centred[:51], changed[:51], equal_nan=True)
+    other.iloc[101:, other.columns.get_loc("close")] *= 1.1
+    check_no_look_ahead(lambda b: _features(b, "basic", 3600.0), bars, other, 100)  # honest: passes
+
+    def centred(close: np.ndarray, period: int = 20) -> np.ndarray:
+        r = pd.Series(np.log(close)).diff()
+        return r.rolling(period, center=True, min_periods=1).std().fillna(0.0).to_numpy()
+
+    monkeypatch.setattr(ind, "volatility", centred)
+    with pytest.raises(AssertionError):
+        check_no_look_ahead(lambda b: _features(b, "basic", 3600.0), bars, other, 100)
 
 
 def test_widths_and_names() -> None:

@@ -528,11 +528,11 @@ def report(
 ) -> None:
     """Write report.md and a self-contained report.html (front, hypervolume, importance, failures, priors)."""
     from engine.report import write_report
-    from engine.store import check_target
+    from engine.store import REPORT_FILES, check_target
     from engine.windows import resolve_study
 
     directory = resolve_study(study_dir)
-    for name in ("report.md", "report.html"):  # both or neither: refused before either is written
+    for name in REPORT_FILES:  # both or neither: refused before either is written
         check_target((out or directory) / name, root=None if out else directory)
     typer.echo(str(write_report(directory, out)))
 

@@ -38,10 +38,10 @@ def write_pareto(store_or_dir: StudyStore | str | Path, fmt: str, out: str | Pat
     directory = store_or_dir.dir if isinstance(store_or_dir, StudyStore) else Path(store_or_dir)
     res = StudyResults.load(directory)
     root = None if out else res.store.dir
-    path = Path(out) if out else res.store.dir / f"pareto.{fmt}"
+    path = Path(out) if out else res.store.pareto_path(fmt)
     if out:
         _check_extension(path, fmt)
-    check_target(path, root=root, example=f"pareto.{fmt}")
+    check_target(path, root=root, example=res.store.pareto_path(fmt).name)
     if fmt == "csv":
         write_bytes(path, pareto_csv_frame(res).to_csv(index=False).encode(), root=root)
     elif fmt == "json":

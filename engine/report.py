@@ -43,7 +43,7 @@ from engine.robustness import (
     Stability,
     study_robustness,
 )
-from engine.store import StudyStore, write_bytes
+from engine.store import REPORT_FILES, StudyStore, write_bytes
 from engine.tables import FLAG, fmt_number, front_table, html_page, html_table, sharpe_yardstick
 
 __all__ = [
@@ -405,11 +405,9 @@ def robustness_tables(res: StudyResults, rob: Robustness) -> dict[str, pd.DataFr
         table = pd.DataFrame(
             {"": wide["row"], "trial": [fmt_number(t) if t >= 0 else "-" for t in wide["trial"]]}
         )
-        for fig, label in (
-            ("return_pct", "return %"),
-            ("sharpe", "Sharpe"),
-            ("max_drawdown_pct", "max DD %"),
-        ):
+        catalogue = res.objective.catalogue
+        for fig in ("return_pct", "sharpe", "max_drawdown_pct"):
+            label = catalogue.label(fig)
             for k in rob.costs.multiples:
                 table[f"{label} {k:g}x"] = [fmt_number(v) for v in wide[f"{fig}@{k:g}"]]
         out["costs"] = table
@@ -718,8 +716,9 @@ def write_report(store_or_dir: StudyStore | str | Path, out_dir: str | Path | No
     trace = res.objectives.hypervolume_trace(res.records)
     robustness = study_robustness(res)
     sections = _sections(res, importance, trace, robustness)
-    write_bytes(target / "report.md", _markdown(sections).encode())
+    markdown, page = (target / name for name in REPORT_FILES)
+    write_bytes(markdown, _markdown(sections).encode())
     figs = _figures(res, importance, trace, robustness)
-    write_bytes(target / "report.html", _html(res, sections, figs).encode())
-    logger.info("wrote %s and report.html", target / "report.md")
-    return target / "report.md"
+    write_bytes(page, _html(res, sections, figs).encode())
+    logger.info("wrote %s and %s", markdown, page.name)
+    return markdown

@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from engine.metric_rules import MARKET_METRICS
 from engine.objective.pipeline import FIGURES, block_length, equity_stats, net_returns
 
 if TYPE_CHECKING:
@@ -133,7 +134,8 @@ FLAT_SDS = 2.0
 
 logger = logging.getLogger(__name__)
 
-FIGURE_LABELS = {"return_pct": "total return %", "sharpe": "Sharpe", "max_drawdown_pct": "max drawdown %"}
+#: The figures' labels: the backtest's own (:data:`~engine.metric_rules.MARKET_METRICS`).
+FIGURE_LABELS = {m.name: m.label for m in MARKET_METRICS if m.name in FIGURES}
 
 
 # ----------------------------------------------------------------- cost stress

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from engine.spec import ExperimentSpec
 
 __all__ = [
+    "PAGE_FILES",
+    "REPORT_FILES",
     "StudyStore",
     "append_line",
     "bind_sql_storage",
@@ -76,6 +78,36 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+#: The study's pages a reader may open in a browser (the dashboard serves them).
+PAGE_FILES = ("report.html", "pareto.html")
+#: Files whose change changes what a reader shows, by part (:meth:`StudyStore.file_stamps`).
+_WATCHED = {
+    "spec": ("spec.json", "spec.given.json", "meta.json"),
+    "results": ("test.json", "verdict.json"),
+    "batches": ("batches.jsonl",),
+    "outputs": PAGE_FILES,
+    "run": (".run",),
+}
+_TRIAL_WATCHED = {"records": "result.json", "curves": "curve.jsonl"}
+_MARKERS = ("spec.json", "meta.json", ".lock")  # a study, or one that a run is creating
+#: The final outputs a finished run writes; either one marks a study that ended.
+_ENDED = ("report.md", "pareto.csv", "test.json")
+#: What a tracking server keeps of a study and of each trial (MLflow artifacts).
+_STUDY_ARTIFACTS = ("spec.json", "pareto.csv", "report.md", "report.html", "verdict.json", "test.json")
+_TRIAL_ARTIFACTS = ("model.pt", "final.pt")
+#: The report's files (``boengine report`` writes both or neither).
+REPORT_FILES = ("report.md", "report.html")
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime ns, size) of ``path`` itself (never through a link), or None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 class StudyStore:
@@ -102,9 +134,22 @@ class StudyStore:
         """The spec as the user wrote it (what resume compares and reloads)."""
         return self.dir / "spec.given.json"
 
+    def pareto_path(self, fmt: str) -> Path:
+        """The front exported as ``fmt`` (csv, json, html, png) in the study."""
+        return self.dir / f"pareto.{fmt}"
+
+    def has_prepared_data(self) -> bool:
+        """Whether the study's data were prepared (``data/meta.json`` is there)."""
+        return self.inside(self.data_dir / "meta.json").is_file()
+
     @property
     def log_path(self) -> Path:
         return self.dir / "study.log"
+
+    @property
+    def ax_db_path(self) -> Path:
+        """Ax's SQLite experiment store (unless ``--storage`` names another database)."""
+        return self.dir / "ax.db"
 
     @property
     def storage_url(self) -> str:
@@ -113,6 +158,10 @@ class StudyStore:
 
     def trial_dir(self, index: int) -> Path:
         return self.dir / "trials" / str(index)
+
+    def result_path(self, index: int) -> Path:
+        """The trial's record (``result.json``)."""
+        return self.trial_dir(index) / "result.json"
 
     def checkpoint_path(self, index: int) -> Path:
         return self.trial_dir(index) / "model.pt"
@@ -134,6 +183,50 @@ class StudyStore:
     # -- existence, creation ---------------------------------------------------
     def exists(self) -> bool:
         return self.spec_path.is_file() and self.meta_path.is_file()
+
+    def looks_like_study(self) -> bool:
+        """A study, or one that ``boengine run`` is creating (its lock or meta written, no spec yet)."""
+        d = self.dir
+        return d.is_dir() and not d.is_symlink() and any((d / m).is_file() for m in _MARKERS)
+
+    def may_be_running(self) -> bool:
+        """A run's marker is there (cheap; :meth:`is_running` asks the lock)."""
+        return (self.dir / ".run").is_file()
+
+    def artifact_paths(self, index: int | None = None) -> list[Path]:
+        """The study's (or trial ``index``'s) files a tracking server keeps: regular files only,
+        InputError for a link (an artifact is never read from outside the study)."""
+        where, names = (
+            (self.dir, _STUDY_ARTIFACTS) if index is None else (self.trial_dir(index), _TRIAL_ARTIFACTS)
+        )
+        out = []
+        for name in names:
+            try:
+                mode = self.inside(where / name).lstat().st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(mode):
+                out.append(where / name)
+        return out
+
+    def file_stamps(self) -> dict[str, tuple[Any, ...]]:
+        """(mtime, size) of every file a reader shows, by part: ``spec`` (spec, given spec, meta),
+        ``results`` (test figures, verdict), ``batches``, ``outputs`` (report, Pareto HTML),
+        ``run`` (a run's marker), and per trial ``records`` and ``curves``: a part's stamps change
+        whenever one of its files does."""
+        out: dict[str, tuple[Any, ...]] = {
+            part: tuple((name, _stamp(self.dir / name)) for name in names) for part, names in _WATCHED.items()
+        }
+        per_trial: dict[str, list[Any]] = {part: [] for part in _TRIAL_WATCHED}
+        trials = self.dir / "trials"
+        if trials.is_dir() and not trials.is_symlink():
+            with os.scandir(trials) as entries:
+                for entry in sorted(entries, key=lambda e: e.name):
+                    if entry.is_dir(follow_symlinks=False):
+                        for part, name in _TRIAL_WATCHED.items():
+                            per_trial[part].append((entry.name, _stamp(Path(entry.path) / name)))
+        out.update({part: tuple(v) for part, v in per_trial.items()})
+        return out
 
     def create(self, spec: Mapping[str, Any], given: Mapping[str, Any], meta: StudyMeta) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -270,7 +363,7 @@ class StudyStore:
     def has_ended(self) -> bool:
         """Whether a run finished the study: its final outputs (the front, the report or the test
         figures) are written."""
-        return any((self.dir / name).is_file() for name in ("report.md", "pareto.csv", "test.json"))
+        return any((self.dir / name).is_file() for name in _ENDED)
 
     def oos_timestamps(self) -> np.ndarray | None:
         """Timestamps (int64 ns) of the bars a trial's ``returns.npy`` covers: the stitched

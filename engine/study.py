@@ -228,7 +228,7 @@ def _create(
     meta = StudyMeta.new(objective.name, facts=prepared.facts, data_hash=prepared.data_hash, storage=shown)
     # spec.json, written last, marks a complete study: a creation killed before it leaves no
     # study, and the half-saved Ax experiment it left is removed here before a new one is saved
-    leftover = store.dir / "ax.db"
+    leftover = store.ax_db_path
     if storage_url is None and leftover.is_file():
         logger.info("removing %s, left by a study creation that did not finish", leftover)
         leftover.unlink()
@@ -270,7 +270,7 @@ def _resume(
     _check_unchanged(store, spec)
     kept = redact_url(meta.storage) if meta.storage else None  # meta.json keeps no password
     if kept != (redact_url(storage_url) if storage_url else None):
-        where = kept or f"{store.dir / 'ax.db'}"
+        where = kept or f"{store.ax_db_path}"
         secret = " (the password in place of ***)" if kept and "***" in kept else ""
         raise InputError(
             f"{store.dir}: this study keeps its Ax experiment in {where}; resume it with "

@@ -142,7 +142,7 @@ class TrialBook:
             rec = self.records.get(index)
             if rec is None and trial.status in (AxStatus.COMPLETED, AxStatus.EARLY_STOPPED):
                 raise InputError(
-                    f"{self.store.trial_dir(index) / 'result.json'}: missing, though the Ax experiment has "
+                    f"{self.store.result_path(index)}: missing, though the Ax experiment has "
                     f"trial {index} as {trial.status.name.lower()}; restore the file, or start over with --fresh"
                 )
             if trial.status not in (AxStatus.RUNNING, AxStatus.CANDIDATE, AxStatus.STAGED):

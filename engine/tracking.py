@@ -53,7 +53,6 @@ import json
 import logging
 import math
 import os
-import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -88,8 +87,6 @@ _RUN_STATUS = {
     "abandoned": "KILLED",
 }
 _STUDY_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "running": "RUNNING"}
-_STUDY_FILES = ("spec.json", "pareto.csv", "report.md", "report.html", "verdict.json", "test.json")
-_MODEL_FILES = ("model.pt", "final.pt")
 _MAX_TAG = 8000
 _BATCH_METRICS = 1000
 _BATCH_OTHER = 100
@@ -236,10 +233,8 @@ def _log(directory: str | Path, settings: MlflowSpec, state: str | None) -> Logg
     require_mlflow("MLflow tracking")
     res = StudyResults.load(directory)
     for rec in res.records:  # a linked artifact is refused before MLflow is touched
-        for name in _MODEL_FILES:
-            _artifact(res, res.store.trial_dir(rec.index) / name)
-    for name in _STUDY_FILES:
-        _artifact(res, res.store.dir / name)
+        res.store.artifact_paths(rec.index)
+    res.store.artifact_paths()
     from mlflow.tracking import MlflowClient
 
     _quiet_mlflow()
@@ -342,7 +337,7 @@ class _Logger:
         }
         if res.objective.scores_test:  # a model family on market data
             params.update({"data.source": spec.data.source, "validation": spec.data.validation.scheme})
-        files = [(p, "") for n in _STUDY_FILES if (p := _artifact(res, res.store.dir / n)) is not None]
+        files = [(p, "") for p in res.store.artifact_paths()]
         content = _Content(params, metrics, histories, tags, files)
         return spec.name, content
 
@@ -365,8 +360,7 @@ class _Logger:
         }
         if rec.reason:
             tags[f"{TAG}reason"] = rec.reason
-        trial_dir = self.res.store.trial_dir(rec.index)
-        files = [(p, "model") for n in _MODEL_FILES if (p := _artifact(self.res, trial_dir / n)) is not None]
+        files = [(p, "model") for p in self.res.store.artifact_paths(rec.index)]
         histories = {f"curve/{k}": v for k, v in curve.items()}
         return _Content(dict(rec.params), metrics, histories, tags, files)
 
@@ -484,16 +478,6 @@ class _Content:
         }
         digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:32]
-
-
-def _artifact(res: StudyResults, path: Path) -> Path | None:
-    """``path`` when it is a regular file of the study, None when there is none; InputError for a
-    link there (an artifact is never read from outside the study)."""
-    try:
-        mode = res.store.inside(path).lstat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return path if stat.S_ISREG(mode) else None
 
 
 def _fingerprint(run: Run) -> str | None:

@@ -126,6 +126,35 @@ def test_the_engine_reaches_the_trading_pipeline_through_its_objectives_only() -
         assert not side_doors, (mod, side_doors)
 
 
+#: The names of a study's files (engine/store.py's layout); the records module names result.json.
+STUDY_FILES = {
+    "spec.json", "spec.given.json", "meta.json", "ax.db", "batches.jsonl", "runs.jsonl", "study.log",
+    "test.json", "verdict.json", "carry_over.json", "regime.json", "warm_start.json", "priors.json",
+    "pareto.csv", "pareto.html", "report.md", "report.html", "result.json", "curve.jsonl", "model.pt",
+    "final.pt", "error.txt", "returns.npy", "positions.npy", "test_returns.npy", ".lock", ".run",
+}  # fmt: skip
+
+
+def study_file_names(path: Path) -> list[str]:
+    """The study file names written as string constants in ``path`` (docstrings and comments are
+    prose, not names: only a constant that is exactly a file's name counts)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return sorted(
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in STUDY_FILES
+    )
+
+
+def test_only_the_store_knows_the_study_files_names() -> None:
+    allowed = {"engine/store.py", "engine/records.py", "engine/meta.py"}  # meta.py: meta.json's format
+    for path in sorted((ROOT / "engine").rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        if rel not in allowed:
+            assert not study_file_names(path), (rel, study_file_names(path))
+    assert "verdict.json" in study_file_names(ROOT / "engine" / "store.py")  # the check sees names
+
+
 def test_no_import_circle() -> None:
     cycle = find_circle(_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])

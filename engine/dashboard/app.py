@@ -39,6 +39,7 @@ from dash.exceptions import PreventUpdate
 
 from engine.dashboard.data import Catalog, StudyView
 from engine.results import StudyResults
+from engine.store import PAGE_FILES
 from engine.tables import PAGE_STYLE
 from strategies.exceptions import InputError
 
@@ -47,7 +48,6 @@ __all__ = ["create_app", "make_server", "serve"]
 logger = logging.getLogger(__name__)
 
 _GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True}
-_FILES = ("report.html", "pareto.html")
 _STYLE = (
     PAGE_STYLE
     + ".muted{color:#666}.nav{margin:.3em 0 1em 0}.nav a{margin-right:1.2em}"
@@ -296,7 +296,7 @@ def _register_files(app: dash.Dash, catalog: Catalog) -> None:
         from engine.store import StudyStore
 
         path = catalog.studies().get(key)
-        if path is None or name not in _FILES:
+        if path is None or name not in PAGE_FILES:
             flask.abort(404)
         try:
             target = StudyStore(path).inside(path / name)  # never through a link
@@ -454,7 +454,7 @@ def _study_head(view: StudyView, *, single: bool = False) -> Any:
 def _file_links(view: StudyView) -> list[Any]:
     return [
         html.A(name, href=f"/files/{quote(view.key)}/{name}", target="_blank")
-        for name in _FILES
+        for name in PAGE_FILES
         if (view.path / name).is_file()
     ]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -28,6 +27,7 @@ import pandas as pd
 from engine.api import Study
 from engine.records import StudyState
 from engine.results import StudyResults
+from engine.store import StudyStore
 from engine.verdict import Verdict
 from strategies.exceptions import InputError
 
@@ -38,24 +38,10 @@ __all__ = ["Catalog", "StudyView", "is_study_dir", "study_signature"]
 
 logger = logging.getLogger(__name__)
 
-_MARKERS = ("spec.json", "meta.json", ".lock")
-_WATCHED = (
-    "spec.json",
-    "spec.given.json",
-    "meta.json",
-    "batches.jsonl",
-    "test.json",
-    "verdict.json",
-    "report.html",
-    "pareto.html",
-    ".run",
-)
-_TRIAL_FILES = ("result.json", "curve.jsonl")
-
 
 def is_study_dir(path: Path) -> bool:
     """A study, or one that ``boengine run`` is creating (its lock or meta written, no spec yet)."""
-    return path.is_dir() and not path.is_symlink() and any((path / m).is_file() for m in _MARKERS)
+    return StudyStore(path).looks_like_study()
 
 
 def _children(path: Path) -> list[Path]:
@@ -66,42 +52,27 @@ def _children(path: Path) -> list[Path]:
         return []
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
 def study_signature(path: Path) -> tuple[Any, ...]:
-    """Changes whenever a file the dashboard shows changes, or a run starts or stops."""
-    files: list[Any] = [(name, _stat(path / name)) for name in _WATCHED]
-    trials = path / "trials"
-    if trials.is_dir() and not trials.is_symlink():
-        with os.scandir(trials) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                if entry.is_dir(follow_symlinks=False):
-                    files += [(entry.name, f, _stat(Path(entry.path) / f)) for f in _TRIAL_FILES]
-    return (tuple(files), _running(path))
+    """Changes whenever a file the dashboard shows changes, or a run starts or stops: the store's
+    file stamps by part, and whether a run holds the study."""
+    return (tuple(StudyStore(path).file_stamps().items()), _running(path))
 
 
 def _running(path: Path) -> bool:
     """A ``boengine run`` holds the study now. Only asked when its ``.run`` marker exists: the
     marker is written under the run's lock, so the lock is never tried while a run starts."""
-    from engine.store import StudyStore
-
-    if not (path / ".run").is_file():
+    store = StudyStore(path)
+    if not store.may_be_running():
         return False
     try:
-        return StudyStore(path).is_running()
+        return store.is_running()
     except OSError:
         return False
 
 
 def _last_change(path: Path, signature: tuple[Any, ...]) -> float | None:
     """Seconds since the epoch of the newest watched file."""
-    stamps = [s[0] for *_, s in signature[0] if s is not None]
+    stamps = [s[0] for _, files in signature[0] for _, s in files if s is not None]
     return max(stamps) / 1e9 if stamps else None
 
 
@@ -131,17 +102,13 @@ class StudyView:
         """Short digests of the files behind each part of the study page: ``head`` (everything and
         whether a run holds the study), ``results`` (spec, meta, trial records, test figures,
         verdict), ``curves`` (results and per-epoch curves), ``batches`` (proposal batches)."""
-        files, _ = self.signature
-        top = {e[0]: e[1] for e in files if len(e) == 2}
-        records = [e for e in files if len(e) == 3 and e[1] == "result.json"]
-        curves = [e for e in files if len(e) == 3 and e[1] == "curve.jsonl"]
-        names = ("spec.json", "spec.given.json", "meta.json", "test.json", "verdict.json")
-        results = (tuple(top.get(n) for n in names), tuple(records))
+        parts = dict(self.signature[0])
+        results = (parts["spec"], parts["results"], parts["records"])
         return {
             "head": _digest(self.signature),
             "results": _digest(results),
-            "curves": _digest((results, tuple(curves))),
-            "batches": _digest((top.get("spec.json"), top.get("batches.jsonl"))),
+            "curves": _digest((results, parts["curves"])),
+            "batches": _digest((parts["spec"], parts["batches"])),
         }
 
     @property
@@ -326,7 +293,7 @@ class Catalog:
 
     def _read(self, key: str, path: Path, signature: tuple[Any, ...]) -> StudyView:
         running = bool(signature[1])
-        if not (path / "spec.json").is_file():
+        if not StudyStore(path).spec_path.is_file():
             return StudyView(key, path, signature, running, None, "starting: no spec.json yet")
         try:
             res = StudyResults.load(path)
@@ -345,7 +312,7 @@ class Catalog:
             str(view.path),
             tuple((r.index, r.status, r.epochs) for r in res.records),
             res.spec.seed,
-            _stat(view.path / "verdict.json"),
+            dict(view.signature[0])["results"],
         )
         if state not in self._verdicts:
             try:

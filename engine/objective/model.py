@@ -310,7 +310,7 @@ class ModelObjective(Objective):
         backtest: dict[str, Any] = self.spec.backtest.model_dump()
         backtest["confidence_gate"] = record.params.get("confidence_gate", self.spec.backtest.confidence_gate)
         ckpt = store.model_path(record.index)
-        if ckpt is not None and (store.data_dir / "meta.json").is_file():
+        if ckpt is not None and store.has_prepared_data():
             from objectives import PreparedData
             from objectives.evaluate import gate_probability
 
@@ -344,7 +344,7 @@ class HoldoutObjective(ModelObjective):
 
         prepared = data if data is not None else load_prepared(str(job.data_dir))
         with tempfile.TemporaryDirectory(prefix="boengine-trial-") as tmp:
-            ckpt = Path(tmp) / "model.pt"
+            ckpt = Path(tmp) / "weights.pt"  # a scratch file: the driver writes the trial's model.pt
             result = evaluate(
                 self.spec.strategy,
                 job.params,

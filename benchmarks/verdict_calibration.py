@@ -22,7 +22,7 @@ Three parts, each resumable, each writing JSON lines under ``benchmarks/results/
    highest Sharpe ratio (the most selected choice; the engine's knee is
    less extreme).
 3. **Champion rule** (``verdict_calibration_champion.jsonl``, simulation):
-   :func:`engine.champion.compare` and :func:`engine.champion.apply_rules`
+   :func:`engine.weekly.champion.compare` and :func:`engine.weekly.champion.apply_rules`
    over seeded decisions: the challenger is the best-looking of N trials,
    the champion either another draw of the same process (equal) or a
    configuration with a smaller alpha (better by a stated margin).
@@ -680,8 +680,8 @@ def champion_decision(seed: int, scenario: str) -> dict[str, Any]:
     from :func:`verdict_from_returns` on all N + 1 trials, the champion included, as in a study
     that re-evaluated it), and with evidence and PBO 0.3 forced (the comparison layers alone:
     one-standard-error rules and StepM)."""
-    from engine.champion import Facts, apply_rules, compare
     from engine.verdict import verdict_from_returns
+    from engine.weekly.champion import Facts, apply_rules, compare
 
     rng = np.random.default_rng(seed)
     market = rng.normal(0.0002, 0.01, CHAMP_T)

@@ -46,7 +46,8 @@ if str(ROOT) not in sys.path:
 from engine.results import StudyResults  # noqa: E402
 from engine.spec import load_spec, parse_spec  # noqa: E402
 from engine.study import run_study  # noqa: E402
-from engine.windows import open_window  # noqa: E402
+from engine.weekly.carry_over import WindowStart  # noqa: E402
+from engine.weekly.windows import open_window  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WAYS = ("fresh", "reevaluate", "attach")
@@ -88,14 +89,14 @@ def main() -> None:
         spec = _spec(base, seed, args.trials, "none")
         w1 = open_window(spec, first_line, args.first)
         t = time.perf_counter()
-        run_study(w1.spec, w1.directory, window=w1)
+        run_study(w1.spec, w1.directory, start=WindowStart(w1))
         print(f"seed {seed}: first window {w1.directory.name} in {time.perf_counter() - t:.0f} s", flush=True)
         for way in WAYS:
             line = work / f"seed{seed}" / way
             shutil.copytree(w1.directory, line / w1.directory.name)
             w2 = open_window(_spec(base, seed, args.trials, MODES[way]), line, args.second)
             t = time.perf_counter()
-            run_study(w2.spec, w2.directory, window=w2)
+            run_study(w2.spec, w2.directory, start=WindowStart(w2))
             seconds = time.perf_counter() - t
             res = StudyResults.load(w2.directory)
             own = _own(res)

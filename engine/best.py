@@ -9,17 +9,14 @@ existing file is merged: other strategies and other keys of the entry stay.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from engine.records import TrialRecord
 from engine.results import StudyResults
-from engine.store import check_target, read_user_json, write_bytes
 from engine.verdict import Verdict
 
-__all__ = ["check_config", "pick_trial", "strategy_entry", "write_config"]
+__all__ = ["pick_trial", "strategy_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,34 +55,3 @@ def strategy_entry(
         if member is not None:
             entry["boengine"]["deflated_sharpe"] = member
     return entry
-
-
-def check_config(path: str | Path, *, history: bool = False) -> None:
-    """InputError (before anything is computed or written) when ``path`` cannot take a strategy
-    config: not a regular file, a link, not JSON; ``history``: its decision history too."""
-    p = check_target(Path(path), example="strategy_config.json")
-    read_user_json(p, what="a JSON strategy config")
-    if history:
-        check_target(history_path(p))
-
-
-def history_path(config: str | Path) -> Path:
-    """``config/strategy_config.json`` -> ``config/strategy_config.history.jsonl``."""
-    p = Path(config)
-    return p.with_name(f"{p.stem}.history.jsonl")
-
-
-def write_config(path: str | Path, key: str, entry: dict[str, Any]) -> None:
-    """Merge ``entry`` under ``key`` into the JSON file at ``path`` (created if missing).
-
-    Read and written like every file boengine touches: a byte-order mark accepted, never through a
-    link or over anything but a regular file, atomically (a temporary file renamed) and synced.
-    """
-    p = check_target(Path(path), example="strategy_config.json")
-    config = read_user_json(p, what="a JSON strategy config") or {}
-    old = config.get(key)
-    merged = {**old, **entry} if isinstance(old, dict) else entry
-    config[key] = merged
-    config.setdefault("default_strategy", key)
-    write_bytes(p, (json.dumps(config, indent=2, default=str) + "\n").encode(), durable=True)
-    logger.info("wrote %s[%s]", p, key)

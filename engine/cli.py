@@ -15,13 +15,19 @@ import threading
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
 
 from engine.metric_rules import MARKET_METRICS, MetricCatalogue
 from strategies.exceptions import BoengineError, InputError
+
+if TYPE_CHECKING:
+    from engine.records import TrialRecord
+    from engine.results import StudyResults
+    from engine.spec import ExperimentSpec
+    from engine.weekly.windows import Window
 
 __all__ = ["app", "main"]
 
@@ -203,61 +209,74 @@ def check_data(
     typer.echo(f"{spec}: ok — no look-ahead and no constant column")
 
 
+# -- the options of ``run`` (typer reads each from its annotation) ------------------------------
+SpecArg = Annotated[Path, typer.Argument(help="Experiment spec (JSON), e.g. experiments/moe.json.")]
+StudyDirOpt = Annotated[
+    Path | None, typer.Option("--study-dir", help="Study directory [default: studies/<name>].")
+]
+WarmStartOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--warm-start", help="Earlier study directory to attach completed trials from (repeatable)."
+    ),
+]
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="Start over; the old study is moved aside, not deleted.")
+]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="SQLAlchemy URL for the Ax experiment of a new study [default: <study>/ax.db]."
+    ),
+]
+ProgressOpt = Annotated[
+    ProgressMode, typer.Option(help="Live display; 'jsonl' prints one JSON event per line.")
+]
+MlflowUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow-uri",
+        help="Log the study to MLflow when the run ends (extra 'mlflow'): http(s)://host:port, "
+        "sqlite:///mlflow.db, ... [default: the spec's tracking.mlflow.uri].",
+    ),
+]
+MlflowExperimentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow-experiment", help="MLflow experiment [default: the spec's, else the study's name]."
+    ),
+]
+WindowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        help="Run one window of a study line: 'latest' (the data as it is now) or a date "
+        "(the data up to that day); the study goes into <study-dir>/<date of the last bar>/.",
+    ),
+]
+LiveConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--live-config",
+        help="The strategy config the trading system reads: a new study runs its configuration "
+        "for this strategy first, for 'best --replace-if-better'.",
+    ),
+]
+
+
 @app.command()
 def run(
     ctx: typer.Context,
-    spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON), e.g. experiments/moe.json.")],
-    study_dir: Annotated[
-        Path | None, typer.Option("--study-dir", help="Study directory [default: studies/<name>].")
-    ] = None,
-    warm_start: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--warm-start", help="Earlier study directory to attach completed trials from (repeatable)."
-        ),
-    ] = None,
-    fresh: Annotated[
-        bool, typer.Option("--fresh", help="Start over; the old study is moved aside, not deleted.")
-    ] = False,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage", help="SQLAlchemy URL for the Ax experiment of a new study [default: <study>/ax.db]."
-        ),
-    ] = None,
-    progress: Annotated[
-        ProgressMode, typer.Option(help="Live display; 'jsonl' prints one JSON event per line.")
-    ] = (ProgressMode.auto),
-    mlflow_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--mlflow-uri",
-            help="Log the study to MLflow when the run ends (extra 'mlflow'): http(s)://host:port, "
-            "sqlite:///mlflow.db, ... [default: the spec's tracking.mlflow.uri].",
-        ),
-    ] = None,
-    mlflow_experiment: Annotated[
-        str | None,
-        typer.Option(
-            "--mlflow-experiment", help="MLflow experiment [default: the spec's, else the study's name]."
-        ),
-    ] = None,
-    window: Annotated[
-        str | None,
-        typer.Option(
-            "--window",
-            help="Run one window of a study line: 'latest' (the data as it is now) or a date "
-            "(the data up to that day); the study goes into <study-dir>/<date of the last bar>/.",
-        ),
-    ] = None,
-    live_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--live-config",
-            help="The strategy config the trading system reads: a new study runs its configuration "
-            "for this strategy first, for 'best --replace-if-better'.",
-        ),
-    ] = None,
+    spec: SpecArg,
+    study_dir: StudyDirOpt = None,
+    warm_start: WarmStartOpt = None,
+    fresh: FreshOpt = False,
+    storage: StorageOpt = None,
+    progress: ProgressOpt = ProgressMode.auto,
+    mlflow_uri: MlflowUriOpt = None,
+    mlflow_experiment: MlflowExperimentOpt = None,
+    window: WindowOpt = None,
+    live_config: LiveConfigOpt = None,
 ) -> None:
     """Run a study, or resume it when the study exists and its spec is unchanged.
 
@@ -269,21 +288,13 @@ def run(
     from engine.progress import make_progress
     from engine.study import run_study
     from engine.tracking import mlflow_settings
+    from engine.weekly.carry_over import WindowStart
 
     s = _spec(spec)
     directory = study_dir or Path("studies") / s.name
-    cut = None
-    if window is not None:
-        from engine.windows import open_window
-
-        cut = open_window(s, directory, window)
+    cut = _open_window(s, directory, window) if window is not None else None
+    if cut is not None:
         s, directory = cut.spec, cut.directory
-        logger.info(
-            "window %s: bars up to %s%s",
-            directory.name,
-            cut.last_bar,
-            f", after window {cut.previous.name}" if cut.previous else ", the line's first window",
-        )
     stop = threading.Event()
     handler = _interrupt_handler(stop)
     signal.signal(signal.SIGTERM, handler)
@@ -296,20 +307,32 @@ def run(
         progress=make_progress(progress.value),
         storage_url=storage,
         stop=stop,
-        window=cut,
-        live_config=live_config,
+        start=WindowStart(cut, live_config) if cut is not None or live_config is not None else None,
         mlflow=mlflow_settings(s, mlflow_uri, mlflow_experiment),
     )
     if outcome.interrupted:
         raise typer.Exit(130)
-    front = outcome.front
     typer.echo(
         f"study '{s.name}' done in {outcome.seconds / 60:.1f} min: {len(outcome.records)} trials, "
-        f"{len(front)} on the Pareto front, hypervolume {outcome.hypervolume:.4g}\n"
+        f"{len(outcome.front)} on the Pareto front, hypervolume {outcome.hypervolume:.4g}\n"
         f"  results: {directory}/pareto.csv, {directory}/report.md, report.html\n"
         f"  next: boengine best {directory} --pick knee --write-config "
         f"{live_config or 'config/strategy_config.json'}" + (" --replace-if-better" if live_config else "")
     )
+
+
+def _open_window(s: ExperimentSpec, directory: Path, window: str) -> Window:
+    """``--window``: the spec cut at the window's last bar and the window's directory in the line."""
+    from engine.weekly.windows import open_window
+
+    cut = open_window(s, directory, window)
+    logger.info(
+        "window %s: bars up to %s%s",
+        cut.directory.name,
+        cut.last_bar,
+        f", after window {cut.previous.name}" if cut.previous else ", the line's first window",
+    )
+    return cut
 
 
 def _interrupt_handler(stop: threading.Event) -> Any:
@@ -335,7 +358,7 @@ def status(
     On a study line (the directory of ``run --window``), one row per window.
     """
     from engine.results import StudyResults
-    from engine.windows import list_windows
+    from engine.weekly.windows import list_windows
 
     if list_windows(study_dir):
         _status_line(study_dir, as_json)
@@ -406,7 +429,7 @@ def _status_table(res: Any) -> None:
 
 
 def _status_line(line: Path, as_json: bool) -> None:
-    from engine.windows import window_rows
+    from engine.weekly.windows import window_rows
 
     rows = window_rows(line)
     if as_json:
@@ -447,7 +470,7 @@ def pareto(
 ) -> None:
     """Export the Pareto set: parameters, validation and held-out test objectives."""
     from engine.export import write_pareto
-    from engine.windows import resolve_study
+    from engine.weekly.windows import resolve_study
 
     path = write_pareto(resolve_study(study_dir), fmt.value, out)
     typer.echo(str(path))
@@ -477,31 +500,21 @@ def best(
     On a study line (``run --window``), the newest window's study.
     """
     from engine.best import pick_trial, strategy_entry
-    from engine.best import write_config as write
     from engine.results import StudyResults
-    from engine.windows import resolve_study
+    from engine.weekly.live_config import write_config as write
+    from engine.weekly.windows import resolve_study
 
     if replace_if_better and write_config is None:
         raise InputError("--replace-if-better: give the live config with --write-config FILE")
     if write_config is not None:
-        from engine.best import check_config
+        from engine.weekly.live_config import check_config
 
         check_config(write_config, history=replace_if_better)  # before anything is computed
     res = StudyResults.load(resolve_study(study_dir))
     rec = pick_trial(res, pick.value)
     if replace_if_better:
-        from engine.champion import history_path
-        from engine.champion import replace_if_better as decide
-
         assert write_config is not None
-        decision, earlier = decide(res, rec, pick.value, write_config)
-        verb = "replaced by" if decision.replaces else "kept; not replaced by"
-        typer.echo(
-            f"{write_config} [{res.spec.strategy}]: live configuration {verb} trial {rec.index} of "
-            f"{res.store.dir}: {decision.reason}\n  decision "
-            + (f"of {decision.time}, found in " if earlier else "recorded in ")
-            + str(history_path(write_config))
-        )
+        _replace_if_better(res, rec, pick.value, write_config)
         return
     verdict = res.verdict_for(pick.value)  # the verdict on this pick, not only the knee's
     entry = strategy_entry(res, rec, pick.value, verdict)
@@ -519,6 +532,21 @@ def best(
     typer.echo(json.dumps(entry, indent=2, default=str))
 
 
+def _replace_if_better(res: StudyResults, rec: TrialRecord, pick: str, config: Path) -> None:
+    """``best --replace-if-better``: champion against challenger, the decision printed."""
+    from engine.weekly.champion import replace_if_better as decide
+    from engine.weekly.live_config import history_path
+
+    decision, earlier = decide(res, rec, pick, config)
+    verb = "replaced by" if decision.replaces else "kept; not replaced by"
+    typer.echo(
+        f"{config} [{res.spec.strategy}]: live configuration {verb} trial {rec.index} of "
+        f"{res.store.dir}: {decision.reason}\n  decision "
+        + (f"of {decision.time}, found in " if earlier else "recorded in ")
+        + str(history_path(config))
+    )
+
+
 @app.command()
 def report(
     study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
@@ -529,7 +557,7 @@ def report(
     """Write report.md and a self-contained report.html (front, hypervolume, importance, failures, priors)."""
     from engine.report import write_report
     from engine.store import REPORT_FILES, check_target
-    from engine.windows import resolve_study
+    from engine.weekly.windows import resolve_study
 
     directory = resolve_study(study_dir)
     for name in REPORT_FILES:  # both or neither: refused before either is written

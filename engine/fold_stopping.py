@@ -62,12 +62,9 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from engine.records import ObjectiveSet, TrialRecord
-
-if TYPE_CHECKING:
-    from engine.trial import Channel
 
 __all__ = [
     "FOLD_ANSWER_WAIT_S",
@@ -239,8 +236,19 @@ def judge(
     return FoldDecision(False, partial, z, corner)
 
 
+class _Answers(Protocol):
+    """What a trial's channel (:class:`engine.trial.Channel`) tells a worker waiting on a fold report."""
+
+    def should_stop(self, trial_index: int) -> bool: ...
+
+
 def await_answer(
-    channel: Channel, trial_index: int, fold: int, *, wait_s: float = FOLD_ANSWER_WAIT_S, poll_s: float = 0.05
+    channel: _Answers,
+    trial_index: int,
+    fold: int,
+    *,
+    wait_s: float = FOLD_ANSWER_WAIT_S,
+    poll_s: float = 0.05,
 ) -> bool:
     """After fold report ``fold``: True when the driver asks the trial to stop. Waits until the
     driver has answered the report (stop or go on) or ``wait_s`` passed; a channel that cannot

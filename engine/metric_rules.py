@@ -28,10 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from engine.spec import ObjectiveSpec, OutcomeConstraint
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "MARKET_METRICS",
@@ -41,6 +38,30 @@ __all__ = [
     "check_objectives",
     "parse_constraint",
 ]
+
+
+class ObjectiveSpec(Protocol):
+    """What the checks read of a spec's objective (:class:`engine.spec.ObjectiveSpec`)."""
+
+    @property
+    def goal(self) -> str: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+
+class OutcomeConstraint(Protocol):
+    """What the checks read of an outcome constraint (:class:`engine.spec.OutcomeConstraint`)."""
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def op(self) -> str: ...
+
+    @property
+    def bound(self) -> float: ...
+
 
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
 

@@ -26,7 +26,7 @@ __all__ = [
     "study_state",
 ]
 
-#: Sources of configurations run again in a new study window (``engine.windows``): they are compared
+#: Sources of configurations run again in a new study window (:mod:`engine.weekly.carry_over`): they are compared
 #: with the window's own choice, so they always run to the end (never stopped early).
 REEVALUATED_SOURCES = frozenset({"champion", "previous_front"})
 

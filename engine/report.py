@@ -19,7 +19,6 @@ stops; and the priors.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import math
 import statistics
@@ -45,6 +44,7 @@ from engine.robustness import (
 )
 from engine.store import REPORT_FILES, StudyStore, write_bytes
 from engine.tables import FLAG, fmt_number, front_table, html_page, html_table, sharpe_yardstick
+from engine.weekly.report import window_sections
 
 __all__ = [
     "IMPORTANCE_RESAMPLES",
@@ -291,61 +291,6 @@ def _priors(res: StudyResults) -> list[str]:
     return lines or ["none: the study started from quasi-random (Sobol) trials"]
 
 
-def _window_sections(res: StudyResults) -> list[Section]:
-    """A study window (``run --window``): what was carried over and how the regime moved."""
-    from engine.records import REEVALUATED_SOURCES, TrialRecord
-
-    carried, now = res.store.read_carry_over(), res.store.read_regime()
-    if carried is None and now is None:
-        return []
-    carry = carried or {}
-    prev_dir = carry.get("previous_window")
-    prev = StudyStore(prev_dir) if prev_dir and StudyStore(prev_dir).exists() else None
-    lines = [
-        f"data up to {res.spec.data.end}; previous window: "
-        + (str(prev_dir) if prev_dir else "none (the first window of its line)")
-        + f"; carry-over: {carry.get('mode', res.spec.warm_start.previous_window)}"
-    ]
-    lines += [f"{n} not carried over: {why}" for why, n in carry.get("skipped", {}).items()]
-    out: list[Section] = [("h2", "Study window"), ("list", lines)]
-    then: dict[str, TrialRecord] = {}
-    if prev is not None:
-        for rec in prev.trial_records():
-            then.setdefault(json.dumps(rec.params, sort_keys=True, default=str), rec)
-    rows = []
-    for r in res.records:
-        if r.source not in REEVALUATED_SOURCES:
-            continue
-        old = then.get(json.dumps(r.params, sort_keys=True, default=str))
-        row: dict[str, Any] = {"trial": r.index, "source": r.source, "status": r.status}
-        for name in res.objectives.names:
-            row[f"{name} now"] = r.metrics.get(name)
-            row[f"{name} then"] = old.metrics.get(name) if old is not None else None
-        rows.append(row)
-    if rows:
-        out += [
-            ("p", "Configurations run again on this window's data (now) and their figures in the previous "
-             "window (then, on other bars):"),
-            ("table", pd.DataFrame(rows)),
-        ]  # fmt: skip
-    if now is not None:
-        before = (prev.read_regime() if prev is not None else None) or {}
-        stats = [k for k, v in now.items() if isinstance(v, float)]
-        frame = pd.DataFrame(
-            {
-                "statistic": stats,
-                "previous window": [before.get(k) for k in stats],
-                "this window": [now[k] for k in stats],
-                "change": [now[k] - before[k] if isinstance(before.get(k), float) else None for k in stats],
-            }
-        )
-        out += [
-            ("p", f"Regime statistics of the training bars ({now.get('n_bars')} bars):"),
-            ("table", frame),
-        ]
-    return out
-
-
 def _sections(
     res: StudyResults, importance: pd.DataFrame, trace: list[float], robustness: Robustness | None = None
 ) -> list[Section]:
@@ -364,7 +309,7 @@ def _sections(
         out += [("figure", "hypervolume"), ("table", frame)]
     out += [("h2", "Parameter importance"), *_importance_sections(res, importance)]
     out += [("h2", "Priors and warm start"), ("list", _priors(res))]
-    out += _window_sections(res)
+    out += window_sections(res)
     bad = [r for r in res.records if r.status in ("failed", "early_stopped", "abandoned")]
     lines = [
         f"trial {r.index}: {r.status}"
@@ -468,9 +413,18 @@ def _robustness_sections(res: StudyResults, rob: Robustness) -> list[Section]:
     title = "Robustness"
     if rob.pick is not None:
         title += f": trial {rob.pick} ({rob.pick_name}, the configuration best writes) and the front"
-    out: list[Section] = [("h2", title), ("p", ROBUSTNESS_HOW_TO_READ)]
     tables = robustness_tables(res, rob)
-    out.append(("h3", "Cost stress (the same positions, no retraining)"))
+    return [
+        ("h2", title),
+        ("p", ROBUSTNESS_HOW_TO_READ),
+        *_costs_section(rob, tables),
+        *_monte_carlo_section(rob, tables),
+        *_stability_section(rob, tables),
+    ]
+
+
+def _costs_section(rob: Robustness, tables: dict[str, pd.DataFrame]) -> list[Section]:
+    out: list[Section] = [("h3", "Cost stress (the same positions, no retraining)")]
     if "costs" in tables:
         c = rob.costs
         assert c is not None
@@ -494,7 +448,11 @@ def _robustness_sections(res: StudyResults, rob: Robustness) -> list[Section]:
             )
     else:
         out.append(("p", rob.costs_note or "Not shown."))
-    out.append(("h3", "Monte Carlo of the pick's out-of-sample returns"))
+    return out
+
+
+def _monte_carlo_section(rob: Robustness, tables: dict[str, pd.DataFrame]) -> list[Section]:
+    out: list[Section] = [("h3", "Monte Carlo of the pick's out-of-sample returns")]
     mc = rob.monte_carlo
     if mc is not None:
         out.append(
@@ -509,7 +467,11 @@ def _robustness_sections(res: StudyResults, rob: Robustness) -> list[Section]:
         out.append(("table", tables["monte_carlo"]))
     else:
         out.append(("p", rob.monte_carlo_note or "Not shown."))
-    out.append(("h3", "Parameter stability (the GP's view around the pick)"))
+    return out
+
+
+def _stability_section(rob: Robustness, tables: dict[str, pd.DataFrame]) -> list[Section]:
+    out: list[Section] = [("h3", "Parameter stability (the GP's view around the pick)")]
     stab = rob.stability
     if stab is not None:
         noise = ", ".join(f"{k}: {v}" for k, v in stab.noise.items())
@@ -560,44 +522,11 @@ def stability_figure(res: StudyResults, stab: Stability) -> Any:
         for j, param in enumerate(params, 1):
             curve = stab.curves[(stab.curves["objective"] == obj) & (stab.curves["parameter"] == param)]
             x = [str(v) for v in curve["value"]] if curve["categorical"].any() else list(curve["value"])
-            mean, sd = curve["mean"].to_numpy(), curve["sd"].to_numpy()
-            if curve["categorical"].any():
-                fig.add_trace(
-                    go.Scatter(
-                        x=x,
-                        y=mean,
-                        error_y={"array": sd},
-                        mode="markers",
-                        marker={"color": "#1f77b4"},
-                        showlegend=False,
-                        name=obj,
-                    ),
-                    row=i,
-                    col=j,
-                )
-            else:
-                fig.add_trace(
-                    go.Scatter(
-                        x=x + x[::-1],
-                        y=list(mean + sd) + list((mean - sd)[::-1]),
-                        fill="toself",
-                        fillcolor="rgba(31,119,180,0.18)",
-                        line={"width": 0},
-                        hoverinfo="skip",
-                        showlegend=False,
-                    ),
-                    row=i,
-                    col=j,
-                )
-                fig.add_trace(
-                    go.Scatter(
-                        x=x, y=mean, mode="lines", line={"color": "#1f77b4"}, showlegend=False, name=obj
-                    ),
-                    row=i,
-                    col=j,
-                )
-                if param in log:
-                    fig.update_xaxes(type="log", row=i, col=j)
+            mean = curve["mean"].to_numpy()
+            for trace in _curve_traces(curve, x, obj):
+                fig.add_trace(trace, row=i, col=j)
+            if param in log and not curve["categorical"].any():
+                fig.update_xaxes(type="log", row=i, col=j)
             at = curve["at_pick"].to_numpy()
             fig.add_trace(
                 go.Scatter(
@@ -619,6 +548,32 @@ def stability_figure(res: StudyResults, stab: Stability) -> Any:
         width=max(700, 230 * len(params)),
     )
     return fig
+
+
+def _curve_traces(curve: pd.DataFrame, x: list[Any], name: str) -> list[Any]:
+    """One stability curve: a choice's values as points with error bars, a numeric parameter's
+    as a line in its ± SD band."""
+    import plotly.graph_objects as go
+
+    mean, sd = curve["mean"].to_numpy(), curve["sd"].to_numpy()
+    if curve["categorical"].any():
+        marker = {"color": "#1f77b4"}
+        return [
+            go.Scatter(
+                x=x, y=mean, error_y={"array": sd}, mode="markers", marker=marker, showlegend=False, name=name
+            )
+        ]
+    band = go.Scatter(
+        x=x + x[::-1],
+        y=list(mean + sd) + list((mean - sd)[::-1]),
+        fill="toself",
+        fillcolor="rgba(31,119,180,0.18)",
+        line={"width": 0},
+        hoverinfo="skip",
+        showlegend=False,
+    )
+    line = go.Scatter(x=x, y=mean, mode="lines", line={"color": "#1f77b4"}, showlegend=False, name=name)
+    return [band, line]
 
 
 # ----------------------------------------------------------------- rendering

@@ -23,7 +23,7 @@ from engine.ledger import trial_ledger
 from engine.meta import StudyMeta
 from engine.objective import Objective, make_objective
 from engine.records import ObjectiveSet, StudyState, TrialRecord, study_state
-from engine.spec import ExperimentSpec
+from engine.spec import ExperimentSpec, study_spec
 from engine.store import StudyStore
 from engine.verdict import VERDICT_FORMAT, Verdict, VerdictInputs, compute_verdict
 from strategies.exceptions import InputError
@@ -51,7 +51,7 @@ class StudyResults:
             )
         return cls(
             store,
-            store.experiment_spec(),
+            study_spec(store),
             store.read_meta(),
             store.trial_records(),
             store.read_batches(),

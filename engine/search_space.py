@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from strategies.exceptions import ConfigError
 from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
-
-if TYPE_CHECKING:
-    from engine.objective import Objective
 
 __all__ = ["build_space", "check_within_box"]
 
@@ -34,15 +31,19 @@ _PARAM_KEYS = frozenset().union(*_KIND_KEYS.values())
 
 
 def build_space(
-    objective: type[Objective], strategy: str, overrides: Mapping[str, Any], base: SearchSpace
+    check_space: Callable[[str, SearchSpace, SearchSpace], None],
+    strategy: str,
+    overrides: Mapping[str, Any],
+    base: SearchSpace,
 ) -> SearchSpace:
-    """The default space with the spec's ``search_space`` entries; ConfigError names the entry."""
+    """The default space with the spec's ``search_space`` entries, checked by the objective's
+    ``check_space``; ConfigError names the entry."""
     params = [_parse_param(name, raw, base) for name, raw in overrides.items()]
     try:
         space = base.with_overrides(params)
     except ConfigError as exc:
         raise ConfigError(_space_message(str(exc))) from None
-    objective.check_space(strategy, space, base)
+    check_space(strategy, space, base)
     if not space.tunable:
         raise ConfigError(
             "search_space: every parameter is fixed, so there is nothing to search; "

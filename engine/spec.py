@@ -20,7 +20,7 @@ import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -30,6 +30,9 @@ from engine.search_space import build_space
 from objectives.config import BacktestSpec, DataSpec, SpecSection
 from strategies.exceptions import ConfigError, SpecError
 from strategies.space import SearchSpace
+
+if TYPE_CHECKING:
+    from engine.store import StudyStore
 
 __all__ = [
     "BudgetSpec",
@@ -46,6 +49,7 @@ __all__ = [
     "check_data_source",
     "load_spec",
     "parse_spec",
+    "study_spec",
 ]
 
 DEFAULT_OBJECTIVES: dict[str, dict[str, Any]] = {
@@ -355,7 +359,7 @@ class ExperimentSpec(SpecSection):
         self._check_cross_sections(objective.curve_metrics())
         self._check_pareto_folds(objective.name)
         try:
-            self._space = build_space(objective, self.strategy, self.search_space, base)
+            self._space = build_space(objective.check_space, self.strategy, self.search_space, base)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         objective.check_spec(self)
@@ -478,6 +482,11 @@ def _check_reachable(objectives: Mapping[str, ObjectiveSpec]) -> None:
 
 
 # --- reading -------------------------------------------------------------------------------
+
+
+def study_spec(store: StudyStore) -> ExperimentSpec:
+    """A study's spec as the user wrote it (``spec.given.json``, migrated), parsed and checked."""
+    return parse_spec(store.read_spec(), source=str(store.given_spec_path))
 
 
 def parse_spec(raw: Mapping[str, Any], *, source: str = "<spec>") -> ExperimentSpec:

@@ -15,7 +15,7 @@ Layout of ``studies/<name>/``::
     runs.jsonl         one record per ``boengine run``: start, end, workers
     test.json          held-out test metrics of the final set
     verdict.json       the knee's verdict (a cache: computed again when missing or stale)
-    carry_over.json    a study window's carried-over configurations (engine.windows)
+    carry_over.json    a study window's carried-over configurations (engine.weekly)
     regime.json        a study window's regime statistics of its training bars
     warm_start.json    the studies attached by ``--warm-start`` and what was skipped
     priors.json        the DataDrivenOptimizer's statistics and suggestions
@@ -42,7 +42,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote_plus
 
 import numpy as np
@@ -51,9 +51,6 @@ from filelock import FileLock, Timeout
 from engine.meta import StudyMeta, migrate_spec
 from engine.records import TrialRecord
 from strategies.exceptions import InputError, StudyError
-
-if TYPE_CHECKING:
-    from engine.spec import ExperimentSpec
 
 __all__ = [
     "PAGE_FILES",
@@ -345,12 +342,6 @@ class StudyStore:
     def write_error(self, index: int, text: str) -> None:
         write_bytes(self.inside(self.error_path(index)), text.encode())
 
-    def experiment_spec(self) -> ExperimentSpec:
-        """The spec as the user wrote it, migrated, parsed and checked."""
-        from engine.spec import parse_spec  # the spec model imports the optimizer (torch): only here
-
-        return parse_spec(self.read_spec(), source=str(self.given_spec_path))
-
     def trial_records(self) -> list[TrialRecord]:
         """Every trial record (``trials/<i>/result.json``), by trial index: the one reader of them
         (InputError naming a damaged one)."""
@@ -425,6 +416,11 @@ class StudyStore:
     def read_carry_over(self) -> dict[str, Any] | None:
         """``carry_over.json``: what a study window carried over (None for a study of its own)."""
         return self._optional("carry_over.json")
+
+    def first_configurations(self) -> list[tuple[dict[str, Any], str]]:
+        """(params, source) of the configurations a new study window runs first (``carry_over.json``)."""
+        carry = self.read_carry_over() or {}
+        return [(c["params"], c["source"]) for c in carry.get("reevaluated", [])]
 
     def write_carry_over(self, carry: Mapping[str, Any]) -> None:
         write_json(self.inside(self.dir / "carry_over.json"), dict(carry))

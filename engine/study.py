@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine.executors import ExecutorPlan, TrialFn, available_cores, check_executor, plan_executor
 from engine.experiment import configure_client, load_client
@@ -30,14 +30,13 @@ from engine.meta import StudyMeta
 from engine.objective import Objective, Prepared, make_objective
 from engine.progress import Progress, QuietProgress
 from engine.records import ObjectiveSet, TrialRecord
-from engine.spec import ExperimentSpec, MlflowSpec
+from engine.spec import ExperimentSpec, MlflowSpec, study_spec
 from engine.store import StudyStore, check_storage, redact_url, spec_differences
 from engine.tell import study_log
 from engine.trial import execute
-from engine.windows import CarryOver, Window, plan_carry_over
 from strategies.exceptions import InputError, SpecError
 
-__all__ = ["StudyOutcome", "run_study"]
+__all__ = ["StudyOutcome", "StudyStart", "run_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +53,32 @@ class StudyOutcome:
     seconds: float
 
 
+class StudyStart(Protocol):
+    """What a new study runs first and records around its creation, given by its caller
+    (a study window: :mod:`engine.weekly`'s ``WindowStart``)."""
+
+    def plan(self, spec: ExperimentSpec) -> list[str]:
+        """Read what the new study takes, before anything is written (InputError: exit 2); the
+        studies it attaches as a warm start."""
+        ...
+
+    def before_create(self, store: StudyStore) -> None:
+        """Record what a run killed early must still run first (before ``spec.json`` is written)."""
+        ...
+
+    def first(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """The configurations to run first, by source, in order."""
+        ...
+
+    def created(self, store: StudyStore, objective: Objective) -> None:
+        """Once the study exists: record what the caller keeps of it."""
+        ...
+
+    def resumed(self) -> None:
+        """The study existed: nothing is planned again."""
+        ...
+
+
 def run_study(
     spec: ExperimentSpec,
     study_dir: str | Path,
@@ -64,8 +89,7 @@ def run_study(
     trial_fn: TrialFn = execute,
     storage_url: str | None = None,
     stop: threading.Event | None = None,
-    window: Window | None = None,
-    live_config: str | Path | None = None,
+    start: StudyStart | None = None,
     mlflow: MlflowSpec | None = None,
 ) -> StudyOutcome:
     """Run (or resume) the study of ``spec`` in ``study_dir``.
@@ -76,12 +100,9 @@ def run_study(
 
     Bad input (data that fail validation, an executor larger than the
     machine, a warm-start directory that is not a study) is reported before
-    anything is written. ``window`` (:func:`engine.windows.open_window`) runs
-    one window of a study line: ``spec`` and ``study_dir`` are the window's,
-    and a new window carries over from the previous one
-    (``warm_start.previous_window``). ``live_config``: the strategy config
-    whose configuration for this strategy a new study runs first
-    (re-evaluated, for ``boengine best --replace-if-better``). Setting ``stop`` (Ctrl-C, SIGTERM) interrupts the
+    anything is written. ``start`` says what a new study runs first and
+    records around its creation (a study window:
+    :mod:`engine.weekly`'s ``WindowStart``). Setting ``stop`` (Ctrl-C, SIGTERM) interrupts the
     loop like a KeyboardInterrupt does: running trials are abandoned, the
     state is saved.
 
@@ -90,39 +111,19 @@ def run_study(
     (:mod:`engine.tracking`); a tracking failure is a warning.
     """
     store = StudyStore(study_dir)
-    if storage_url is not None:
-        check_storage(storage_url, store.dir)  # never another study's database
-    objective = make_objective(spec)
-    plan = plan_executor(spec.executor)
-    check_executor(plan)  # a Ray cluster that is unreachable or lacks GPUs: refused before any write
-    tracking = mlflow or spec.tracking.mlflow
-    if tracking is not None:
-        from engine.tracking import require_mlflow
-
-        require_mlflow("MLflow tracking" if mlflow else "tracking.mlflow")
+    opening = _Opening.checked(spec, store, storage_url, mlflow)
     if fresh and store.exists():
         with store.lock():
             moved = store.set_aside()
         logger.info("--fresh: the previous study was moved to %s", moved)
     warm_dirs = [*spec.warm_start.studies, *(str(d) for d in warm_start)]
-    prepared: Prepared | None = None
-    carry: CarryOver | None = None
-    if not store.exists():
-        for d in warm_dirs:
-            if not StudyStore(d).exists():
-                raise InputError(f"warm start: {d} is not a boengine study directory (no spec.json)")
-        if window is not None or live_config is not None:
-            carry = plan_carry_over(spec, window.previous if window else None, live_config)
-            if carry.attach_previous:
-                warm_dirs.append(str(carry.previous))
-        prepared = objective.prepare()
-    elif live_config is not None:
-        logger.info("--live-config: the study exists; its live configuration was queued when it started")
+    prepared = _plan_new(spec, store, opening.objective, warm_dirs, start)
     undo = _Undo.before(store.dir)
     opened, resumed = False, None
     try:
         with store.lock(), _study_log(store):
             resumed = store.exists()
+            objective, plan = opening.objective, opening.plan
             if resumed:
                 loop = _resume(
                     spec, store, objective, plan, storage_url, progress, trial_fn, bool(warm_start)
@@ -130,23 +131,73 @@ def run_study(
             else:
                 assert prepared is not None, "a new study needs its prepared data"
                 loop = _create(
-                    spec, store, objective, plan, prepared, storage_url, progress, trial_fn, warm_dirs, carry
+                    spec, store, objective, plan, prepared, storage_url, progress, trial_fn, warm_dirs, start
                 )
-                if window is not None:
-                    from engine.windows import regime
-
-                    store.write_regime(regime(window.spec, objective.training_bars()))
             opened = True
-            outcome = _run(spec, store, objective, loop, stop)
-            if tracking is not None:
-                from engine.tracking import track_study
-
-                track_study(store.dir, tracking, state="interrupted" if outcome.interrupted else "finished")
-            return outcome
+            return opening.ran(_run(spec, store, objective, loop, stop))
     except BaseException:
         if not opened and resumed is False:
             undo.revert()  # nothing half-written: what a study that never started created is removed
         raise
+
+
+def _plan_new(
+    spec: ExperimentSpec,
+    store: StudyStore,
+    objective: Objective,
+    warm_dirs: list[str],
+    start: StudyStart | None,
+) -> Prepared | None:
+    """For a new study, before anything is written: the warm-start studies checked (``warm_dirs``
+    gets those ``start`` attaches), ``start`` planned, the data prepared; None for a study that
+    exists (resumed: nothing is planned again)."""
+    if store.exists():
+        if start is not None:
+            start.resumed()
+        return None
+    for d in warm_dirs:
+        if not StudyStore(d).exists():
+            raise InputError(f"warm start: {d} is not a boengine study directory (no spec.json)")
+    if start is not None:
+        warm_dirs += start.plan(spec)
+    return objective.prepare()
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """What a run checks before anything is written: the objective, the executor plan (a Ray
+    cluster that is unreachable or lacks GPUs is refused here), the study's database (never
+    another study's), MLflow when the study is to be tracked."""
+
+    store: StudyStore
+    objective: Objective
+    plan: ExecutorPlan
+    tracking: MlflowSpec | None
+
+    @classmethod
+    def checked(
+        cls, spec: ExperimentSpec, store: StudyStore, storage_url: str | None, mlflow: MlflowSpec | None
+    ) -> _Opening:
+        if storage_url is not None:
+            check_storage(storage_url, store.dir)
+        objective = make_objective(spec)
+        plan = plan_executor(spec.executor)
+        check_executor(plan)
+        tracking = mlflow or spec.tracking.mlflow
+        if tracking is not None:
+            from engine.tracking import require_mlflow
+
+            require_mlflow("MLflow tracking" if mlflow else "tracking.mlflow")
+        return cls(store, objective, plan, tracking)
+
+    def ran(self, outcome: StudyOutcome) -> StudyOutcome:
+        """Once the loop has ended: the study logged to MLflow when it is tracked."""
+        if self.tracking is not None:
+            from engine.tracking import track_study
+
+            state = "interrupted" if outcome.interrupted else "finished"
+            track_study(self.store.dir, self.tracking, state=state)
+        return outcome
 
 
 @dataclass(frozen=True)
@@ -221,7 +272,7 @@ def _create(
     progress: Progress | None,
     trial_fn: TrialFn,
     warm_dirs: Sequence[str],
-    carry: CarryOver | None = None,
+    start: StudyStart | None = None,
 ) -> StudyLoop:
     baselines = objective.baseline_configurations()
     shown = redact_url(storage_url) if storage_url is not None else None  # no password in meta.json
@@ -233,9 +284,10 @@ def _create(
         logger.info("removing %s, left by a study creation that did not finish", leftover)
         leftover.unlink()
     prepared.save(store.data_dir)
-    if carry is not None:  # before spec.json: a study that exists knows what it must run first
-        store.write_carry_over(carry.to_dict())
-    attaches = bool(warm_dirs or spec.warm_start.priors or baselines or (carry and carry.configs))
+    if start is not None:  # before spec.json: a study that exists knows what it must run first
+        start.before_create(store)
+    first = start.first() if start is not None else []
+    attaches = bool(warm_dirs or spec.warm_start.priors or baselines or any(c for _, c in first))
     client = configure_client(spec, storage_url or meta.storage_url(store.dir), attaches_trials=attaches)
     store.create(spec.canonical(), spec.given(), meta)
     loop = StudyLoop(
@@ -247,10 +299,10 @@ def _create(
         progress=progress or QuietProgress(),
         trial_fn=trial_fn,
     )
-    if carry is not None:  # a new window's first trials: the live configuration, the previous front
-        carry.log()
-        for source in ("champion", "previous_front"):
-            loop.queue_configurations([p for p, s in carry.configs if s == source], source=source)
+    for source, configs in first:  # e.g. a new window's: the live configuration, the previous front
+        loop.queue_configurations(configs, source=source)
+    if start is not None:
+        start.created(store, objective)
     loop.queue_configurations(baselines, source="baseline")
     _warm_start(loop, spec, store, objective, warm_dirs)
     return loop
@@ -303,7 +355,7 @@ def _resume(
     )
     loop.book.recover()
     again = loop.book.interrupted_configurations()
-    again = _carried_not_started(store, loop) + again
+    again = _first_not_started(store, loop) + again
     for params, source in again:
         loop.queue_configurations([params], source=source)
     if again:
@@ -311,13 +363,10 @@ def _resume(
     return loop
 
 
-def _carried_not_started(store: StudyStore, loop: StudyLoop) -> list[tuple[dict[str, Any], str]]:
-    """Carried-over configurations of a window that a run killed early never started."""
-    carry = store.read_carry_over()
-    if carry is None:
-        return []
+def _first_not_started(store: StudyStore, loop: StudyLoop) -> list[tuple[dict[str, Any], str]]:
+    """Configurations a new study was to run first that a run killed early never started."""
     tried = [r.params for r in loop.book.records.values()]
-    return [(c["params"], c["source"]) for c in carry.get("reevaluated", []) if c["params"] not in tried]
+    return [(params, source) for params, source in store.first_configurations() if params not in tried]
 
 
 def _warm_start(
@@ -367,7 +416,7 @@ RESUMABLE_SECTIONS = frozenset({"tracking"})
 
 
 def _check_unchanged(store: StudyStore, spec: ExperimentSpec) -> None:
-    old = store.experiment_spec().canonical()
+    old = study_spec(store).canonical()
     diffs = spec_differences(old, spec.canonical())
     if diffs and all(d in RESUMABLE_CHANGES or d.split(".")[0] in RESUMABLE_SECTIONS for d in diffs):
         changes = ", ".join(f"{d} {_at(old, d)} -> {_at(spec.canonical(), d)}" for d in diffs)

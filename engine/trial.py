@@ -15,15 +15,12 @@ import math
 import os
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from engine.fold_stopping import FOLD_REPORT_KEY, await_answer
-
-if TYPE_CHECKING:
-    from engine.objective import Objective
 
 __all__ = [
     "Channel",
@@ -53,6 +50,14 @@ class Channel(Protocol):
         ...
 
 
+class TrialObjective(Protocol):
+    """What a worker needs of a job's objective (:class:`engine.objective.Objective` has it)."""
+
+    def run_trial(
+        self, job: TrialJob, on_epoch: Callable[[Mapping[str, float]], bool], data: Any = None
+    ) -> TrialOutcome: ...
+
+
 @dataclass(frozen=True)
 class TrialJob:
     """Everything a worker needs to evaluate one configuration.
@@ -64,7 +69,7 @@ class TrialJob:
     trial_index: int
     params: Mapping[str, Any]
     seed: int
-    objective: Objective
+    objective: TrialObjective
     threads: int = 1
     data_dir: str | None = None
 

@@ -30,7 +30,7 @@ It says **evidence of an edge** only when all three hold:
 PBO (CSCV) judges the choice *among* the trials, not the edge: when every
 configuration captures the same signal it is near 0.5 although the edge is
 real, so it is a caveat here and a condition of the champion rule
-(:mod:`engine.champion`). SPA p-values of raw returns against buy-and-hold
+(:mod:`engine.weekly.champion`). SPA p-values of raw returns against buy-and-hold
 and against flat are shown for reference; they do not decide.
 """
 
@@ -206,14 +206,7 @@ class VerdictInputs:
 def compute_verdict(inputs: VerdictInputs) -> Verdict:
     """The rule of the module docstring on ``inputs``."""
     # imported here: scipy.stats and arch take seconds, and a cached verdict needs neither
-    from engine.selection import (
-        deflated_sharpe,
-        expected_max_normal,
-        sharpe_ratio,
-        sharpe_standard_error,
-        spa_test,
-    )
-    from engine.skill import skill_test
+    from engine.selection import expected_max_normal, sharpe_ratio, sharpe_standard_error
 
     matrix = np.asarray(inputs.returns, dtype=np.float64)
     n_obs, n_with = matrix.shape
@@ -222,35 +215,8 @@ def compute_verdict(inputs: VerdictInputs) -> Verdict:
     n_eff = max(counts.n_effective, 1)
     pick = inputs.pick if inputs.pick in inputs.trials else None
     col = inputs.trials.index(pick) if pick is not None else None
-    enough = n_obs >= 20
-    members = {}
-    for i in inputs.front:
-        if i in inputs.trials:
-            members[i] = deflated_sharpe(
-                matrix[:, inputs.trials.index(i)],
-                np.zeros(1),
-                periods_per_year=ppy,
-                n_trials=n_eff,
-                sharpe_variance=counts.sharpe_variance,
-            ).to_dict()
-    if pick is not None and col is not None and pick not in members:
-        members[pick] = deflated_sharpe(
-            matrix[:, col],
-            np.zeros(1),
-            periods_per_year=ppy,
-            n_trials=n_eff,
-            sharpe_variance=counts.sharpe_variance,
-        ).to_dict()
-    skill = (
-        skill_test(matrix, inputs.market, col, periods_per_year=ppy, reps=SPA_REPS, seed=inputs.seed)
-        if col is not None and enough
-        else None
-    )
-    spa = {
-        name: spa_test(np.asarray(bench, dtype=np.float64), matrix, reps=SPA_REPS, seed=inputs.seed)
-        for name, bench in inputs.benchmarks.items()
-        if enough
-    }
+    members = _members(inputs, matrix, pick, n_eff)
+    skill, spa = _tests(inputs, matrix, col)
     pbo = _pbo(matrix)
     dsr = float(members[pick]["dsr"]) if pick is not None else math.nan
     p_family = skill.pvalue_family if skill else math.nan
@@ -319,6 +285,46 @@ def fold_consistency(returns: np.ndarray, sizes: Sequence[int], periods_per_year
         "carried_by_one": bool(len(blocks) > 1 and sum(gains) > 0 and rest <= 0),
         "best_fold": best,
     }
+
+
+def _members(
+    inputs: VerdictInputs, matrix: np.ndarray, pick: int | None, n_eff: int
+) -> dict[int, dict[str, float]]:
+    """The deflated Sharpe ratio of each front member with returns, and of the pick."""
+    from engine.selection import deflated_sharpe
+
+    out = {}
+    for i in (*inputs.front, *([pick] if pick is not None else [])):
+        if i in inputs.trials and i not in out:
+            out[i] = deflated_sharpe(
+                matrix[:, inputs.trials.index(i)],
+                np.zeros(1),
+                periods_per_year=inputs.periods_per_year,
+                n_trials=n_eff,
+                sharpe_variance=inputs.counts.sharpe_variance,
+            ).to_dict()
+    return out
+
+
+def _tests(inputs: VerdictInputs, matrix: np.ndarray, col: int | None) -> tuple[Any, dict[str, Any]]:
+    """The skill test of the pick (None without a pick or with fewer than 20 bars) and the
+    raw-return SPA against each benchmark."""
+    from engine.selection import spa_test
+    from engine.skill import skill_test
+
+    enough = matrix.shape[0] >= 20
+    ppy = inputs.periods_per_year
+    skill = (
+        skill_test(matrix, inputs.market, col, periods_per_year=ppy, reps=SPA_REPS, seed=inputs.seed)
+        if col is not None and enough
+        else None
+    )
+    spa = {
+        name: spa_test(np.asarray(bench, dtype=np.float64), matrix, reps=SPA_REPS, seed=inputs.seed)
+        for name, bench in inputs.benchmarks.items()
+        if enough
+    }
+    return skill, spa
 
 
 def _pbo(matrix: np.ndarray) -> Any:

@@ -194,6 +194,14 @@ def _machine_names() -> frozenset[str]:
 
 
 def _register_callbacks(app: dash.Dash, catalog: Catalog, interval_ms: int) -> None:
+    _register_index_callbacks(app, catalog, interval_ms)
+    _register_study_callbacks(app, catalog)
+    _register_compare_callbacks(app, catalog)
+
+
+def _register_index_callbacks(app: dash.Dash, catalog: Catalog, interval_ms: int) -> None:
+    """Routing, the list of studies and the compare picker."""
+
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
     def route(pathname: str | None, search: str | None) -> Any:
         return _route(catalog, pathname or "/", search or "", interval_ms)
@@ -218,6 +226,11 @@ def _register_callbacks(app: dash.Dash, catalog: Catalog, interval_ms: int) -> N
             return "/compare", "pick two or more studies to compare"
         return f"/compare?studies={quote(','.join(picked))}", f"compare {', '.join(picked)}"
 
+
+def _register_study_callbacks(app: dash.Dash, catalog: Catalog) -> None:
+    """A study's page: its sections redrawn when their files change, robustness on a button press,
+    the parallel coordinates recoloured."""
+
     @app.callback(
         *[Output(f"study-{name}", "children") for name in _SECTIONS],
         Output("study-signature", "data"),
@@ -226,26 +239,7 @@ def _register_callbacks(app: dash.Dash, catalog: Catalog, interval_ms: int) -> N
         State("study-signature", "data"),
     )
     def refresh_study(_: int | None, key: str | None, shown: dict[str, str] | None) -> tuple[Any, ...]:
-        """Only the sections whose files changed since the page last drew them (the rest: no update)."""
-        view = catalog.view(key or "")
-        if view is None:
-            signatures = dict.fromkeys(_SECTIONS, "missing")
-        else:
-            parts = view.part_signatures()
-            signatures = {name: parts[part] for name, (_, part) in _SECTIONS.items()}
-        shown = shown or {}
-        if all(shown.get(name) == sig for name, sig in signatures.items()):
-            raise PreventUpdate
-        out: list[Any] = []
-        for name in _SECTIONS:
-            if shown.get(name) == signatures[name]:
-                out.append(dash.no_update)
-            elif view is None:
-                message = f"No study {key!r} under {catalog.root} (any more)."
-                out.append(_missing(catalog, message) if name == "head" else [])
-            else:
-                out.append(_build_section(name, view, catalog.single))
-        return (*out, signatures)
+        return _refresh_study(catalog, key, shown or {})
 
     @app.callback(
         Output("robustness-body", "children"),
@@ -273,6 +267,10 @@ def _register_callbacks(app: dash.Dash, catalog: Catalog, interval_ms: int) -> N
             raise PreventUpdate
         return parallel_coordinates_figure(view.results, color)
 
+
+def _register_compare_callbacks(app: dash.Dash, catalog: Catalog) -> None:
+    """The compare page, redrawn when one of its studies changes."""
+
     @app.callback(
         Output("compare-body", "children"),
         Output("compare-signature", "data"),
@@ -286,6 +284,28 @@ def _register_callbacks(app: dash.Dash, catalog: Catalog, interval_ms: int) -> N
         if signature == shown:
             raise PreventUpdate
         return _compare_body(catalog, list(keys or []), views), signature
+
+
+def _refresh_study(catalog: Catalog, key: str | None, shown: dict[str, str]) -> tuple[Any, ...]:
+    """Only the sections whose files changed since the page last drew them (the rest: no update)."""
+    view = catalog.view(key or "")
+    if view is None:
+        signatures = dict.fromkeys(_SECTIONS, "missing")
+    else:
+        parts = view.part_signatures()
+        signatures = {name: parts[part] for name, (_, part) in _SECTIONS.items()}
+    if all(shown.get(name) == sig for name, sig in signatures.items()):
+        raise PreventUpdate
+    out: list[Any] = []
+    for name in _SECTIONS:
+        if shown.get(name) == signatures[name]:
+            out.append(dash.no_update)
+        elif view is None:
+            message = f"No study {key!r} under {catalog.root} (any more)."
+            out.append(_missing(catalog, message) if name == "head" else [])
+        else:
+            out.append(_build_section(name, view, catalog.single))
+    return (*out, signatures)
 
 
 def _register_files(app: dash.Dash, catalog: Catalog) -> None:

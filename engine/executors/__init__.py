@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.executors.base import (
@@ -21,6 +20,7 @@ from engine.executors.base import (
     thread_plan,
 )
 from engine.executors.local import LocalExecutor
+from engine.executors.plan import ExecutorPlan
 from engine.executors.ray import RayExecutor
 from strategies.exceptions import ConfigError
 
@@ -43,17 +43,6 @@ __all__ = [
     "register_executor",
     "thread_plan",
 ]
-
-
-@dataclass(frozen=True)
-class ExecutorPlan:
-    """An executor's kind and size: ``workers`` parallel trials with ``threads`` torch threads each."""
-
-    kind: str
-    workers: int
-    threads: int
-    address: str | None = None
-    gpus_per_trial: float = 0.0
 
 
 def plan_executor(spec: ExecutorSpec, cores: int | None = None) -> ExecutorPlan:

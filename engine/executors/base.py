@@ -20,7 +20,7 @@ from engine.trial import Channel, TrialJob, TrialOutcome
 from strategies.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from engine.executors import ExecutorPlan
+    from engine.executors.plan import ExecutorPlan
 
 __all__ = ["EXECUTORS", "Executor", "TrialFn", "available_cores", "register_executor", "thread_plan"]
 

@@ -53,7 +53,7 @@ from engine.executors.ray_cluster import (
 from engine.trial import TrialJob, TrialOutcome
 
 if TYPE_CHECKING:
-    from engine.executors import ExecutorPlan
+    from engine.executors.plan import ExecutorPlan
 
 __all__ = ["NODE_LOSS_RETRIES", "RayExecutor"]
 

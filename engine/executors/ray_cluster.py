@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from strategies.exceptions import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from engine.executors import ExecutorPlan
+    from engine.executors.plan import ExecutorPlan
 
 __all__ = [
     "ANSI",

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.champion import RULES, Facts, _append, apply_rules, compare, decide, read_history
 from engine.records import ObjectiveSet, TrialRecord
+from engine.weekly.champion import RULES, Facts, _append, apply_rules, compare, decide, read_history
 from objectives.backtest import equity_stats
 
 T = 2000

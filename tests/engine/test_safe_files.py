@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine.champion import _append, read_history
 from engine.store import (
     StudyStore,
     check_storage,
@@ -28,7 +27,8 @@ from engine.store import (
     redact_url,
     write_bytes,
 )
-from engine.windows import live_entry
+from engine.weekly.champion import _append, read_history
+from engine.weekly.live_config import live_entry
 from strategies.exceptions import InputError
 from tests.engine.conftest import synthetic_spec
 from tests.engine.made_studies import trading_study
@@ -297,7 +297,7 @@ def test_history_lines_that_are_not_decisions_are_skipped_and_kept(
 
 
 def test_a_byte_order_mark_is_accepted_by_every_json_reader(tmp_path: Path) -> None:
-    from engine.best import write_config
+    from engine.weekly.live_config import write_config
 
     config = tmp_path / "c.json"
     config.write_bytes(b"\xef\xbb\xbf" + json.dumps({"lstm": {"hyperparameters": {"x": 1}}}).encode())

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from ax.core.base_trial import TrialStatus
 
-from engine.best import pick_trial, strategy_entry, write_config
+from engine.best import pick_trial, strategy_entry
 from engine.export import write_pareto
 from engine.results import StudyResults
 from engine.store import StudyStore
 from engine.study import StudyOutcome, run_study
+from engine.weekly.live_config import write_config
 from strategies.exceptions import SpecError, StudyError
 from tests.engine import faulty
 from tests.engine.conftest import DTLZ2_OBJECTIVES, synthetic_spec

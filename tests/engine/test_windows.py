@@ -17,12 +17,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from engine import champion
-from engine.champion import history_path, read_history, replace_if_better
 from engine.cli import app
 from engine.results import StudyResults
 from engine.spec import parse_spec
-from engine.windows import list_windows, open_window, plan_carry_over, resolve_study, why_outside
+from engine.weekly import champion
+from engine.weekly.carry_over import WindowStart, plan_carry_over, why_outside
+from engine.weekly.champion import history_path, read_history, replace_if_better
+from engine.weekly.windows import list_windows, open_window, resolve_study
 from tests.engine.test_bad_input import _keep_signal_handlers, cli, snapshot  # noqa: F401  (fixture)
 from tests.engine.test_honest import honest_spec, write_series
 
@@ -260,10 +261,10 @@ def test_a_window_killed_before_its_first_trial_still_runs_the_carry_over(
     window = open_window(spec, studies, "latest")
     stop = threading.Event()
     stop.set()  # interrupted as soon as the study exists: nothing has started
-    outcome = run_study(window.spec, window.directory, window=window, stop=stop)
+    outcome = run_study(window.spec, window.directory, start=WindowStart(window), stop=stop)
     assert outcome.interrupted and outcome.records == []
     again = open_window(spec, studies, "latest")
-    run_study(again.spec, again.directory, window=again)
+    run_study(again.spec, again.directory, start=WindowStart(again))
     res = StudyResults.load(window.directory)
     front = StudyResults.load(studies / line.first_cut).front
     assert [r.source for r in res.records[: len(front)]] == ["previous_front"] * len(front)

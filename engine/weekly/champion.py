@@ -55,12 +55,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.best import history_path, strategy_entry, write_config
+from engine.best import strategy_entry
 from engine.records import TrialRecord
 from engine.results import StudyResults
 from engine.store import append_line, read_jsonl
 from engine.verdict import Verdict
-from engine.windows import live_entry
+from engine.weekly.live_config import history_path, live_entry, write_config
 
 __all__ = [
     "RULES",

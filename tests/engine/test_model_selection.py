@@ -1,0 +1,177 @@
+"""Selection from the model: the GP's posterior mean re-ranks noisy observations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.model_selection import encode_configurations, posterior_means, select_from_model
+from engine.records import ObjectiveSet, TrialRecord
+from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
+
+SPACE = SearchSpace((FloatParam("x", 0.0, 1.0),))
+ONE = ObjectiveSet(names=("sharpe",), maximize=(True,), thresholds=(-10.0,))
+
+
+def truth(x: float) -> float:
+    """A smooth objective with its best at x = 0.6."""
+    return 1.0 - 4.0 * (x - 0.6) ** 2
+
+
+def noisy_records(
+    lucky_at: float = 0.0, lucky_value: float = 1.5, lucky_se: float = 1.0
+) -> list[TrialRecord]:
+    """15 evaluated configurations with small standard errors, and one lucky one: a bad configuration
+    (true value ``truth(lucky_at)``) observed far above everything else, with a large standard error."""
+    rng = np.random.default_rng(0)
+    xs = np.linspace(0.0, 1.0, 15)
+    out = []
+    for i, x in enumerate(xs):
+        value, se = truth(float(x)) + rng.normal(0.0, 0.05), 0.1
+        out.append(
+            TrialRecord(
+                index=i,
+                status="completed",
+                params={"x": float(x)},
+                metrics={"sharpe": value},
+                sems={"sharpe": se},
+            )
+        )
+    out.append(
+        TrialRecord(
+            index=len(xs),
+            status="completed",
+            params={"x": lucky_at},
+            metrics={"sharpe": lucky_value},
+            sems={"sharpe": lucky_se},
+        )
+    )
+    return out
+
+
+def test_lucky_observation_is_picked_from_observations_but_not_from_the_model() -> None:
+    records = noisy_records()
+    sel = select_from_model(SPACE, ONE, records)
+    lucky = records[-1]
+    assert sel.observed_knee is lucky  # the observations select luck
+    assert sel.knee is not None and sel.knee is not lucky
+    assert sel.changed
+    # the model's pick is near the true optimum, and truly better than the lucky one
+    assert abs(sel.knee.params["x"] - 0.6) <= 0.15
+    assert truth(sel.knee.params["x"]) > truth(lucky.params["x"]) + 1.0
+    # the lucky observation is shrunk towards its neighbours (true value -0.44)
+    assert sel.means[-1, 0] < 0.5
+
+
+def test_without_an_outlier_the_pick_is_among_the_best_measured() -> None:
+    """No lucky outlier: the model's pick is one of the best observations (within two standard
+    errors of the best), next to the observed pick."""
+    records = noisy_records()[:-1]
+    sel = select_from_model(SPACE, ONE, records)
+    assert sel.knee is not None and sel.observed_knee is not None
+    assert sel.knee.metrics["sharpe"] >= sel.observed_knee.metrics["sharpe"] - 2 * 0.1
+    assert abs(sel.knee.params["x"] - sel.observed_knee.params["x"]) <= 0.1
+
+
+def test_means_follow_the_records_order_and_skip_unfinished() -> None:
+    records = noisy_records()
+    records[3] = TrialRecord(index=3, status="failed", params={"x": records[3].params["x"]})
+    records[5].metrics["sharpe"] = math.nan
+    means = posterior_means(SPACE, ONE.names, records)
+    assert means.shape == (len(records), 1)
+    assert np.isnan(means[3]).all() and np.isnan(means[5]).all()
+    assert np.isfinite(np.delete(means, [3, 5], axis=0)).all()
+    # the same records in another order give the same means, in that order
+    order = np.random.default_rng(1).permutation(len(records))
+    shuffled = posterior_means(SPACE, ONE.names, [records[i] for i in order])
+    np.testing.assert_allclose(shuffled, means[order], rtol=1e-5, atol=1e-6)
+    sel = select_from_model(SPACE, ONE, records)
+    assert sel.knee is not None and sel.knee.index not in (3, 5)
+
+
+def test_well_measured_points_stay_close_to_their_observations() -> None:
+    records = noisy_records()[:-1]
+    means = posterior_means(SPACE, ONE.names, records)[:, 0]
+    observed = np.array([r.metrics["sharpe"] for r in records])
+    assert np.abs(means - observed).max() < 0.2
+
+
+def test_without_standard_errors_the_noise_is_learned() -> None:
+    records = noisy_records()[:-1]
+    for r in records:
+        r.sems.clear()
+    means = posterior_means(SPACE, ONE.names, records)
+    assert np.isfinite(means).all()
+    assert abs(records[int(np.argmax(means[:, 0]))].params["x"] - 0.6) <= 0.15
+
+
+def test_too_few_points_return_the_observations() -> None:
+    records = noisy_records()[:2]
+    means = posterior_means(SPACE, ONE.names, records)
+    np.testing.assert_array_equal(means[:, 0], [r.metrics["sharpe"] for r in records])
+
+
+def test_feasibility_is_judged_on_the_observations() -> None:
+    """A configuration that breaks an outcome constraint is never chosen, whatever its mean."""
+    objs = ObjectiveSet(
+        names=("sharpe",), maximize=(True,), thresholds=(-10.0,), constraints=(("num_trades", ">=", 10.0),)
+    )
+    records = noisy_records()[:-1]
+    for r in records:
+        r.metrics["num_trades"] = 50.0
+    best = max(records, key=lambda r: r.metrics["sharpe"])
+    best.metrics["num_trades"] = 3.0
+    sel = select_from_model(SPACE, objs, records)
+    assert sel.knee is not None and sel.knee is not best
+    assert best not in sel.front
+
+
+def test_two_objectives_front_members_are_original_records() -> None:
+    objs = ObjectiveSet(names=("a", "b"), maximize=(True, False), thresholds=(-10.0, 10.0))
+    rng = np.random.default_rng(3)
+    records = []
+    for i, x in enumerate(np.linspace(0.0, 1.0, 12)):
+        records.append(
+            TrialRecord(
+                index=i,
+                status="completed",
+                params={"x": float(x)},
+                metrics={"a": float(x) + rng.normal(0, 0.02), "b": float(x) ** 2 + rng.normal(0, 0.02)},
+                sems={"a": 0.02, "b": 0.02},
+            )
+        )
+    sel = select_from_model(SPACE, objs, records)
+    assert sel.front and all(any(m is r for r in records) for m in sel.front)
+    assert sel.knee in sel.front
+    assert sel.means.shape == (12, 2)
+
+
+def test_encoding_is_the_unit_cube_in_the_space_order() -> None:
+    space = SearchSpace(
+        (
+            FloatParam("lr", 1e-4, 1e-2, log=True),
+            IntParam("seq_len", 2, 12),
+            FixedParam("layers", 1),
+            ChoiceParam("hidden", (8, 16, 32)),
+            ChoiceParam("kind", ("a", "b", "c"), ordered=False),
+        )
+    )
+    x = encode_configurations(
+        space,
+        [
+            {"lr": 1e-4, "seq_len": 2, "layers": 1, "hidden": 8, "kind": "b"},
+            {"lr": 1e-3, "seq_len": 7, "layers": 1, "hidden": 16, "kind": "c"},
+            {"lr": 1e-2, "seq_len": 12, "layers": 1, "hidden": 32, "kind": "a"},
+        ],
+    )
+    assert x.shape == (3, 1 + 1 + 1 + 3)  # the fixed parameter is not encoded; the unordered one is one-hot
+    np.testing.assert_allclose(x[:, 0], [0.0, 0.5, 1.0])  # log scale
+    np.testing.assert_allclose(x[:, 1], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(x[:, 2], [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(x[:, 3:], [[0, 1, 0], [0, 0, 1], [1, 0, 0]])
+
+
+def test_the_noisier_the_lucky_point_the_more_it_is_shrunk() -> None:
+    shrunk = [posterior_means(SPACE, ONE.names, noisy_records(lucky_se=se))[-1, 0] for se in (0.3, 2.0)]
+    assert shrunk[1] < shrunk[0] < 1.5

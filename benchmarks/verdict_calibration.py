@@ -385,7 +385,7 @@ def run_case(
     val_bars, test_bars = data.splits.bars("val"), data.splits.bars("test")
     ppy = float(data.periods_per_year)
     has_edge = case.kind != "null"
-    baselines = res.objective.baseline_returns(res.store)
+    baselines = res.evaluator.baseline_returns(res.store)
     bh_val, bh_test = baselines["buy_and_hold"]["validation"], baselines["buy_and_hold"]["test"]
     pick = v.pick if v is not None else None
     test = res.test.get(pick, {}) if pick is not None else {}

@@ -41,7 +41,7 @@ def strategy_entry(
     ckpt = res.store.model_path(rec.index)  # never a link: the path stays inside the study
     if ckpt is not None:
         entry["model_path"] = str(ckpt.resolve())
-    entry.update(res.objective.config_entry(res.store, rec))
+    entry.update(res.evaluator.config_entry(res.store, rec))
     entry["boengine"] = {
         "study": str(res.store.dir),
         "trial": rec.index,

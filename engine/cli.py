@@ -399,7 +399,7 @@ def _status_table(res: Any) -> None:
         + f", hypervolume {res.hypervolume:.4g}"
         + ("" if live else ", no run in progress")
     )
-    labels = [res.objective.catalogue.label(n) for n in names]
+    labels = [res.evaluator.catalogue.label(n) for n in names]
     for col in ("#", "status", "source", *labels, *params, "epochs", "s"):
         table.add_column(col, no_wrap=True)
     table.add_column("reason", overflow="fold")

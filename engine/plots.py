@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from engine.records import TrialRecord
 from engine.results import StudyResults
 from engine.tables import BASELINE_NAMES, comparison_frame
 
@@ -49,7 +50,7 @@ FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"}  #
 
 def axis_title(res: StudyResults, name: str) -> str:
     """'Sharpe ratio (annualised, higher is better)', from the objective's metric catalogue."""
-    return res.objective.catalogue.info(name).axis_title(_goal(res, name))
+    return res.evaluator.catalogue.info(name).axis_title(_goal(res, name))
 
 
 def _goal(res: StudyResults, name: str) -> Literal["max", "min"] | None:
@@ -343,7 +344,7 @@ def hypervolume_figure(res: StudyResults, trace: list[float] | None = None) -> A
 
 def _short_title(res: StudyResults, name: str) -> str:
     """'Sharpe ↑', 'max drawdown % ↓': a short axis label with its direction (↑ higher is better)."""
-    return res.objective.catalogue.info(name).arrow_label(_goal(res, name))
+    return res.evaluator.catalogue.info(name).arrow_label(_goal(res, name))
 
 
 def _parameter_dimension(param: Any, values: list[Any]) -> dict[str, Any] | None:
@@ -469,46 +470,37 @@ def curves_figure(res: StudyResults, curves: pd.DataFrame, max_panels: int = 6) 
             part = rows_t[rows_t["metric"] == metric].sort_values([x_col])
             if not len(part):
                 continue
-            xs: list[float | None] = []
-            ys: list[float | None] = []
-            folds: list[Any] = []
-            last_fold: Any = object()
-            for x, y, fold in zip(part[x_col], part["value"], part["fold"]):
-                if xs and fold != last_fold and not (pd.isna(fold) and pd.isna(last_fold)):
-                    xs.append(None)
-                    ys.append(None)
-                    folds.append(None)
-                xs.append(float(x))
-                ys.append(float(y))
-                folds.append(fold)
-                last_fold = fold
+            xs, ys, folds = _broken_at_folds(part, x_col)
             hover = [
                 "" if f is None else (f"{label}" + ("" if pd.isna(f) else f", fold {int(f)}")) for f in folds
             ]
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines+markers",
-                    name=label,
-                    legendgroup=label,
-                    showlegend=i == 0,
-                    line={"color": color, "width": 3 if trial in front else 1.2},
-                    marker={"size": 5 if trial in front else 3},
-                    opacity=1.0 if trial in front or not front else 0.55,
-                    hovertext=hover,
-                    hoverinfo="text+x+y",
-                ),
-                row=i // cols + 1,
-                col=i % cols + 1,
+            thick, faint = trial in front, bool(front) and trial not in front
+            trace = go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                name=label,
+                legendgroup=label,
+                showlegend=i == 0,
+                line={"color": color, "width": 3 if thick else 1.2},
+                marker={"size": 5 if thick else 3},
+                opacity=0.55 if faint else 1.0,
+                hovertext=hover,
+                hoverinfo="text+x+y",
             )
-    for i in range(len(metrics)):
+            fig.add_trace(trace, row=i // cols + 1, col=i % cols + 1)
+    _curves_layout(fig, len(metrics), nrows, cols, x_col)
+    return fig
+
+
+def _curves_layout(fig: Any, panels: int, nrows: int, cols: int, x_col: str) -> None:
+    for i in range(panels):
         fig.update_xaxes(
             title_text="training step (epochs, folds one after another)" if x_col == "step" else "epoch",
             row=i // cols + 1,
             col=i % cols + 1,
         )
-    _hide_empty_cells(fig, len(metrics), nrows, cols)
+    _hide_empty_cells(fig, panels, nrows, cols)
     fig.update_layout(
         title="Per-epoch curves (thick: Pareto front)",
         height=360 * nrows + 90,
@@ -517,7 +509,26 @@ def curves_figure(res: StudyResults, curves: pd.DataFrame, max_panels: int = 6) 
         font=FONT,
         legend={"font": {"size": 11}},
     )
-    return fig
+
+
+def _broken_at_folds(
+    part: pd.DataFrame, x_col: str
+) -> tuple[list[float | None], list[float | None], list[Any]]:
+    """One trial's curve of one metric as x, y and fold lists, with a gap (None) between folds."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    folds: list[Any] = []
+    last_fold: Any = object()
+    for x, y, fold in zip(part[x_col], part["value"], part["fold"]):
+        if xs and fold != last_fold and not (pd.isna(fold) and pd.isna(last_fold)):
+            xs.append(None)
+            ys.append(None)
+            folds.append(None)
+        xs.append(float(x))
+        ys.append(float(y))
+        folds.append(fold)
+        last_fold = fold
+    return xs, ys, folds
 
 
 def proposal_times_figure(res: StudyResults) -> Any | None:
@@ -604,49 +615,8 @@ def compare_fronts_figure(studies: list[StudyResults]) -> Any:
         test = [res.test.get(r.index, {}) for r in front]
         for i, (a, b) in enumerate(pairs):
             where = {"row": i // cols + 1, "col": i % cols + 1}
-            fig.add_trace(
-                go.Scatter(
-                    x=other[a],
-                    y=other[b],
-                    mode="markers",
-                    name=f"{label}: other feasible",
-                    legendgroup=f"{label} other",
-                    showlegend=i == 0 and len(other) > 0,
-                    marker={"color": color, "size": 5, "opacity": 0.3},
-                    hovertext=[f"{label}, trial {t}" for t in other["trial"]],
-                    hoverinfo="text+x+y",
-                ),
-                **where,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=[r.metrics[a] for r in front],
-                    y=[r.metrics[b] for r in front],
-                    mode="markers",
-                    name=f"{label}: front (validation)",
-                    legendgroup=f"{label} front",
-                    showlegend=i == 0 and len(front) > 0,
-                    marker={"color": color, "size": 10, "line": {"width": 1, "color": "#222"}},
-                    hovertext=[f"{label}, trial {r.index}" for r in front],
-                    hoverinfo="text+x+y",
-                ),
-                **where,
-            )
-            held = [(r, t) for r, t in zip(front, test) if a in t and b in t]
-            fig.add_trace(
-                go.Scatter(
-                    x=[t[a] for _, t in held],
-                    y=[t[b] for _, t in held],
-                    mode="markers",
-                    name=f"{label}: front (held-out test)",
-                    legendgroup=f"{label} test",
-                    showlegend=i == 0 and len(held) > 0,
-                    marker={"color": color, "size": 10, "symbol": "diamond-open", "line": {"width": 2}},
-                    hovertext=[f"{label}, trial {r.index} (test)" for r, _ in held],
-                    hoverinfo="text+x+y",
-                ),
-                **where,
-            )
+            for trace in _front_traces(label, color, other, front, test, (a, b), legend=i == 0):
+                fig.add_trace(trace, **where)
             fig.update_xaxes(title_text=axis_title(studies[0], a), **where)
             fig.update_yaxes(title_text=axis_title(studies[0], b), **where)
     _hide_empty_cells(fig, len(pairs), nrows, cols)
@@ -659,6 +629,59 @@ def compare_fronts_figure(studies: list[StudyResults]) -> Any:
         font=FONT,
     )
     return fig
+
+
+def _front_traces(
+    label: str,
+    color: str,
+    other: pd.DataFrame,
+    front: list[TrialRecord],
+    test: list[dict[str, float]],
+    pair: tuple[str, str],
+    *,
+    legend: bool,
+) -> list[Any]:
+    """One study's traces in one panel of :func:`compare_fronts_figure`: its other feasible trials,
+    its front on validation and on the held-out test split."""
+    import plotly.graph_objects as go
+
+    a, b = pair
+    held = [(r, t) for r, t in zip(front, test) if a in t and b in t]
+    return [
+        go.Scatter(
+            x=other[a],
+            y=other[b],
+            mode="markers",
+            name=f"{label}: other feasible",
+            legendgroup=f"{label} other",
+            showlegend=legend and len(other) > 0,
+            marker={"color": color, "size": 5, "opacity": 0.3},
+            hovertext=[f"{label}, trial {t}" for t in other["trial"]],
+            hoverinfo="text+x+y",
+        ),
+        go.Scatter(
+            x=[r.metrics[a] for r in front],
+            y=[r.metrics[b] for r in front],
+            mode="markers",
+            name=f"{label}: front (validation)",
+            legendgroup=f"{label} front",
+            showlegend=legend and len(front) > 0,
+            marker={"color": color, "size": 10, "line": {"width": 1, "color": "#222"}},
+            hovertext=[f"{label}, trial {r.index}" for r in front],
+            hoverinfo="text+x+y",
+        ),
+        go.Scatter(
+            x=[t[a] for _, t in held],
+            y=[t[b] for _, t in held],
+            mode="markers",
+            name=f"{label}: front (held-out test)",
+            legendgroup=f"{label} test",
+            showlegend=legend and len(held) > 0,
+            marker={"color": color, "size": 10, "symbol": "diamond-open", "line": {"width": 2}},
+            hovertext=[f"{label}, trial {r.index} (test)" for r, _ in held],
+            hoverinfo="text+x+y",
+        ),
+    ]
 
 
 def compare_hypervolume_figure(studies: list[StudyResults]) -> Any:

@@ -167,7 +167,7 @@ def _importance_sections(res: StudyResults, importance: pd.DataFrame) -> list[Se
 
 def _what_was_run(res: StudyResults) -> list[Section]:
     facts = res.meta.facts
-    described = res.objective.describe(facts)
+    described = res.evaluator.describe(facts)
     folds = facts.get("folds") or []
     lines = {
         "strategy": res.spec.strategy,
@@ -252,7 +252,7 @@ def _front_sections(res: StudyResults) -> list[Section]:
                 f"(mean over the front; positive = validation flattered it): {text}",
             )
         )
-    elif res.objective.scores_test:
+    elif res.evaluator.scores_test:
         out.append(("p", "No test figures yet: they are computed when the study finishes its budget."))
     trials = {r.index: r for r in [*res.front, *res.baseline_records]}
     if trials and res.searched:
@@ -350,7 +350,7 @@ def robustness_tables(res: StudyResults, rob: Robustness) -> dict[str, pd.DataFr
         table = pd.DataFrame(
             {"": wide["row"], "trial": [fmt_number(t) if t >= 0 else "-" for t in wide["trial"]]}
         )
-        catalogue = res.objective.catalogue
+        catalogue = res.evaluator.catalogue
         for fig in ("return_pct", "sharpe", "max_drawdown_pct"):
             label = catalogue.label(fig)
             for k in rob.costs.multiples:
@@ -372,7 +372,7 @@ def robustness_tables(res: StudyResults, rob: Robustness) -> dict[str, pd.DataFr
         out["plateau"] = pd.DataFrame(
             [
                 {
-                    "objective": res.objective.catalogue.label(p.objective),
+                    "objective": res.evaluator.catalogue.label(p.objective),
                     "posterior mean at the pick ± SD": f"{fmt_number(p.pick_mean)} ± {fmt_number(p.pick_sd)}",
                     "worst in the neighbourhood": fmt_number(p.worst),
                     "spread over the space": fmt_number(p.spread),
@@ -396,7 +396,7 @@ def _curve_summary(res: StudyResults, stab: Stability) -> pd.DataFrame:
         rows.append(
             {
                 "parameter": param,
-                "objective": res.objective.catalogue.label(str(obj)),
+                "objective": res.evaluator.catalogue.label(str(obj)),
                 "at the pick": fmt_number(at["mean"].iloc[0]) if len(at) else "-",
                 "lowest (at)": f"{fmt_number(low['mean'])} ({_value(low['value'])})",
                 "highest (at)": f"{fmt_number(high['mean'])} ({_value(high['value'])})",
@@ -540,7 +540,7 @@ def stability_figure(res: StudyResults, stab: Stability) -> Any:
                 row=i,
                 col=j,
             )
-        fig.update_yaxes(title_text=res.objective.catalogue.label(obj), row=i, col=1)
+        fig.update_yaxes(title_text=res.evaluator.catalogue.label(obj), row=i, col=1)
     fig.update_layout(
         title="Stability: GP posterior mean ± SD along each parameter through the pick (◆)",
         template="plotly_white",

@@ -54,7 +54,22 @@ def verdict_sections(res: StudyResults) -> list[Section]:
 
 def _statistics(res: StudyResults, v: Verdict) -> pd.DataFrame:
     """The statistics of the verdict, each with the figures it came from."""
-    rows: list[tuple[str, str, str]] = []
+    rows = [
+        *_skill_rows(v),
+        *_member_rows(v),
+        ("trials counted", f"{v.n_trials} (effective)", _counts(v)),
+        *_fold_and_pbo_rows(res, v),
+        *_spa_rows(v),
+        *_scale_rows(res, v),
+    ]
+    return pd.DataFrame(rows, columns=["statistic", "value", "inputs"])
+
+
+Row = tuple[str, str, str]
+
+
+def _skill_rows(v: Verdict) -> list[Row]:
+    rows: list[Row] = []
     s = v.skill_details
     if s:
         rows += [
@@ -72,6 +87,11 @@ def _statistics(res: StudyResults, v: Verdict) -> pd.DataFrame:
                 f"market; information ratio {fmt_number(v.alpha_sharpe)} (annualised Sharpe of the hedged returns)",
             ),
         ]
+    return rows
+
+
+def _member_rows(v: Verdict) -> list[Row]:
+    rows: list[Row] = []
     for i, m in sorted(v.members.items(), key=lambda kv: (kv[0] != v.pick, kv[0])):
         rows.append(
             (
@@ -85,7 +105,11 @@ def _statistics(res: StudyResults, v: Verdict) -> pd.DataFrame:
         )
     if not v.members:
         rows.append(("deflated Sharpe ratio", "-", "the Pareto front is empty"))
-    rows.append(("trials counted", f"{v.n_trials} (effective)", _counts(v)))
+    return rows
+
+
+def _fold_and_pbo_rows(res: StudyResults, v: Verdict) -> list[Row]:
+    rows: list[Row] = []
     if v.folds:
         f = v.folds
         sharpes = " / ".join(fmt_number(x) for x in f["sharpes"])
@@ -110,8 +134,13 @@ def _statistics(res: StudyResults, v: Verdict) -> pd.DataFrame:
             else "needs at least 2 completed trials",
         )
     )
-    if res.objective.name == "cpcv":
+    if res.evaluator.name == "cpcv":
         rows.append(_path_pbo_row(res))
+    return rows
+
+
+def _spa_rows(v: Verdict) -> list[Row]:
+    rows: list[Row] = []
     for name, word in (("buy_and_hold", "buy-and-hold"), ("flat", "flat")):
         d = v.spa_details.get(name, {})
         pvalue = v.spa_p_buy_and_hold if name == "buy_and_hold" else v.spa_p_flat
@@ -125,6 +154,11 @@ def _statistics(res: StudyResults, v: Verdict) -> pd.DataFrame:
                 else "needs at least 20 out-of-sample bars",
             )
         )
+    return rows
+
+
+def _scale_rows(res: StudyResults, v: Verdict) -> list[Row]:
+    rows: list[Row] = []
     bar_s = res.meta.facts.get("bar_seconds")
     rows += [
         ("out-of-sample bars", f"{v.n_obs:,}", _oos_source(res)),
@@ -144,7 +178,7 @@ def _statistics(res: StudyResults, v: Verdict) -> pd.DataFrame:
             f"the expected best annualised Sharpe of {v.n_trials} independent skill-less tries over {v.n_obs:,} bars",
         ),
     ]
-    return pd.DataFrame(rows, columns=["statistic", "value", "inputs"])
+    return rows
 
 
 def _counts(v: Verdict) -> str:
@@ -176,9 +210,9 @@ def _path_pbo_row(res: StudyResults) -> tuple[str, str, str]:
 
 
 def _oos_source(res: StudyResults) -> str:
-    if res.objective.name == "walk_forward":
+    if res.evaluator.name == "walk_forward":
         return "the walk-forward validation blocks, stitched (never the test split)"
-    if res.objective.name == "cpcv":
+    if res.evaluator.name == "cpcv":
         return "every pre-test bar, the mean over CPCV's backtest paths (never the test split)"
     return "the validation split (never the test split)"
 

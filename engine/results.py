@@ -59,7 +59,7 @@ class StudyResults:
         )
 
     @cached_property
-    def objective(self) -> Objective:
+    def evaluator(self) -> Objective:
         return make_objective(self.spec)
 
     @cached_property
@@ -96,7 +96,7 @@ class StudyResults:
 
     def epochs_saved(self) -> int:
         """Epochs not trained thanks to early stopping."""
-        cap = self.objective.planned_epochs()
+        cap = self.evaluator.planned_epochs()
         return sum(max(0, cap - r.epochs) for r in self.records if r.status == "early_stopped")
 
     def trial_rows(self) -> list[dict[str, Any]]:
@@ -203,7 +203,7 @@ class StudyResults:
             and not r.attached
             and (a := self.store.read_array(r.index, "returns")) is not None
         }
-        baselines = self.objective.baseline_returns(self.store) if self.objective.scores_test else {}
+        baselines = self.evaluator.baseline_returns(self.store) if self.evaluator.scores_test else {}
         if not returns or "validation" not in baselines.get("buy_and_hold", {}):
             return None
         indices = sorted(returns)

@@ -620,7 +620,7 @@ def study_robustness(res: StudyResults, pick: str = "knee") -> Robustness:
 
 def _market_views(res: StudyResults, chosen: TrialRecord, out: Robustness) -> None:
     """Cost stress and Monte Carlo, from the stored positions, returns and closes."""
-    close = res.store.oos_close() if res.objective.scores_test else None
+    close = res.store.oos_close() if res.evaluator.scores_test else None
     if close is None or len(close) < 2:
         note = "not applicable: the study's objective has no out-of-sample bars to backtest"
         out.costs_note = out.monte_carlo_note = note

@@ -74,7 +74,7 @@ def html_table(df: pd.DataFrame, kind: str = "num") -> str:
 
 def compared_metrics(res: StudyResults) -> list[str]:
     """Metrics shown for validation and test: Sharpe, return, drawdown, trades, then other objectives."""
-    first = list(TRADING_METRICS) if res.objective.scores_test else []
+    first = list(TRADING_METRICS) if res.evaluator.scores_test else []
     return first + [n for n in res.objectives.names if n not in first]
 
 
@@ -146,7 +146,7 @@ def fmt_prob(value: Any) -> str:
 
 def _metric_header(res: StudyResults, split: str, name: str) -> str:
     """'test max drawdown %': the split and the metric's label from the objective's catalogue."""
-    return f"{split} {res.objective.catalogue.label(name)}"
+    return f"{split} {res.evaluator.catalogue.label(name)}"
 
 
 def front_table(res: StudyResults) -> tuple[pd.DataFrame, list[str]]:

@@ -335,7 +335,7 @@ class _Logger:
             "seed": spec.seed,
             "objectives": ", ".join(f"{n} {o.goal}" for n, o in spec.objectives.items()),
         }
-        if res.objective.scores_test:  # a model family on market data
+        if res.evaluator.scores_test:  # a model family on market data
             params.update({"data.source": spec.data.source, "validation": spec.data.validation.scheme})
         files = [(p, "") for p in res.store.artifact_paths()]
         content = _Content(params, metrics, histories, tags, files)

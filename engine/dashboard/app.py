@@ -501,7 +501,7 @@ def _verdict_block(view: StudyView) -> Any:
     if view.verdict_error:
         return html.P(f"No verdict yet ({view.verdict_error}).", className="muted")
     res = view.results
-    if res is not None and not res.objective.scores_test:
+    if res is not None and not res.evaluator.scores_test:
         return html.P(
             f"No verdict: selection statistics need the per-bar returns of a trading objective, and "
             f"{res.spec.strategy} has none.",

@@ -130,7 +130,7 @@ class StudyView:
         """'edge' / 'no evidence' / '-' for the list of studies."""
         if self.verdict is not None:
             return "edge" if self.verdict.edge else "no evidence"
-        if self.results is not None and not self.results.objective.scores_test:
+        if self.results is not None and not self.results.evaluator.scores_test:
             return "n/a (no returns)"
         return "-"
 

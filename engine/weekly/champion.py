@@ -346,7 +346,7 @@ def _compared(res: StudyResults, challenger: TrialRecord, champion: TrialRecord)
         and (a := res.store.read_array(r.index, "returns")) is not None
     }
     mine = res.store.read_array(champion.index, "returns")
-    baselines = res.objective.baseline_returns(res.store)
+    baselines = res.evaluator.baseline_returns(res.store)
     market = (baselines.get("buy_and_hold") or {}).get("validation")
     if mine is None or challenger.index not in trials or market is None:
         return None

@@ -281,7 +281,7 @@ def test_a_completed_trial_writes_positions_beside_its_returns(
     res = StudyResults.load(study)
     assert res.spec.data.validation.scheme == scheme
     job = TrialJob(
-        0, res.records[0].params, seed=1, objective=res.objective, data_dir=str(res.store.data_dir)
+        0, res.records[0].params, seed=1, objective=res.evaluator, data_dir=str(res.store.data_dir)
     )
     outcome = execute(job, _Quiet())
     assert outcome.status == "completed", outcome.reason

@@ -100,7 +100,7 @@ def test_second_window_runs_the_live_configuration_and_previous_front_first(line
     assert [r.source for r in head] == ["champion", *["previous_front"] * (len(expected) - 1)]
     then = {json.dumps(r.params, sort_keys=True): r for r in first.records}
     for rec in head:
-        assert rec.status == "completed" and rec.epochs == second.objective.planned_epochs()  # all of them
+        assert rec.status == "completed" and rec.epochs == second.evaluator.planned_epochs()  # all of them
         old = then[json.dumps(rec.params, sort_keys=True)]
         assert rec.metrics["sharpe"] != old.metrics["sharpe"]  # measured again, on the new bars
     report = (second.store.dir / "report.md").read_text()

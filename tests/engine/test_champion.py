@@ -55,7 +55,7 @@ def _fake_study(
         for i, r in returns.items()
     ]
     verdict = SimpleNamespace(edge=edge, pick=1, pbo=pbo, summary=lambda: {"edge": edge})
-    objective = SimpleNamespace(baseline_returns=lambda store: {"buy_and_hold": {"validation": ({}, market)}})
+    evaluator = SimpleNamespace(baseline_returns=lambda store: {"buy_and_hold": {"validation": ({}, market)}})
     return SimpleNamespace(
         store=SimpleNamespace(dir=tmp_path, read_array=lambda i, name: returns.get(i)),
         meta=SimpleNamespace(facts={"periods_per_year": 252.0}),
@@ -65,7 +65,7 @@ def _fake_study(
             maximize=tuple(m for _, m in OBJECTIVES),
             thresholds=(-50.0, -10.0, 90.0),
         ),
-        objective=objective,
+        evaluator=evaluator,
         records=records,
         verdict_for=lambda pick: verdict,
     )

@@ -76,6 +76,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# the calibration benchmark's JSON-lines helpers (a sibling module: run as `python benchmarks/...`)
+from verdict_calibration import _f, append_line, read_lines  # noqa: E402
+
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "trading_efficiency.jsonl"
 SCRATCH = Path("/tmp/trading_efficiency")
 METHODS = ("boengine", "sobol", "optuna_tpe", "optuna_gp")
@@ -96,15 +99,6 @@ BATCH = 32
 # ----------------------------------------------------------------------------- files and bars
 
 
-def _f(x: Any) -> float | None:
-    """A finite float or None (JSON)."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 def code_fingerprint() -> str:
     """sha256 (16 hex digits) of the engine's source as it is on disk now (engine/, objectives/,
     strategies/): the tree may be edited while a batch runs, so every line says which code made it."""
@@ -116,27 +110,6 @@ def code_fingerprint() -> str:
             h.update(str(path.relative_to(ROOT)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
-
-
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                print(f"warning: {path}: a line that is not JSON (a cut write?) skipped", file=sys.stderr)
-    return out
-
-
-def append_line(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def write_bars(path: Path, r: np.ndarray, seed: int) -> Path:

@@ -82,6 +82,10 @@ from verdict_calibration import _f, append_line, read_lines  # noqa: E402
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "trading_efficiency.jsonl"
 SCRATCH = Path("/tmp/trading_efficiency")
 METHODS = ("boengine", "sobol", "optuna_tpe", "optuna_gp")
+#: boengine with Pareto-aware stopping across folds (``early_stopping.pareto_folds``): item 1's
+#: measurement, compared with ``boengine`` only (not a method of the main table)
+FOLD_STOPPING = "boengine_pf"
+RUNNABLE = (*METHODS, FOLD_STOPPING)
 CHECKPOINTS = (20, 40)
 
 N_BARS = 3000
@@ -174,8 +178,11 @@ def oracle_sharpe(r: np.ndarray, start: int, stop: int) -> float:
     return float(pnl.mean()) / sd * math.sqrt(252.0) if sd > 0 else 0.0
 
 
-def study_spec(name: str, source: Path, seed: int, *, trials: int, sobol_trials: int) -> dict[str, Any]:
-    """The study every method runs (boengine's and Sobol's literally; Optuna's through its objective)."""
+def study_spec(
+    name: str, source: Path, seed: int, *, trials: int, sobol_trials: int, pareto_folds: bool = False
+) -> dict[str, Any]:
+    """The study every method runs (boengine's and Sobol's literally; Optuna's through its objective);
+    ``pareto_folds``: with Pareto-aware stopping across folds (its default settings)."""
     return {
         "name": name,
         "strategy": "lstm",
@@ -207,7 +214,7 @@ def study_spec(name: str, source: Path, seed: int, *, trials: int, sobol_trials:
             "max_epochs": EPOCHS,
             "trial_timeout_s": 600,
         },
-        "early_stopping": {"enabled": False},
+        "early_stopping": {"enabled": False, "pareto_folds": {"enabled": pareto_folds}},
         "backtest": {"fee_bps": FEE_BPS, "slippage_bps": SLIPPAGE_BPS},
         "executor": {"kind": "local", "workers": 1, "threads_per_worker": 1, "synchronous": True},
         "seed": seed,
@@ -412,12 +419,19 @@ def run_one(
     source = write_bars(base / "bars.csv", r, series_seed)
     root = base / f"{method}-{trials}"
     sobol = trials if method == "sobol" else min(8, trials)
-    spec = study_spec(f"te-{method}-{seed}", source, series_seed, trials=trials, sobol_trials=sobol)
+    spec = study_spec(
+        f"te-{method}-{seed}",
+        source,
+        series_seed,
+        trials=trials,
+        sobol_trials=sobol,
+        pareto_folds=method == FOLD_STOPPING,
+    )
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     if rescore:
         records = load_records(root)
-    elif method in ("boengine", "sobol"):
+    elif method in ("boengine", "sobol", FOLD_STOPPING):
         records = run_engine_study(spec, root)
     else:
         records = run_optuna(spec, root, method, trials, series_seed)
@@ -435,6 +449,16 @@ def run_one(
         "run_seconds": round(run_s, 1),
         "score_seconds": round(time.perf_counter() - t1, 1),
         "trial_seconds_median": _f(np.median([x.seconds.get("total", math.nan) for x in records])),
+        "trial_seconds_sum": _f(sum(x.seconds.get("total", 0.0) for x in records)),
+        "pareto_stops": [
+            {
+                "index": x.index,
+                "fold": x.info["pareto_stop"].get("fold"),
+                "folds": x.info["pareto_stop"].get("folds"),
+            }
+            for x in records
+            if isinstance(x.info.get("pareto_stop"), dict)
+        ],
         "load_before": round(load0, 2),
         "load_after": round(os.getloadavg()[0], 2),
         "oracle_test_sharpe": _f(oracle_sharpe(r, N_BARS - n_test, N_BARS)),
@@ -478,7 +502,7 @@ def _ms(xs: Sequence[float]) -> str:
 
 
 def summarize(records: Sequence[dict[str, Any]], trials: int) -> str:
-    rows = [r for r in records if r["trials"] == trials]
+    rows = [r for r in records if r["trials"] == trials and r["method"] in METHODS]
     # only seeds every method finished: the comparison is paired by series
     present = {m for m in METHODS if any(r["method"] == m for r in rows)}
     full = {s for s in {r["seed"] for r in rows} if {r["method"] for r in rows if r["seed"] == s} >= present}
@@ -591,13 +615,91 @@ def summarize(records: Sequence[dict[str, Any]], trials: int) -> str:
     return "\n".join(out)
 
 
+def summarize_fold_stopping(records: Sequence[dict[str, Any]], trials: int) -> str:
+    """boengine with Pareto fold stopping against boengine without, paired by seed: cost and picks."""
+    pairs = []
+    for r in records:
+        if r["method"] == FOLD_STOPPING and r["trials"] == trials:
+            b = next(
+                (
+                    x
+                    for x in records
+                    if x["method"] == "boengine" and x["seed"] == r["seed"] and x["trials"] == trials
+                ),
+                None,
+            )
+            if b is not None:
+                pairs.append((b, r))
+    if not pairs:
+        return f"no {FOLD_STOPPING} runs of {trials} trials paired with boengine yet"
+    pairs.sort(key=lambda p: p[0]["seed"])
+
+    def knee(r: dict[str, Any], n: int, key: str = "sharpe") -> Any:
+        return (r["figures"].get(f"observed@{n}") or {}).get("knee_test", {}).get(key)
+
+    def hv(r: dict[str, Any], n: int) -> Any:
+        return (r["figures"].get(f"observed@{n}") or {}).get("test_hv")
+
+    out = [
+        f"### Pareto fold stopping ({FOLD_STOPPING}) against boengine, {trials}-trial runs, paired by seed",
+        "",
+        "| seed | stopped trials (at fold) | run s: boengine / pf (ratio) | training s: boengine / pf (ratio) "
+        "| knee test SR @20: boengine / pf | @40: boengine / pf | test HV/1000 @40: boengine / pf |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    run_ratio, train_ratio = [], []
+    for b, f in pairs:
+        stops = f.get("pareto_stops", [])
+        at = ", ".join(f"{s['index']}@{s['fold']}" for s in stops) or "-"
+        rr = f["run_seconds"] / b["run_seconds"]
+        run_ratio.append(rr)
+        tb, tf = b.get("trial_seconds_sum"), f.get("trial_seconds_sum")
+        tr = tf / tb if tb and tf else None
+        if tr is not None:
+            train_ratio.append(tr)
+        out.append(
+            f"| {b['seed']} | {len(stops)} ({at}) | {b['run_seconds']:.0f} / {f['run_seconds']:.0f} ({rr:.2f}) "
+            f"| {'-' if tb is None else f'{tb:.0f}'} / {'-' if tf is None else f'{tf:.0f}'} "
+            f"({'-' if tr is None else f'{tr:.2f}'}) "
+            f"| {_f2(knee(b, 20))} / {_f2(knee(f, 20))} | {_f2(knee(b, trials))} / {_f2(knee(f, trials))} "
+            f"| {_f2(hv(b, trials), 1e3)} / {_f2(hv(f, trials), 1e3)} |"
+        )
+    out.append("")
+    gm = float(np.exp(np.mean(np.log(run_ratio))))
+    out.append(f"- run time pf / boengine: geometric mean {gm:.2f} over {len(run_ratio)} seeds")
+    if train_ratio:
+        gt = float(np.exp(np.mean(np.log(train_ratio))))
+        out.append(f"- training seconds pf / boengine: geometric mean {gt:.2f} over {len(train_ratio)} seeds")
+    for n in sorted({20, trials}):
+        d = [knee(f, n) - knee(b, n) for b, f in pairs if knee(b, n) is not None and knee(f, n) is not None]
+        if d:
+            out.append(
+                f"- knee test Sharpe @{n}, pf - boengine: {_ms(d)} (pf ahead on {sum(x > 0 for x in d)}, "
+                f"equal on {sum(x == 0 for x in d)}/{len(d)} seeds)"
+            )
+    stops = [s for _, f in pairs for s in f.get("pareto_stops", [])]
+    out.append(
+        f"- {len(stops)} trials stopped in {len(pairs)} runs of {trials}; "
+        f"folds trained by the stopped trials: {sorted(s['fold'] for s in stops)}"
+    )
+    return "\n".join(out)
+
+
+def _f2(x: Any, scale: float = 1.0) -> str:
+    return "-" if x is None else f"{x / scale:.2f}"
+
+
 # ----------------------------------------------------------------------------- main
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="5", help="a count (0..n-1) or a comma-separated list of seeds")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    p.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated, of {', '.join(RUNNABLE)} ({FOLD_STOPPING}: boengine with Pareto fold stopping)",
+    )
     p.add_argument("--trials", type=int, default=40)
     p.add_argument(
         "--summarize", action="store_true", help="print the tables from the JSON lines; run nothing"
@@ -620,15 +722,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for t in sorted({k[2] for k in latest}, reverse=True):
             print(summarize(list(latest.values()), t))
             print()
+            print(summarize_fold_stopping(list(latest.values()), t))
+            print()
         return 0
     import torch
 
     torch.set_num_threads(1)
     seeds = list(range(int(args.seeds))) if args.seeds.isdigit() else [int(s) for s in args.seeds.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in RUNNABLE]
     if unknown:
-        raise SystemExit(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHODS)})")
+        raise SystemExit(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(RUNNABLE)})")
     done = {(r["method"], r["seed"], r["trials"]) for r in read_lines(args.out)}
     t0 = time.time()
     print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
@@ -656,6 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
     print(summarize(read_lines(args.out), args.trials))
+    print(summarize_fold_stopping(read_lines(args.out), args.trials))
     print(f"wall {time.time() - t0:.0f} s; uptime: {os.popen('uptime').read().strip()}")
     return 0
 

@@ -207,6 +207,43 @@ def test_early_stopping_stops_bad_curves(tmp_path: Path) -> None:
     assert set(data[data.trial_index.isin([r.index for r in stopped])].metric_name) == {"val_return_pct"}
 
 
+def test_curve_points_stay_in_memory_until_the_trial_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A learning-curve point goes into the Ax experiment without a save to the SQL store (a save
+    per epoch kept the driver busy); the trial's end saves the curve with the objective values."""
+    from engine.experiment import configure_client, load_client
+    from engine.tell import TrialBook
+    from engine.trial import TrialOutcome
+
+    spec = synthetic_spec("curves")
+    url = f"sqlite:///{tmp_path / 'ax.db'}"
+    client = configure_client(spec, url)
+    book = TrialBook(spec, StudyStore(tmp_path / "s"), client)
+    (index, params), *_ = client.get_next_trials(max_trials=1).items()
+    book.started(index, params, "sobol")
+    saves: list[int] = []
+    real_save = client._save_or_update_trials_in_db_if_possible
+
+    def counted_save(experiment: Any, trials: Any) -> bool:
+        saves.append(len(trials))
+        return real_save(experiment=experiment, trials=trials)
+
+    monkeypatch.setattr(client, "_save_or_update_trials_in_db_if_possible", counted_save)
+    for epoch, value in enumerate([0.1, 0.3, 0.2], start=1):
+        assert book.curve_point(index, "val_sharpe", value, epoch)
+    assert saves == []  # nothing written per epoch
+    curve = client._experiment.lookup_data(trial_indices=[index]).full_df  # .df: the latest step
+    assert list(curve["step"]) == [1, 2, 3] and list(curve["mean"]) == [0.1, 0.3, 0.2]  # Ax sees it
+    book.tell(
+        TrialOutcome(index, "completed", metrics={"return_pct": 0.5, "sharpe": 0.4, "max_drawdown_pct": 0.3})
+    )
+    assert saves  # saved at the end
+    stored = load_client(spec, url)._experiment.lookup_data(trial_indices=[index]).full_df
+    assert set(stored["metric_name"]) == {"val_sharpe", "return_pct", "sharpe", "max_drawdown_pct"}
+    assert list(stored[stored.metric_name == "val_sharpe"]["mean"]) == pytest.approx([0.1, 0.3, 0.2])
+
+
 # -- the process is killed: resume --------------------------------------------------------
 
 

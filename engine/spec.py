@@ -378,6 +378,13 @@ class ExperimentSpec(SpecSection):
         """Only what the spec set explicitly: re-parsed by later versions, whose defaults may differ."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    def with_data_end(self, end: Any, *, source: str = "data.end") -> ExperimentSpec:
+        """This spec with its data cut after ``end`` (a timestamp or ISO date; the bars up to and
+        including it), checked again as a whole; what it set explicitly stays explicit."""
+        raw = self.given()
+        stamp = end.isoformat() if hasattr(end, "isoformat") else str(end)
+        return parse_spec({**raw, "data": {**raw.get("data", {}), "end": stamp}}, source=source)
+
     def _check_cross_sections(self, curves: Mapping[str, bool]) -> None:
         """Rules between sections: budget vs. warm start and early stopping."""
         budget, es, warm = self.budget, self.early_stopping, self.warm_start

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.records import REEVALUATED_SOURCES
-from engine.spec import ExperimentSpec, parse_spec
+from engine.spec import ExperimentSpec
 from engine.store import StudyStore
 from strategies.exceptions import InputError
 
@@ -98,8 +98,7 @@ def open_window(spec: ExperimentSpec, line: str | Path, window: str) -> Window:
         )
     if window != "latest" and not _DATE.match(window):
         raise InputError(f"--window {window!r}: give 'latest' or a date like 2026-11-27")
-    raw = spec.given()
-    data = dict(raw.get("data", {}))
+    probe = spec
     if window != "latest":
         import pandas as pd
 
@@ -109,15 +108,14 @@ def open_window(spec: ExperimentSpec, line: str | Path, window: str) -> Window:
             raise InputError(f"--window {window!r}: not a calendar date; write e.g. 2026-11-27") from None
         if spec.data.end is not None:
             cut = min(cut, pd.Timestamp(spec.data.end))
-        data["end"] = cut.isoformat()
-    probe = parse_spec({**raw, "data": data}, source="--window")
+        probe = spec.with_data_end(cut, source="--window")
     last = make_objective(probe).last_bar()
     if last is None:
         raise InputError(
             f"--window: strategy {spec.strategy} has no market data to cut into windows; "
             "windows are for model families"
         )
-    cut_spec = parse_spec({**raw, "data": {**data, "end": last.isoformat()}}, source="--window")
+    cut_spec = spec.with_data_end(last, source="--window")
     name = last.strftime("%Y-%m-%d")
     _not_a_link(root / name)
     earlier = [w for w in list_windows(root) if w.name < name]

@@ -233,3 +233,19 @@ def test_reachable_thresholds_and_closed_form_problems_pass() -> None:
         "max_drawdown_pct": {"goal": "min", "threshold": 0.0},
     }
     parse_spec({"name": "s", "strategy": "synthetic:dtlz2", "objectives": synthetic})
+
+
+def test_with_data_end_cuts_the_data_and_keeps_the_spec_as_given() -> None:
+    spec = parse_spec({**base(), "data": {"source": "builtin:eurusd_1h"}, "budget": {"trials": 12}})
+    import pandas as pd
+
+    cut = spec.with_data_end(pd.Timestamp("2017-06-30T23:00"))
+    assert cut.data.end == "2017-06-30T23:00:00" and spec.data.end is None  # a new spec; this one unchanged
+    assert cut.given() == {
+        **spec.given(),
+        "data": {"source": "builtin:eurusd_1h", "end": "2017-06-30T23:00:00"},
+    }
+    assert cut.space == spec.space and cut.budget == spec.budget
+    assert spec.with_data_end("2017-03-01").data.end == "2017-03-01T00:00:00"  # normalised as data.end is
+    with pytest.raises(SpecError, match=r"^--window: data\.end: not a date or timestamp"):
+        spec.with_data_end("now", source="--window")

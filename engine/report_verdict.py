@@ -194,7 +194,7 @@ def _counts(v: Verdict) -> str:
 
 
 def _path_pbo_row(res: StudyResults) -> tuple[str, str, str]:
-    from engine.objective.cpcv import path_pbo
+    from engine.objective.cpcv_objective import path_pbo
 
     done = [r.index for r in res.records if r.status == "completed" and r.tried_here]
     p = path_pbo(res.store, done)

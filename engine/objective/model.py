@@ -9,7 +9,7 @@ and the entry written back by ``boengine best``.
 :class:`HoldoutObjective` (``"validation": {"scheme": "holdout"}``) trains on
 the training split less its inner selection slice, keeps the epoch with the
 lowest loss on that slice, and backtests on the validation split (which
-chooses nothing); the walk-forward scheme is :mod:`engine.objective.walk_forward`.
+chooses nothing); the walk-forward scheme is :mod:`engine.objective.walk_forward_objective`.
 """
 
 from __future__ import annotations

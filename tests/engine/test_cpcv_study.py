@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from engine.objective import objective_name
-from engine.objective.cpcv import path_pbo
+from engine.objective.cpcv_objective import path_pbo
 from engine.report import write_report
 from engine.results import StudyResults
 from engine.spec import parse_spec

@@ -303,3 +303,30 @@ def run_backtest(
         bh_sharpe=bh_sharpe,
         bh_max_drawdown_pct=bh_mdd,
     )
+
+
+#: The rule baselines a model is compared with: a constant position held on every bar.
+RULE_BASELINES: dict[str, float] = {"flat": 0.0, "buy_and_hold": 1.0, "short_and_hold": -1.0}
+
+
+def rule_baselines(
+    close: np.ndarray,
+    *,
+    fee_bps: float,
+    slippage_bps: float,
+    allow_short: bool,
+    periods_per_year: float | None = None,
+) -> dict[str, tuple[BacktestResult, np.ndarray]]:
+    """The :data:`RULE_BASELINES` on ``close`` with costs (short-and-hold only where shorts are
+    allowed): each rule's backtest and per-bar net returns."""
+    costs = {"fee_bps": fee_bps, "slippage_bps": slippage_bps}
+    out = {}
+    for name, level in RULE_BASELINES.items():
+        if level < 0 and not allow_short:
+            continue
+        pos = np.full(len(close), level)
+        out[name] = (
+            run_backtest(close, pos, periods_per_year=periods_per_year, **costs),
+            net_returns(close, pos, **costs),
+        )
+    return out

@@ -376,7 +376,7 @@ def evaluate_cpcv(
                 {}, {}, None, _split_reports(data, reports, None), True, epochs, _seconds(started)
             )
         bars = np.concatenate([np.arange(*data.groups[g]) for g in split.test_groups])
-        batch = max(4 * fit.cfg.batch_size, 64)
+        batch = fit.cfg.eval_batch_size
         score = score_split(
             model,
             fit.tensors,

@@ -393,6 +393,51 @@ class PreparedData:
     def n_features(self) -> int:
         return int(self.features.shape[1])
 
+    def facts(self) -> dict[str, Any]:
+        """What a study records about its data (``meta.json``'s facts): sizes, bar frequency, the
+        span of the bars and the dates of every split, fold and fit."""
+        facts: dict[str, Any] = {
+            "input_size": self.n_features,
+            "feature_set": self.meta.get("feature_set"),
+            "feature_names": list(self.feature_names),
+            "splits": self.splits.sizes(),
+            "periods_per_year": self.periods_per_year,
+            "bar_seconds": self.bar_seconds,
+            "first_timestamp": self.meta.get("first_timestamp"),
+            "last_timestamp": self.meta.get("last_timestamp"),
+            "split_dates": self.dates(
+                {"train": self.splits.train, "val": self.splits.val, "test": self.splits.test}
+            ),
+        }
+        if self.folds:
+            facts["folds"] = [
+                self.dates({"train": f.train, "select": f.select, "val": f.val}) for f in self.folds
+            ]
+            if self.final is not None:
+                facts["final_fit"] = self.dates({"train": self.final.train})
+        elif self.fit is not None:
+            facts["fit"] = self.dates(
+                {"train": self.fit.train, "select": self.fit.select, "val": self.fit.val}
+            )
+        if self.groups:  # CPCV: the groups instead of a training split (every pre-test bar is
+            # trained on by some splits and traded by others)
+            facts["split_dates"] = self.dates({"val": self.splits.val, "test": self.splits.test})
+            facts["groups"] = [self.dates({"group": g})["group"] for g in self.groups]
+            if self.final is not None:
+                facts["final_fit"] = self.dates({"train": self.final.train})
+        return facts
+
+    def dates(self, ranges: Mapping[str, tuple[int, int]]) -> dict[str, list[str]]:
+        """First and last timestamp of each non-empty decision-bar range ``[start, stop)`` (ISO, UTC)."""
+        import pandas as pd
+
+        out = {}
+        for name, (start, stop) in ranges.items():
+            if stop > start:
+                stamps = pd.to_datetime(self.timestamps[[start, stop - 1]])
+                out[name] = [str(t) for t in stamps]
+        return out
+
     def save(self, directory: Path) -> None:
         """Write one ``.npy`` per array and ``meta.json`` into ``directory``."""
         directory = Path(directory)

@@ -239,7 +239,7 @@ def gate_probability(
         tensors,
         data,
         gate,
-        max(4 * cfg.batch_size, 64),
+        cfg.eval_batch_size,
         allow_short=settings.backtest.allow_short,
         train_bars=bars,
     )
@@ -292,7 +292,7 @@ def _score(
     stop = int(max(bars[-1], gate_bars[-1] if gate_bars is not None and len(gate_bars) else 0)) + 1
     tensors = TrialTensors(data, cfg.seq_len, stop, device, cfg.class_weights)
     score: SplitScore = score_split(
-        model, tensors, bars, cfg, data, settings.backtest, max(4 * cfg.batch_size, 64), gate_bars=gate_bars
+        model, tensors, bars, cfg, data, settings.backtest, cfg.eval_batch_size, gate_bars=gate_bars
     )
     metrics = score.backtest.to_dict()
     metrics[f"{split}_accuracy"] = score.accuracy

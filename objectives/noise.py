@@ -91,6 +91,15 @@ def bootstrap_standard_errors(
     return {name: float(draws[:, i].std(ddof=1)) for i, name in enumerate(SE_FIGURES)}
 
 
+def figure_standard_errors(returns: np.ndarray, periods_per_year: float, seed: int) -> dict[str, float]:
+    """:func:`bootstrap_standard_errors` as ``<figure>_se`` keys, to sit beside a backtest's figures
+    (one path of held-out bars is a noisy figure too); none for fewer than 2 returns."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return {}
+    return {f"{k}_se": v for k, v in bootstrap_standard_errors(r, periods_per_year, seed=seed).items()}
+
+
 def paired_difference_standard_errors(
     a: np.ndarray, b: np.ndarray, periods_per_year: float, *, reps: int = 200, seed: int = 0
 ) -> dict[str, float]:

@@ -42,6 +42,11 @@ class TrainConfig:
     augment: bool = False
     confidence_gate: float | None = None
 
+    @property
+    def eval_batch_size(self) -> int:
+        """Sequences per forward pass when scoring (no gradients kept: larger batches than training's)."""
+        return max(4 * self.batch_size, 64)
+
     @classmethod
     def from_params(cls, params: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> TrainConfig:
         """Class defaults, then the family's ``defaults``, then the trial's ``params``.

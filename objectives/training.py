@@ -381,7 +381,7 @@ def train_model(
     train_np = window.train_bars()
     train_bars = torch.from_numpy(train_np).to(dev)
     select_bars = window.select_bars()
-    eval_batch = max(4 * cfg.batch_size, 64)
+    eval_batch = cfg.eval_batch_size
     settings = cfg.loss_settings()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg, max_epochs)

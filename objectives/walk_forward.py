@@ -163,7 +163,7 @@ def evaluate_walk_forward(
         ):
             return WalkForwardResult({}, {}, None, folds, True, epochs, _seconds(started))
         block = window.val_bars()
-        batch = max(4 * cfg.batch_size, 64)
+        batch = cfg.eval_batch_size
         score = score_split(
             model,
             tensors,

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.objective.base import EpochFn, Prepared
-from engine.objective.model import RefitObjective, _dates
+from engine.objective.base import EpochFn
+from engine.objective.model import RefitObjective
 from engine.objective.registry import register_objective
 
 if TYPE_CHECKING:
@@ -55,17 +55,6 @@ class CPCVObjective(RefitObjective):
 
     def planned_epochs(self) -> int:
         return self.n_splits() * self.spec.budget.max_epochs
-
-    def prepare(self) -> Prepared:
-        """The model objective's facts, with the groups instead of a training split (every
-        pre-test bar is trained on by some splits and traded by others)."""
-        prepared = super().prepare()
-        data = prepared.payload
-        prepared.facts["split_dates"] = _dates(data, {"val": data.splits.val, "test": data.splits.test})
-        prepared.facts["groups"] = [_dates(data, {"group": g})["group"] for g in data.groups]
-        if data.final is not None:
-            prepared.facts["final_fit"] = _dates(data, {"train": data.final.train})
-        return prepared
 
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
         import torch

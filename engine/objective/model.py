@@ -29,7 +29,8 @@ import numpy as np
 from engine.metric_rules import MARKET_METRICS, Metric, MetricCatalogue
 from engine.objective.base import EpochFn, HeldOutScore, Objective, Prepared
 from engine.objective.registry import register_objective
-from objectives.backtest import BacktestResult
+from objectives.backtest import RULE_BASELINES, BacktestResult, rule_baselines
+from objectives.noise import figure_standard_errors
 from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
 
 if TYPE_CHECKING:
@@ -191,30 +192,7 @@ class ModelObjective(Objective):
         data = prepare_data(
             self.spec.data, feature_set=feature_set_for(self.spec), max_seq_len=self.max_seq_len
         )
-        facts = {
-            "input_size": data.n_features,
-            "feature_set": data.meta.get("feature_set"),
-            "feature_names": list(data.feature_names),
-            "splits": data.splits.sizes(),
-            "periods_per_year": data.periods_per_year,
-            "bar_seconds": data.bar_seconds,
-            "first_timestamp": data.meta.get("first_timestamp"),
-            "last_timestamp": data.meta.get("last_timestamp"),
-            "split_dates": _dates(
-                data, {"train": data.splits.train, "val": data.splits.val, "test": data.splits.test}
-            ),
-        }
-        if data.folds:
-            facts["folds"] = [
-                _dates(data, {"train": f.train, "select": f.select, "val": f.val}) for f in data.folds
-            ]
-            if data.final is not None:
-                facts["final_fit"] = _dates(data, {"train": data.final.train})
-        elif data.fit is not None:
-            facts["fit"] = _dates(
-                data, {"train": data.fit.train, "select": data.fit.select, "val": data.fit.val}
-            )
-        return Prepared(facts=facts, data_hash=self.data_hash(), payload=data)
+        return Prepared(facts=data.facts(), data_hash=self.data_hash(), payload=data)
 
     def shared_data(self, store: StudyStore) -> Any:
         if self.spec.executor.kind != "ray":
@@ -245,29 +223,31 @@ class ModelObjective(Objective):
         return [dict(point)]
 
     def baseline_returns(self, store: StudyStore) -> dict[str, dict[str, tuple[dict[str, float], Any]]]:
-        """Flat, buy-and-hold and (where shorts are allowed) short-and-hold on the out-of-sample
+        """The rule baselines (:func:`objectives.backtest.rule_baselines`) on the out-of-sample
         validation bars (the stitched blocks of a walk-forward study, the validation split of a
         holdout one) and on the test split, with the study's costs."""
         from objectives import PreparedData
-        from objectives.backtest import net_returns, run_backtest
 
         data = PreparedData.load(store.data_dir, mmap=True)
         bt = self.spec.backtest
-        costs = {"fee_bps": bt.fee_bps, "slippage_bps": bt.slippage_bps}
-        levels = {"flat": 0.0, "buy_and_hold": 1.0, **({"short_and_hold": -1.0} if bt.allow_short else {})}
-        out: dict[str, dict[str, tuple[dict[str, float], Any]]] = {name: {} for name in levels}
+        out: dict[str, dict[str, tuple[dict[str, float], Any]]] = {
+            name: {} for name, level in RULE_BASELINES.items() if level >= 0 or bt.allow_short
+        }
         for split, name in (("val", "validation"), ("test", "test")):
             bars = data.splits.bars(split)
             if len(bars) < 2:
                 continue
-            close = np.asarray(data.close[bars])
-            for baseline, level in levels.items():
-                pos = np.full(len(bars), level)
-                result = run_backtest(close, pos, periods_per_year=data.periods_per_year, **costs)
-                returns = net_returns(close, pos, **costs)
+            rules = rule_baselines(
+                np.asarray(data.close[bars]),
+                fee_bps=bt.fee_bps,
+                slippage_bps=bt.slippage_bps,
+                allow_short=bt.allow_short,
+                periods_per_year=data.periods_per_year,
+            )
+            for baseline, (result, returns) in rules.items():
                 metrics = result.to_dict()
                 if name == "test":
-                    metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
+                    metrics.update(figure_standard_errors(returns, data.periods_per_year, self.spec.seed))
                 out[baseline][name] = (metrics, returns)
         return out
 
@@ -390,7 +370,7 @@ class HoldoutObjective(ModelObjective):
             metrics, returns = score_checkpoint(
                 self.spec.strategy, rec.params, data, settings, store.checkpoint_path(rec.index), split="test"
             )
-            metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
+            metrics.update(figure_standard_errors(returns, data.periods_per_year, self.spec.seed))
             out[rec.index] = HeldOutScore(metrics, returns)
         return out
 
@@ -448,7 +428,7 @@ class RefitObjective(ModelObjective):
             )
             buffer = io.BytesIO()
             torch.save(state, buffer)
-            metrics.update(test_standard_errors(returns, data.periods_per_year, self.spec.seed))
+            metrics.update(figure_standard_errors(returns, data.periods_per_year, self.spec.seed))
             out[rec.index] = HeldOutScore(metrics, returns, buffer.getvalue())
         return out
 
@@ -456,29 +436,6 @@ class RefitObjective(ModelObjective):
         if store.final_model_path(record.index).is_file() and data.final is not None:
             return data.final.train_bars()
         return self.last_fit_bars(data)
-
-
-def test_standard_errors(returns: Any, periods_per_year: float, seed: int) -> dict[str, float]:
-    """Bootstrap standard errors of a test backtest's return, Sharpe ratio and drawdown, as
-    ``<figure>_se`` keys beside its figures (one path of test bars is a noisy figure too)."""
-    from objectives.noise import bootstrap_standard_errors
-
-    r = np.asarray(returns, dtype=np.float64)
-    if len(r) < 2:
-        return {}
-    return {f"{k}_se": v for k, v in bootstrap_standard_errors(r, periods_per_year, seed=seed).items()}
-
-
-def _dates(data: PreparedData, ranges: Mapping[str, tuple[int, int]]) -> dict[str, list[str]]:
-    """First and last timestamp of each decision-bar range (ISO, UTC)."""
-    import pandas as pd
-
-    out = {}
-    for name, (start, stop) in ranges.items():
-        if stop > start:
-            stamps = pd.to_datetime(data.timestamps[[start, stop - 1]])
-            out[name] = [str(t) for t in stamps]
-    return out
 
 
 def _check_feature_set_fixed(strategy: str, space: SearchSpace) -> None:

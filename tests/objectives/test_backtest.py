@@ -171,3 +171,24 @@ def test_matches_loop_reference(moves: list[float], choices: list[float], cost_b
     want = _loop_reference(close, pos, cost_bps / 1e4, 1000.0)
     for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
+
+
+def test_rule_baselines_hold_a_constant_position_with_costs() -> None:
+    from objectives.backtest import rule_baselines
+
+    close = np.array([100.0, 110.0, 99.0, 121.0])
+    rules = rule_baselines(close, fee_bps=10.0, slippage_bps=0.0, allow_short=True)
+    assert list(rules) == ["flat", "buy_and_hold", "short_and_hold"]
+    flat, flat_returns = rules["flat"]
+    assert flat.return_pct == 0.0 and flat.num_trades == 0 and not flat_returns.any()
+    # long 1 from the first close to the last: 121 / 100, less 10 bp in and 10 bp out
+    bh, bh_returns = rules["buy_and_hold"]
+    assert bh.return_pct == pytest.approx(100 * ((1.1 - 0.001) * 0.9 * (121 / 99) * (1 - 0.001) - 1))
+    assert bh.return_pct == pytest.approx(bh.bh_return_pct)  # the backtest's own buy-and-hold figure
+    assert bh_returns[0] == pytest.approx(0.1 - 0.001) and bh_returns[-1] == pytest.approx(-0.001)
+    short, _ = rules["short_and_hold"]
+    assert short.return_pct < 0 < bh.return_pct
+    assert list(rule_baselines(close, fee_bps=10.0, slippage_bps=0.0, allow_short=False)) == [
+        "flat",
+        "buy_and_hold",
+    ]

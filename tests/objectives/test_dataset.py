@@ -126,3 +126,30 @@ def test_prepare_with_user_feature_columns(tmp_path: Path) -> None:
     stop = data.splits.train[1]
     expected = (np.arange(400) - np.arange(stop).mean()) / np.arange(stop).std()
     np.testing.assert_allclose(data.features[:, 0], expected, rtol=1e-5)
+
+
+def test_facts_date_every_split_fold_and_fit_in_order(tmp_path: Path) -> None:
+    import pandas as pd
+
+    bars = make_bars(900, seed=5)
+    write_csv(bars, tmp_path / "bars.csv")
+    spec = DataSpec(
+        source=str(tmp_path / "bars.csv"), validation=ValidationSpec(scheme="walk_forward", folds=3)
+    )
+    data = prepare_data(spec, feature_set="ohlcv", max_seq_len=10)
+    facts = data.facts()
+    assert facts["input_size"] == data.n_features and facts["splits"] == data.splits.sizes()
+    assert len(facts["folds"]) == 3 and "fit" not in facts
+    spans = [facts["split_dates"][k] for k in ("train", "val", "test")]
+    for fold in facts["folds"]:
+        spans.append(fold["val"])
+        assert pd.Timestamp(fold["train"][1]) < pd.Timestamp(fold["val"][0])  # trained before it trades
+    for first, last in spans:
+        assert pd.Timestamp(first) <= pd.Timestamp(last)
+    # the first fold's first traded bar is the validation split's first bar; the final fit ends before test
+    assert facts["folds"][0]["val"][0] == facts["split_dates"]["val"][0]
+    assert pd.Timestamp(facts["final_fit"]["train"][1]) < pd.Timestamp(facts["split_dates"]["test"][0])
+    start, stop = data.splits.test
+    assert data.dates({"test": (start, stop), "none": (stop, stop)}) == {
+        "test": [str(pd.Timestamp(data.timestamps[start])), str(pd.Timestamp(data.timestamps[stop - 1]))]
+    }

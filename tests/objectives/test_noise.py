@@ -51,3 +51,13 @@ def test_a_common_market_path_cancels_in_the_difference() -> None:
 def test_paired_input_is_checked() -> None:
     with pytest.raises(ValueError, match="one length"):
         paired_difference_standard_errors(np.zeros(10), np.zeros(11), PPY)
+
+
+def test_figure_standard_errors_sit_beside_the_figures() -> None:
+    from objectives.noise import figure_standard_errors
+
+    r = np.random.default_rng(3).normal(0.0005, 0.01, 500)
+    se = figure_standard_errors(r, 252, seed=4)
+    assert set(se) == {"return_pct_se", "sharpe_se", "max_drawdown_pct_se", "sortino_se", "calmar_se"}
+    assert se["sharpe_se"] == bootstrap_standard_errors(r, 252, seed=4)["sharpe"] > 0
+    assert figure_standard_errors(r[:1], 252, seed=4) == {}

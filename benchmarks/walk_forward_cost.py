@@ -53,7 +53,7 @@ import torch  # noqa: E402
 from engine.objective import make_objective  # noqa: E402
 from engine.spec import load_spec  # noqa: E402
 from objectives import EvalSettings, prepare_data  # noqa: E402
-from objectives.evaluate import build_trial_model, evaluate, score_bars  # noqa: E402
+from objectives.evaluate import TrialModel, evaluate  # noqa: E402
 from objectives.noise import bootstrap_standard_errors  # noqa: E402
 from objectives.walk_forward import evaluate_walk_forward, fold_epochs, refit_and_score  # noqa: E402
 from strategies.priors import perturb  # noqa: E402
@@ -81,9 +81,8 @@ def holdout_trial(spec: Any, data: Any, params: dict[str, Any], settings: EvalSe
         start = time.perf_counter()
         result = evaluate(spec.strategy, params, data, settings, checkpoint_path=path)
         seconds = time.perf_counter() - start
-        model, cfg = build_trial_model(spec.strategy, params, data, settings.seed)
-        model.load_state_dict(torch.load(path, weights_only=True))
-    test, _ = score_bars(model, cfg, data, settings, "test")
+        model = TrialModel.load(spec.strategy, params, data, settings, path)
+    test, _ = model.score("test")
     assert result.returns is not None
     se = bootstrap_standard_errors(result.returns, data.periods_per_year, seed=settings.seed)["sharpe"]
     return {

@@ -31,14 +31,7 @@ if TYPE_CHECKING:
     from objectives.config import BacktestSpec, DataSpec, LabelSpec, SplitSpec, ValidationSpec
     from objectives.data import infer_bar_seconds, infer_periods_per_year, load_bars, load_spec_bars
     from objectives.dataset import PreparedData, Splits, check_length, split_ranges
-    from objectives.evaluate import (
-        EvalResult,
-        EvalSettings,
-        evaluate,
-        evaluate_checkpoint,
-        evaluate_module,
-        score_module,
-    )
+    from objectives.evaluate import EvalResult, EvalSettings, TrialModel, evaluate
     from objectives.features import FEATURE_SETS, build_features, feature_set_width
     from objectives.labels import make_labels
     from objectives.prepare import normalize, prepare_data, train_bars
@@ -59,13 +52,12 @@ __all__ = [
     "Splits",
     "TrainConfig",
     "TrainResult",
+    "TrialModel",
     "ValidationSpec",
     "actions_to_positions",
     "build_features",
     "check_length",
     "evaluate",
-    "evaluate_checkpoint",
-    "evaluate_module",
     "feature_set_width",
     "infer_bar_seconds",
     "infer_periods_per_year",
@@ -75,7 +67,6 @@ __all__ = [
     "normalize",
     "prepare_data",
     "run_backtest",
-    "score_module",
     "split_ranges",
     "train_bars",
     "train_model",
@@ -96,13 +87,12 @@ _MODULES: dict[str, str] = {
     "Splits": "objectives.dataset",
     "TrainConfig": "objectives.train_config",
     "TrainResult": "objectives.training",
+    "TrialModel": "objectives.evaluate",
     "ValidationSpec": "objectives.config",
     "actions_to_positions": "objectives.backtest",
     "build_features": "objectives.features",
     "check_length": "objectives.dataset",
     "evaluate": "objectives.evaluate",
-    "evaluate_checkpoint": "objectives.evaluate",
-    "evaluate_module": "objectives.evaluate",
     "feature_set_width": "objectives.features",
     "infer_bar_seconds": "objectives.data",
     "infer_periods_per_year": "objectives.data",
@@ -112,7 +102,6 @@ _MODULES: dict[str, str] = {
     "normalize": "objectives.prepare",
     "prepare_data": "objectives.prepare",
     "run_backtest": "objectives.backtest",
-    "score_module": "objectives.evaluate",
     "split_ranges": "objectives.dataset",
     "train_bars": "objectives.prepare",
     "train_model": "objectives.training",

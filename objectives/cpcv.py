@@ -67,7 +67,7 @@ from torch import Tensor, nn
 from objectives.backtest import equity_stats, net_returns, ratio_stats, run_backtest
 from objectives.config import SplitSpec, ValidationSpec
 from objectives.dataset import MIN_SELECT_BARS, MIN_SPLIT_BARS, CPCVSplit, FitWindow, PreparedData, Splits
-from objectives.evaluate import EvalSettings, build_trial_model
+from objectives.evaluate import EvalSettings, TrialModel
 from objectives.noise import SE_FIGURES, block_length
 from objectives.train_config import TrainConfig
 from objectives.training import (
@@ -318,7 +318,8 @@ def train_split(
 ) -> SplitFit:
     """Train ``params`` afresh (the settings' seed) on ``split``'s training bars, choosing on its slice."""
     device = resolve_device(settings.device)
-    model, cfg = build_trial_model(family, params, data, settings.seed)
+    built = TrialModel.build(family, params, data, settings)
+    model, cfg = built.module, built.cfg
     fit_data = split_features(data, split.fit)
     stop = data.splits.val[1]
     tensors = TrialTensors(

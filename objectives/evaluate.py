@@ -1,10 +1,12 @@
 """The objective of one trial: train a configuration, backtest it on validation.
 
-:func:`evaluate` builds the family's model (``strategies.build_model``,
-imported lazily), trains it with :func:`objectives.training.train_model`,
-restores the best epoch (lowest validation loss) and backtests its actions on
-the validation split. :func:`evaluate_checkpoint` scores saved weights on
-another split (the held-out test, for the final Pareto set only).
+:class:`TrialModel` is one configuration of a family as a model: :meth:`~TrialModel.build`
+makes the family's model (``strategies.build_model``, imported lazily) with seeded weights,
+:meth:`~TrialModel.load` with saved ones; :meth:`~TrialModel.train` trains it with
+:func:`objectives.training.train_model`, restores the best epoch (lowest validation loss) and
+backtests its actions on the validation split; :meth:`~TrialModel.score` scores it on another
+split (the held-out test, for the final Pareto set only); :meth:`~TrialModel.gate` is the
+probability gate it trades with. :func:`evaluate` is build-then-train in one call.
 
 Metric keys: the :class:`~objectives.backtest.BacktestResult` fields
 (``return_pct``, ``sharpe``, ``max_drawdown_pct``, ``win_rate_pct``,
@@ -42,18 +44,7 @@ from objectives.training import (
 )
 from strategies.exceptions import ConfigError, TrialError
 
-__all__ = [
-    "EvalResult",
-    "EvalSettings",
-    "build_trial_model",
-    "evaluate",
-    "evaluate_checkpoint",
-    "evaluate_module",
-    "gate_probability",
-    "score_bars",
-    "score_checkpoint",
-    "score_module",
-]
+__all__ = ["EvalResult", "EvalSettings", "TrialModel", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -107,14 +98,148 @@ def _family(family: str) -> tuple[Any, Mapping[str, Any]]:
     return strategies, strategies.get_family(family).train_defaults
 
 
-def build_trial_model(
-    family: str, params: Mapping[str, Any], data: PreparedData, seed: int
-) -> tuple[nn.Module, TrainConfig]:
-    """The family's model for ``params`` (weights seeded with ``seed``) and its training config."""
-    strategies, defaults = _family(family)
-    cfg = TrainConfig.from_params(params, defaults)
-    model = strategies.build_model(family, params, data.n_features, seed=seed)
-    return model, cfg
+@dataclass
+class TrialModel:
+    """One configuration of a model family as a model: built with seeded weights
+    (:meth:`build`) or with saved ones (:meth:`load`), then trained and validated
+    (:meth:`train`), scored on a split (:meth:`score`) and asked for the probability
+    gate it trades with (:meth:`gate`).
+
+    Attributes:
+        module: the torch module.
+        cfg: its training configuration (the family's defaults, then the trial's parameters).
+        data: the study's prepared data.
+        settings: how the study's trials are run.
+    """
+
+    module: nn.Module
+    cfg: TrainConfig
+    data: PreparedData
+    settings: EvalSettings
+
+    @classmethod
+    def build(
+        cls, family: str, params: Mapping[str, Any], data: PreparedData, settings: EvalSettings
+    ) -> TrialModel:
+        """The family's model for ``params``, its weights seeded with ``settings.seed``."""
+        strategies, defaults = _family(family)
+        cfg = TrainConfig.from_params(params, defaults)
+        module = strategies.build_model(family, params, data.n_features, seed=settings.seed)
+        return cls(module, cfg, data, settings)
+
+    @classmethod
+    def load(
+        cls,
+        family: str,
+        params: Mapping[str, Any],
+        data: PreparedData,
+        settings: EvalSettings,
+        checkpoint_path: Path,
+    ) -> TrialModel:
+        """The model of ``params`` with the weights saved at ``checkpoint_path``."""
+        model = cls.build(family, params, data, settings)
+        model.module.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
+        return model
+
+    def train(
+        self, *, on_epoch: EpochCallback | None = None, checkpoint_path: Path | None = None
+    ) -> EvalResult:
+        """Train, restore the best epoch and backtest it on validation; the best weights
+        (``state_dict``) go to ``checkpoint_path`` when given."""
+        started = time.perf_counter()
+        settings = self.settings
+        trained = train_model(
+            self.module,
+            self.data,
+            self.cfg,
+            max_epochs=settings.max_epochs,
+            seed=settings.seed,
+            backtest=settings.backtest,
+            device=settings.device,
+            time_budget_s=settings.time_budget_s,
+            on_epoch=on_epoch,
+        )
+        train_s = time.perf_counter() - started
+        if checkpoint_path is not None:
+            Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(trained.best_state, checkpoint_path)
+        t0 = time.perf_counter()
+        metrics, score = self._score("val")
+        backtest_s = time.perf_counter() - t0
+        return EvalResult(
+            metrics=metrics,
+            epochs_run=trained.epochs_run,
+            best_epoch=trained.best_epoch,
+            curve=list(trained.curve),
+            stopped_by_callback=trained.stopped_by_callback,
+            seconds={"train": train_s, "backtest": backtest_s, "total": time.perf_counter() - started},
+            input_size=self.data.n_features,
+            stop_reason=trained.stop_reason,
+            returns=score.returns,
+            positions=score.positions,
+        )
+
+    def score(
+        self, split: str, *, gate_bars: np.ndarray | None = None
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """Metrics (keys as in :attr:`EvalResult.metrics`, prefix ``split``) and per-bar net returns
+        `n` on ``split`` (no training); a ``'train_quantile'`` gate is calibrated on ``gate_bars``
+        (default: the training split)."""
+        metrics, score = self._score(split, gate_bars=gate_bars)
+        return metrics, score.returns
+
+    def gate(self, *, train_bars: np.ndarray | None = None) -> float:
+        """The probability gate the model trades with: the spec's gate, or the threshold a
+        ``'train_quantile'`` gate resolves to for this model on ``train_bars`` (default: the
+        training split): what a live system should use (trade the more likely of long and
+        short when its probability is at least this)."""
+        backtest = self.settings.backtest
+        gate = self.cfg.confidence_gate if self.cfg.confidence_gate is not None else backtest.confidence_gate
+        if backtest.gate == "probability":
+            return float(gate)
+        device = resolve_device(self.settings.device)
+        self.module.to(device)
+        bars = self.data.splits.bars("train") if train_bars is None else train_bars
+        tensors = TrialTensors(self.data, self.cfg.seq_len, int(bars[-1]) + 1, device, self.cfg.class_weights)
+        return gate_threshold(
+            self.module,
+            tensors,
+            self.data,
+            gate,
+            self.cfg.eval_batch_size,
+            allow_short=backtest.allow_short,
+            train_bars=bars,
+        )
+
+    def _score(
+        self, split: str, *, gate_bars: np.ndarray | None = None
+    ) -> tuple[dict[str, float], SplitScore]:
+        """:meth:`score` with the whole :class:`SplitScore` (returns and positions)."""
+        data, cfg = self.data, self.cfg
+        bars = data.splits.bars(split)
+        if len(bars) < 2:
+            raise TrialError(f"split {split!r} has {len(bars)} decision bars; nothing to backtest")
+        device = resolve_device(self.settings.device)
+        self.module.to(device)
+        stop = int(max(bars[-1], gate_bars[-1] if gate_bars is not None and len(gate_bars) else 0)) + 1
+        tensors = TrialTensors(data, cfg.seq_len, stop, device, cfg.class_weights)
+        score: SplitScore = score_split(
+            self.module,
+            tensors,
+            bars,
+            cfg,
+            data,
+            self.settings.backtest,
+            cfg.eval_batch_size,
+            gate_bars=gate_bars,
+        )
+        metrics = score.backtest.to_dict()
+        metrics[f"{split}_accuracy"] = score.accuracy
+        metrics[f"{split}_loss"] = score.loss
+        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+        if bad:
+            raise TrialError(f"non-finite metrics on {split}: {', '.join(bad)}")
+        return metrics, score
 
 
 def evaluate(
@@ -126,178 +251,7 @@ def evaluate(
     on_epoch: EpochCallback | None = None,
     checkpoint_path: Path | None = None,
 ) -> EvalResult:
-    """Build, train and validate one configuration of ``family``; see :func:`evaluate_module`."""
-    model, cfg = build_trial_model(family, params, data, settings.seed)
-    return evaluate_module(model, cfg, data, settings, on_epoch=on_epoch, checkpoint_path=checkpoint_path)
-
-
-def evaluate_module(
-    model: nn.Module,
-    cfg: TrainConfig,
-    data: PreparedData,
-    settings: EvalSettings,
-    *,
-    on_epoch: EpochCallback | None = None,
-    checkpoint_path: Path | None = None,
-) -> EvalResult:
-    """Train an already built ``model`` and backtest its best epoch on validation.
-
-    Saves the best weights (``state_dict``) to ``checkpoint_path`` when given.
-    """
-    started = time.perf_counter()
-    trained = train_model(
-        model,
-        data,
-        cfg,
-        max_epochs=settings.max_epochs,
-        seed=settings.seed,
-        backtest=settings.backtest,
-        device=settings.device,
-        time_budget_s=settings.time_budget_s,
-        on_epoch=on_epoch,
+    """Build, train and validate one configuration of ``family`` (:meth:`TrialModel.train`)."""
+    return TrialModel.build(family, params, data, settings).train(
+        on_epoch=on_epoch, checkpoint_path=checkpoint_path
     )
-    train_s = time.perf_counter() - started
-    if checkpoint_path is not None:
-        Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(trained.best_state, checkpoint_path)
-    t0 = time.perf_counter()
-    metrics, score = _score(model, cfg, data, settings, "val")
-    backtest_s = time.perf_counter() - t0
-    return EvalResult(
-        metrics=metrics,
-        epochs_run=trained.epochs_run,
-        best_epoch=trained.best_epoch,
-        curve=list(trained.curve),
-        stopped_by_callback=trained.stopped_by_callback,
-        seconds={"train": train_s, "backtest": backtest_s, "total": time.perf_counter() - started},
-        input_size=data.n_features,
-        stop_reason=trained.stop_reason,
-        returns=score.returns,
-        positions=score.positions,
-    )
-
-
-def evaluate_checkpoint(
-    family: str,
-    params: Mapping[str, Any],
-    data: PreparedData,
-    settings: EvalSettings,
-    checkpoint_path: Path,
-    split: str = "test",
-) -> dict[str, float]:
-    """Load saved weights and score them on ``split`` (keys as in :attr:`EvalResult.metrics`, prefix ``split``)."""
-    return score_checkpoint(family, params, data, settings, checkpoint_path, split)[0]
-
-
-def score_checkpoint(
-    family: str,
-    params: Mapping[str, Any],
-    data: PreparedData,
-    settings: EvalSettings,
-    checkpoint_path: Path,
-    split: str = "test",
-    *,
-    gate_bars: np.ndarray | None = None,
-) -> tuple[dict[str, float], np.ndarray]:
-    """:func:`evaluate_checkpoint` plus the per-bar net returns; the gate is calibrated on ``gate_bars``."""
-    model, cfg = _load(family, params, data, settings.seed, checkpoint_path)
-    return score_bars(model, cfg, data, settings, split, gate_bars=gate_bars)
-
-
-def _load(
-    family: str, params: Mapping[str, Any], data: PreparedData, seed: int, checkpoint_path: Path
-) -> tuple[nn.Module, TrainConfig]:
-    """The model of ``params`` with the weights saved at ``checkpoint_path``."""
-    model, cfg = build_trial_model(family, params, data, seed)
-    model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
-    return model, cfg
-
-
-def gate_probability(
-    family: str,
-    params: Mapping[str, Any],
-    data: PreparedData,
-    settings: EvalSettings,
-    checkpoint_path: Path,
-    *,
-    train_bars: np.ndarray | None = None,
-) -> float:
-    """The probability gate the saved model trades with: the spec's gate, or the threshold a
-    ``'train_quantile'`` gate resolves to for this model (what a live system should use: trade
-    the more likely of long and short when its probability is at least this)."""
-    cfg = TrainConfig.from_params(params)
-    gate = cfg.confidence_gate if cfg.confidence_gate is not None else settings.backtest.confidence_gate
-    if settings.backtest.gate == "probability":
-        return float(gate)
-    model, cfg = _load(family, params, data, settings.seed, checkpoint_path)
-    device = resolve_device(settings.device)
-    model.to(device)
-    bars = data.splits.bars("train") if train_bars is None else train_bars
-    tensors = TrialTensors(data, cfg.seq_len, int(bars[-1]) + 1, device, cfg.class_weights)
-    return gate_threshold(
-        model,
-        tensors,
-        data,
-        gate,
-        cfg.eval_batch_size,
-        allow_short=settings.backtest.allow_short,
-        train_bars=bars,
-    )
-
-
-def score_module(
-    model: nn.Module,
-    cfg: TrainConfig,
-    data: PreparedData,
-    settings: EvalSettings,
-    split: str,
-    *,
-    gate_bars: np.ndarray | None = None,
-) -> dict[str, float]:
-    """Metrics of a trained ``model`` on ``split`` (no training); see :func:`score_bars`."""
-    return score_bars(model, cfg, data, settings, split, gate_bars=gate_bars)[0]
-
-
-def score_bars(
-    model: nn.Module,
-    cfg: TrainConfig,
-    data: PreparedData,
-    settings: EvalSettings,
-    split: str,
-    *,
-    gate_bars: np.ndarray | None = None,
-) -> tuple[dict[str, float], np.ndarray]:
-    """Metrics (keys as in :attr:`EvalResult.metrics`, prefix ``split``) and per-bar net returns `n`
-    of a trained ``model`` on ``split``; a ``'train_quantile'`` gate is calibrated on ``gate_bars``
-    (default: the training split)."""
-    metrics, score = _score(model, cfg, data, settings, split, gate_bars=gate_bars)
-    return metrics, score.returns
-
-
-def _score(
-    model: nn.Module,
-    cfg: TrainConfig,
-    data: PreparedData,
-    settings: EvalSettings,
-    split: str,
-    *,
-    gate_bars: np.ndarray | None = None,
-) -> tuple[dict[str, float], SplitScore]:
-    """:func:`score_bars` with the whole :class:`SplitScore` (returns and positions)."""
-    bars = data.splits.bars(split)
-    if len(bars) < 2:
-        raise TrialError(f"split {split!r} has {len(bars)} decision bars; nothing to backtest")
-    device = resolve_device(settings.device)
-    model.to(device)
-    stop = int(max(bars[-1], gate_bars[-1] if gate_bars is not None and len(gate_bars) else 0)) + 1
-    tensors = TrialTensors(data, cfg.seq_len, stop, device, cfg.class_weights)
-    score: SplitScore = score_split(
-        model, tensors, bars, cfg, data, settings.backtest, cfg.eval_batch_size, gate_bars=gate_bars
-    )
-    metrics = score.backtest.to_dict()
-    metrics[f"{split}_accuracy"] = score.accuracy
-    metrics[f"{split}_loss"] = score.loss
-    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-    if bad:
-        raise TrialError(f"non-finite metrics on {split}: {', '.join(bad)}")
-    return metrics, score

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from objectives.backtest import net_returns, run_backtest
 from objectives.dataset import PreparedData
-from objectives.evaluate import EvalSettings, build_trial_model, score_bars
+from objectives.evaluate import EvalSettings, TrialModel
 from objectives.noise import bootstrap_standard_errors
 from objectives.training import EpochReport, TrialTensors, resolve_device, score_split, train_model
 from strategies.exceptions import TrialError
@@ -126,7 +126,8 @@ def evaluate_walk_forward(
     started = time.perf_counter()
     deadline = started + settings.time_budget_s if settings.time_budget_s is not None else math.inf
     device = resolve_device(settings.device)
-    model, cfg = build_trial_model(family, params, data, settings.seed)
+    built = TrialModel.build(family, params, data, settings)
+    model, cfg = built.module, built.cfg
     tensors = TrialTensors(data, cfg.seq_len, data.folds[-1].stop, device, cfg.class_weights)
     offsets = np.concatenate([[0], np.cumsum(epochs_per_fold)[:-1]]).astype(int)
     positions: list[np.ndarray] = []
@@ -137,7 +138,8 @@ def evaluate_walk_forward(
     epochs = 0
     for k, window in enumerate(data.folds):
         if k > 0 and not warm_start_folds:
-            model, cfg = build_trial_model(family, params, data, settings.seed)
+            built = TrialModel.build(family, params, data, settings)
+            model, cfg = built.module, built.cfg
         tensors.set_class_weights(window.train_bars())
 
         def report(r: EpochReport, k: int = k) -> bool:
@@ -256,7 +258,8 @@ def refit_and_score(
     """
     if data.final is None:
         raise TrialError("the prepared data have no final fit; prepare them with scheme 'walk_forward'")
-    model, cfg = build_trial_model(family, params, data, settings.seed)
+    built = TrialModel.build(family, params, data, settings)
+    model, cfg = built.module, built.cfg
     if init_state is not None:
         model.load_state_dict(torch.load(init_state, map_location="cpu", weights_only=True))
     trained = train_model(
@@ -269,7 +272,7 @@ def refit_and_score(
         device=settings.device,
         window=data.final,
     )
-    metrics, returns = score_bars(
-        model, cfg, data, replace(settings, time_budget_s=None), split, gate_bars=data.final.train_bars()
+    metrics, returns = TrialModel(model, cfg, data, replace(settings, time_budget_s=None)).score(
+        split, gate_bars=data.final.train_bars()
     )
     return metrics, returns, trained.best_state

@@ -292,13 +292,13 @@ class ModelObjective(Objective):
         ckpt = store.model_path(record.index)
         if ckpt is not None and store.has_prepared_data():
             from objectives import PreparedData
-            from objectives.evaluate import gate_probability
+            from objectives.evaluate import TrialModel
 
             data = PreparedData.load(store.data_dir, mmap=True)
             settings = self.eval_settings(self.spec.seed, device="cpu")
-            backtest["min_confidence"] = gate_probability(
+            backtest["min_confidence"] = TrialModel.load(
                 self.spec.strategy, record.params, data, settings, ckpt
-            )
+            ).gate()
         return {"model_config": dataclasses.asdict(cfg), "backtest": backtest}  # type: ignore[call-overload]
 
 
@@ -357,7 +357,7 @@ class HoldoutObjective(ModelObjective):
         """The saved weights of each record scored on the test split (no retraining)."""
         from engine.trial import set_worker_threads
         from objectives import PreparedData
-        from objectives.evaluate import score_checkpoint
+        from objectives.evaluate import TrialModel
 
         todo = [r for r in records if store.checkpoint_path(r.index).is_file()]
         if not todo:
@@ -367,9 +367,10 @@ class HoldoutObjective(ModelObjective):
         out: dict[int, HeldOutScore] = {}
         for rec in todo:
             settings = self.eval_settings(self.spec.seed, device="cpu")
-            metrics, returns = score_checkpoint(
-                self.spec.strategy, rec.params, data, settings, store.checkpoint_path(rec.index), split="test"
+            model = TrialModel.load(
+                self.spec.strategy, rec.params, data, settings, store.checkpoint_path(rec.index)
             )
+            metrics, returns = model.score("test")
             metrics.update(figure_standard_errors(returns, data.periods_per_year, self.spec.seed))
             out[rec.index] = HeldOutScore(metrics, returns)
         return out

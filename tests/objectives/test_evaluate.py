@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import strategies
-from objectives.evaluate import EvalSettings, evaluate, evaluate_checkpoint
+from objectives.evaluate import EvalSettings, TrialModel, evaluate
 from strategies.exceptions import ConfigError
 from tests.objectives.helpers import synthetic_data
 
@@ -36,11 +36,37 @@ def test_every_family_evaluates(data, family: str, tmp_path: Path) -> None:
     result = evaluate(family, params, data, SETTINGS, checkpoint_path=path)
     assert result.epochs_run == 1 and result.input_size == 5
     assert all(math.isfinite(v) for v in result.metrics.values())
-    assert evaluate_checkpoint(family, params, data, SETTINGS, path, split="val") == result.metrics
-    test = evaluate_checkpoint(family, params, data, SETTINGS, path)
+    saved = TrialModel.load(family, params, data, SETTINGS, path)
+    assert saved.score("val")[0] == result.metrics
+    test, _ = saved.score("test")
     assert {"test_accuracy", "test_loss", "return_pct", "sharpe", "max_drawdown_pct"} <= set(test)
 
 
 def test_unknown_family(data) -> None:
     with pytest.raises(ConfigError, match="unknown strategy"):
         evaluate("nope", {}, data, SETTINGS)
+
+
+def test_the_saved_model_s_gate(data, tmp_path: Path) -> None:
+    """TrialModel.gate: the spec's probability gate as it is; a 'train_quantile' gate resolved to the
+    threshold of the saved weights' confidence on the training bars (the trial's own parameter first)."""
+    from objectives.config import BacktestSpec
+    from objectives.training import TrialTensors, gate_threshold
+
+    params = {**TINY["lstm"], "seq_len": 6, "batch_size": 64}
+    path = tmp_path / "best.pt"
+    evaluate("lstm", params, data, SETTINGS, checkpoint_path=path)
+    fixed = EvalSettings(
+        max_epochs=1, device="cpu", backtest=BacktestSpec(gate="probability", confidence_gate=0.6)
+    )
+    assert TrialModel.load("lstm", params, data, fixed, path).gate() == 0.6
+    quantile = EvalSettings(
+        max_epochs=1, device="cpu", backtest=BacktestSpec(gate="train_quantile", confidence_gate=0.7)
+    )
+    saved = TrialModel.load("lstm", params, data, quantile, path)
+    bars = data.splits.bars("train")
+    tensors = TrialTensors(data, 6, int(bars[-1]) + 1, "cpu", saved.cfg.class_weights)
+    expected = gate_threshold(saved.module, tensors, data, 0.7, saved.cfg.eval_batch_size, train_bars=bars)
+    assert saved.gate() == expected and 1 / 3 <= expected <= 1.0
+    own = TrialModel.load("lstm", {**params, "confidence_gate": 0.0}, data, quantile, path)
+    assert own.gate() == 0.0  # quantile 0: every bar trades

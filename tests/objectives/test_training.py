@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from objectives.config import BacktestSpec
-from objectives.evaluate import EvalSettings, evaluate_module, score_module
+from objectives.evaluate import EvalSettings, TrialModel
 from objectives.train_config import TrainConfig
 from objectives.training import EpochReport, TrialTensors, _scheduler, score_split, train_model
 from strategies.base import ModelOutput
@@ -24,7 +24,7 @@ def data():
 
 
 def test_loss_decreases_on_a_learnable_problem(data) -> None:
-    result = evaluate_module(TinyModel(4, seed=0), CFG, data, SETTINGS)
+    result = TrialModel(TinyModel(4, seed=0), CFG, data, SETTINGS).train()
     first, last = result.curve[0], result.curve[-1]
     assert last.train_loss < 0.6 * first.train_loss
     assert result.metrics["val_accuracy"] > 0.7  # majority class: ~0.38
@@ -55,7 +55,7 @@ def test_loss_decreases_on_a_learnable_problem(data) -> None:
 
 def test_best_epoch_is_the_lowest_loss_on_the_selection_slice(data) -> None:
     model = TinyModel(4, seed=0)
-    result = evaluate_module(model, CFG, data, SETTINGS)
+    result = TrialModel(model, CFG, data, SETTINGS).train()
     losses = [r.val_loss for r in result.curve]
     assert all(math.isfinite(v) for v in losses)
     assert result.best_epoch == 1 + losses.index(min(losses))
@@ -84,15 +84,15 @@ def test_callback_stops_training(data) -> None:
         seen.append(report)
         return report.epoch >= 2
 
-    result = evaluate_module(TinyModel(4), CFG, data, SETTINGS, on_epoch=stop_after_two)
+    result = TrialModel(TinyModel(4), CFG, data, SETTINGS).train(on_epoch=stop_after_two)
     assert result.epochs_run == 2 and result.stopped_by_callback and result.stop_reason == "callback"
     assert [r.epoch for r in seen] == [1, 2] and seen == result.curve
 
 
 def test_same_seed_same_metrics_other_seed_differs(data) -> None:
-    a = evaluate_module(TinyModel(4, seed=7), CFG, data, EvalSettings(max_epochs=3, seed=11, device="cpu"))
-    b = evaluate_module(TinyModel(4, seed=7), CFG, data, EvalSettings(max_epochs=3, seed=11, device="cpu"))
-    c = evaluate_module(TinyModel(4, seed=7), CFG, data, EvalSettings(max_epochs=3, seed=12, device="cpu"))
+    a = TrialModel(TinyModel(4, seed=7), CFG, data, EvalSettings(max_epochs=3, seed=11, device="cpu")).train()
+    b = TrialModel(TinyModel(4, seed=7), CFG, data, EvalSettings(max_epochs=3, seed=11, device="cpu")).train()
+    c = TrialModel(TinyModel(4, seed=7), CFG, data, EvalSettings(max_epochs=3, seed=12, device="cpu")).train()
     assert a.metrics == b.metrics
     assert [r.train_loss for r in a.curve] == [r.train_loss for r in b.curve]
     assert [r.train_loss for r in a.curve] != [r.train_loss for r in c.curve]
@@ -102,46 +102,46 @@ def test_training_leaves_the_global_rng_alone(data) -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    evaluate_module(TinyModel(4), CFG, data, EvalSettings(max_epochs=1, seed=5, device="cpu"))
+    TrialModel(TinyModel(4), CFG, data, EvalSettings(max_epochs=1, seed=5, device="cpu")).train()
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_early_stopping_on_a_flat_validation_loss(data) -> None:
-    result = evaluate_module(TinyModel(4, dead=True), TrainConfig(seq_len=4, patience=2), data, SETTINGS)
+    result = TrialModel(TinyModel(4, dead=True), TrainConfig(seq_len=4, patience=2), data, SETTINGS).train()
     assert result.stop_reason == "early_stopping" and result.epochs_run == 3 and result.best_epoch == 1
 
 
 def test_time_budget_stops_after_the_first_batch(data) -> None:
     settings = EvalSettings(max_epochs=50, seed=0, device="cpu", time_budget_s=0.0)
-    result = evaluate_module(TinyModel(4), CFG, data, settings)
+    result = TrialModel(TinyModel(4), CFG, data, settings).train()
     assert result.epochs_run == 1 and result.stop_reason == "time_budget"
 
 
 def test_checkpoint_restores_the_validation_metrics(data, tmp_path: Path) -> None:
     path = tmp_path / "ckpt" / "best.pt"
-    result = evaluate_module(TinyModel(4, seed=2), CFG, data, SETTINGS, checkpoint_path=path)
+    result = TrialModel(TinyModel(4, seed=2), CFG, data, SETTINGS).train(checkpoint_path=path)
     fresh = TinyModel(4, seed=99)
     fresh.load_state_dict(torch.load(path, weights_only=True))
-    assert score_module(fresh, CFG, data, SETTINGS, "val") == result.metrics
-    test = score_module(fresh, CFG, data, SETTINGS, "test")
+    assert TrialModel(fresh, CFG, data, SETTINGS).score("val")[0] == result.metrics
+    test = TrialModel(fresh, CFG, data, SETTINGS).score("test")[0]
     assert "test_accuracy" in test and "test_loss" in test
 
 
 def test_confidence_gate_from_params_overrides_the_spec(data) -> None:
     model = TinyModel(4, seed=2)
-    evaluate_module(model, CFG, data, EvalSettings(max_epochs=2, seed=0, device="cpu"))
+    TrialModel(model, CFG, data, EvalSettings(max_epochs=2, seed=0, device="cpu")).train()
     absolute = EvalSettings(device="cpu", backtest=BacktestSpec(gate="probability"))
     never = TrainConfig(seq_len=4, confidence_gate=0.999)
-    gated = score_module(model, never, data, absolute, "val")
+    gated = TrialModel(model, never, data, absolute).score("val")[0]
     assert gated["num_trades"] == 0 and gated["exposure_pct"] == 0.0
     strict = EvalSettings(device="cpu", backtest=BacktestSpec(confidence_gate=0.999, gate="probability"))
-    assert score_module(model, CFG, data, strict, "val")["num_trades"] == 0
-    assert score_module(model, CFG, data, absolute, "val")["num_trades"] > 0
+    assert TrialModel(model, CFG, data, strict).score("val")[0]["num_trades"] == 0
+    assert TrialModel(model, CFG, data, absolute).score("val")[0]["num_trades"] > 0
 
 
 def test_seq_len_beyond_the_prepared_windows_is_a_trial_error(data) -> None:
     with pytest.raises(TrialError, match="exceeds the prepared max_seq_len 8"):
-        evaluate_module(TinyModel(4), TrainConfig(seq_len=9), data, SETTINGS)
+        TrialModel(TinyModel(4), TrainConfig(seq_len=9), data, SETTINGS).train()
 
 
 class _NaNModel(TinyModel):
@@ -152,7 +152,7 @@ class _NaNModel(TinyModel):
 
 def test_non_finite_loss_is_a_trial_error(data) -> None:
     with pytest.raises(TrialError, match="non-finite"):
-        evaluate_module(_NaNModel(4), CFG, data, SETTINGS)
+        TrialModel(_NaNModel(4), CFG, data, SETTINGS).train()
 
 
 @pytest.mark.parametrize("schedule", ["augment", "cosine", "warmup_cosine", "plateau"])
@@ -162,7 +162,7 @@ def test_schedules_and_augmentation_train(data, schedule: str) -> None:
         if schedule == "augment"
         else TrainConfig(seq_len=4, learning_rate=5e-3, schedule=schedule, warmup_epochs=2)
     )
-    result = evaluate_module(TinyModel(4), cfg, data, EvalSettings(max_epochs=3, seed=0, device="cpu"))
+    result = TrialModel(TinyModel(4), cfg, data, EvalSettings(max_epochs=3, seed=0, device="cpu")).train()
     assert result.curve[-1].train_loss < result.curve[0].train_loss
 
 
@@ -201,7 +201,7 @@ def test_train_quantile_gate_is_calibrated_on_training_bars_only(data) -> None:
     from objectives.training import GATE_CALIBRATION_BARS, TrialTensors, gate_threshold
 
     model = TinyModel(4, seed=2)
-    evaluate_module(model, CFG, data, EvalSettings(max_epochs=2, seed=0, device="cpu"))
+    TrialModel(model, CFG, data, EvalSettings(max_epochs=2, seed=0, device="cpu")).train()
     t = TrialTensors(data, CFG.seq_len, data.splits.val[1], torch.device("cpu"), CFG.class_weights)
     thr = gate_threshold(model, t, data, 0.8, 64)
     # the threshold is the 0.8-quantile of max(p_long, p_short) over the last training bars
@@ -223,7 +223,7 @@ def test_train_quantile_gate_is_calibrated_on_training_bars_only(data) -> None:
     # while the same number as a training quantile still trades its most confident bars
     def exposure(gate: float, kind: str) -> float:
         spec = BacktestSpec(confidence_gate=gate, gate=kind)
-        return score_module(model, CFG, data, EvalSettings(device="cpu", backtest=spec), "val")[
+        return TrialModel(model, CFG, data, EvalSettings(device="cpu", backtest=spec)).score("val")[0][
             "exposure_pct"
         ]
 

@@ -146,7 +146,7 @@ def test_prices_and_labels_inside_block_k_do_not_change_fold_k(tmp_path: Path) -
 
 
 def test_the_holdout_fit_chooses_nothing_on_the_validation_split(tmp_path: Path) -> None:
-    from objectives.evaluate import build_trial_model
+    from objectives.evaluate import TrialModel
     from objectives.training import train_model
 
     path = tmp_path / "h.csv"
@@ -162,7 +162,8 @@ def test_the_holdout_fit_chooses_nothing_on_the_validation_split(tmp_path: Path)
 
     def fit(data: object, window: object) -> dict[str, torch.Tensor]:
         # a high learning rate: the selection loss is not monotone, so the epoch choice matters
-        model, cfg = build_trial_model("lstm", {**PARAMS, "learning_rate": 0.03}, data, 3)
+        built = TrialModel.build("lstm", {**PARAMS, "learning_rate": 0.03}, data, EvalSettings(seed=3))
+        model, cfg = built.module, built.cfg
         return train_model(
             model, data, cfg, max_epochs=4, seed=3, backtest=SETTINGS.backtest, device="cpu", window=window
         ).best_state

@@ -300,13 +300,21 @@ def _other_entries(
         (data_hash and data_hash == identity[0]) or (source and source == identity[1])
     ):
         return []
+    damaged: list[str] = []
     try:
         theirs = store.oos_timestamps()
-        records = store.trial_records()
+        records = store.trial_records(damaged=damaged)
         strategy = str(store.read_spec().get("strategy", ""))
-    except Exception as exc:  # damaged: the ledger says so and goes on
+    except Exception as exc:  # damaged beyond its trial records: the ledger says so and goes on
         logger.warning("%s: not counted in the trial ledger (%s)", directory, exc)
         return []
+    if damaged:  # its readable trials still count
+        logger.warning(
+            "%s: %d damaged trial record(s) not counted in the trial ledger (%s)",
+            directory,
+            len(damaged),
+            damaged[0],
+        )
     if theirs is None or not len(theirs) or span is None or theirs[-1] < span[0] or theirs[0] > span[1]:
         return []
     out = []

@@ -342,13 +342,19 @@ class StudyStore:
     def write_error(self, index: int, text: str) -> None:
         write_bytes(self.inside(self.error_path(index)), text.encode())
 
-    def trial_records(self) -> list[TrialRecord]:
-        """Every trial record (``trials/<i>/result.json``), by trial index: the one reader of them
-        (InputError naming a damaged one)."""
-        records = [
-            TrialRecord.from_dict(self.read(path), source=str(path))
-            for path in (self.dir / "trials").glob("*/result.json")
-        ]
+    def trial_records(self, *, damaged: list[str] | None = None) -> list[TrialRecord]:
+        """Every trial record (``trials/<i>/result.json``), by trial index: the one reader of them.
+
+        A damaged record raises InputError naming it; with ``damaged`` (a list) it is skipped and
+        its error appended there instead (for readers that count what they can, the ledger)."""
+        records = []
+        for path in (self.dir / "trials").glob("*/result.json"):
+            try:
+                records.append(TrialRecord.from_dict(self.read(path), source=str(path)))
+            except InputError as exc:
+                if damaged is None:
+                    raise
+                damaged.append(str(exc))
         return sorted(records, key=lambda r: r.index)
 
     def has_ended(self) -> bool:

@@ -116,8 +116,9 @@ def run_study(
         with store.lock():
             moved = store.set_aside()
         logger.info("--fresh: the previous study was moved to %s", moved)
-    warm_dirs = [*spec.warm_start.studies, *(str(d) for d in warm_start)]
-    prepared = _plan_new(spec, store, opening.objective, warm_dirs, start)
+    prepared, warm_dirs = _plan_new(
+        spec, store, opening.objective, [*spec.warm_start.studies, *(str(d) for d in warm_start)], start
+    )
     undo = _Undo.before(store.dir)
     opened, resumed = False, None
     try:
@@ -145,22 +146,22 @@ def _plan_new(
     spec: ExperimentSpec,
     store: StudyStore,
     objective: Objective,
-    warm_dirs: list[str],
+    warm_dirs: Sequence[str],
     start: StudyStart | None,
-) -> Prepared | None:
-    """For a new study, before anything is written: the warm-start studies checked (``warm_dirs``
-    gets those ``start`` attaches), ``start`` planned, the data prepared; None for a study that
-    exists (resumed: nothing is planned again)."""
+) -> tuple[Prepared | None, list[str]]:
+    """For a new study, before anything is written: the warm-start studies checked, ``start``
+    planned, the data prepared. Returns the prepared data and the studies to attach (``warm_dirs``
+    and those ``start`` attaches); (None, ``warm_dirs``) for a study that exists (resumed: nothing
+    is planned again)."""
     if store.exists():
         if start is not None:
             start.resumed()
-        return None
+        return None, list(warm_dirs)
     for d in warm_dirs:
         if not StudyStore(d).exists():
             raise InputError(f"warm start: {d} is not a boengine study directory (no spec.json)")
-    if start is not None:
-        warm_dirs += start.plan(spec)
-    return objective.prepare()
+    attached = [*warm_dirs, *(start.plan(spec) if start is not None else [])]
+    return objective.prepare(), attached
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from engine.ledger import CLUSTER_CORRELATION, effective_trials, trial_ledger
 from engine.meta import StudyMeta
 from engine.records import TrialRecord
 from engine.store import StudyStore, write_json
+from strategies.exceptions import InputError
 
 HOURS = pd.date_range("2024-01-01", periods=3000, freq="1h").as_unit("ns").asi8
 
@@ -163,3 +165,25 @@ def test_the_null_variance_floors_v(tmp_path: Path) -> None:
     assert counts.n_clusters == 1 and counts.n_effective == 1
     assert counts.sharpe_variance == counts.null_variance == 1.0 / 1000
     json.dumps(counts.to_dict())  # JSON-ready for verdict.json
+
+
+def test_a_damaged_record_of_another_study_leaves_its_readable_trials_counted(
+    tmp_path: Path, caplog: Any
+) -> None:
+    rng = np.random.default_rng(2)
+    root = tmp_path / "studies"
+    other = _study(
+        root / "other",
+        start=0,
+        trials={i: ({"x": i}, rng.normal(0, 0.01, 1000), "completed") for i in range(3)},
+    )
+    (other.trial_dir(1) / "result.json").write_text("{not json")
+    here = _study(root / "here", start=0, trials={0: ({"x": 7}, rng.normal(0, 0.01, 1000), "completed")})
+    with caplog.at_level("WARNING", logger="engine.ledger"):
+        counts = trial_ledger(_results(here), {0: here.read_array(0, "returns")}).counts()
+    assert counts.studies == {str(other.dir.resolve()): 2} and counts.n_bars == 3  # x=0, x=2 and ours
+    assert "1 damaged trial record(s) not counted" in caplog.text and "result.json" in caplog.text
+    damaged: list[str] = []
+    assert [r.index for r in other.trial_records(damaged=damaged)] == [0, 2] and len(damaged) == 1
+    with pytest.raises(InputError, match=r"1/result\.json"):
+        other.trial_records()  # every other reader is told

@@ -217,7 +217,9 @@ StudyDirOpt = Annotated[
 WarmStartOpt = Annotated[
     list[Path] | None,
     typer.Option(
-        "--warm-start", help="Earlier study directory to attach completed trials from (repeatable)."
+        "--warm-start",
+        metavar="STUDY_DIR",
+        help="Earlier study directory to attach completed trials from (repeatable).",
     ),
 ]
 FreshOpt = Annotated[

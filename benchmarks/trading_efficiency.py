@@ -76,8 +76,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# the calibration benchmark's JSON-lines helpers (a sibling module: run as `python benchmarks/...`)
-from verdict_calibration import _f, append_line, read_lines  # noqa: E402
+# the calibration benchmark's helpers: JSON lines, the code's fingerprint and the daily bars of a
+# series of log returns (a sibling module: run as `python benchmarks/...`)
+from verdict_calibration import _f, append_line, code_fingerprint, read_lines, write_bars  # noqa: E402
 
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "trading_efficiency.jsonl"
 SCRATCH = Path("/tmp/trading_efficiency")
@@ -97,52 +98,8 @@ FEE_BPS = 0.5
 SLIPPAGE_BPS = 0.5
 TEST_SHARE = 0.25  # ~750 test bars: a test Sharpe's standard error ~0.6
 EPOCHS = 10  # budget.max_epochs (later walk-forward folds: half)
+FOLDS = 4  # walk-forward folds
 BATCH = 32
-
-
-# ----------------------------------------------------------------------------- files and bars
-
-
-def code_fingerprint() -> str:
-    """sha256 (16 hex digits) of the engine's source as it is on disk now (engine/, objectives/,
-    strategies/): the tree may be edited while a batch runs, so every line says which code made it."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for pkg in ("engine", "objectives", "strategies"):
-        for path in sorted((ROOT / pkg).rglob("*.py")):
-            h.update(str(path.relative_to(ROOT)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def write_bars(path: Path, r: np.ndarray, seed: int) -> Path:
-    """Daily OHLCV bars on US business days whose closes follow the log returns ``r`` (open =
-    previous close; high and low a little outside them)."""
-    import pandas as pd
-    from pandas.tseries.holiday import USFederalHolidayCalendar
-    from pandas.tseries.offsets import CustomBusinessDay
-
-    rng = np.random.default_rng(seed + 7_919)
-    n = len(r)
-    close = 100.0 * np.exp(np.cumsum(r))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, SIGMA / 4, n)))
-    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, SIGMA / 4, n)))
-    days = pd.date_range("2000-01-03", periods=n, freq=CustomBusinessDay(calendar=USFederalHolidayCalendar()))
-    frame = pd.DataFrame(
-        {
-            "timestamp": days.strftime("%Y-%m-%d"),
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": rng.integers(1_000, 10_000, n),
-        }
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
 
 
 # ----------------------------------------------------------------------------- the series
@@ -191,7 +148,7 @@ def study_spec(
             "feature_set": "ohlcv",
             "label": {"scheme": "A", "horizon": 1, "profit_threshold": 0.002, "min_diff": 0.001},
             "splits": {"train": 0.6, "val": 1.0 - 0.6 - TEST_SHARE, "test": TEST_SHARE},
-            "validation": {"scheme": "walk_forward", "folds": 4},
+            "validation": {"scheme": "walk_forward", "folds": FOLDS},
         },
         "search_space": {
             "hidden_size": {"values": [8, 16, 32]},
@@ -682,11 +639,11 @@ def summarize_fold_stopping(records: Sequence[dict[str, Any]], trials: int) -> s
     out.append(f"- {len(stops)} of {sum(f['trials'] for _, f in pairs)} trials stopped in {len(pairs)} runs")
     # the cost that does not depend on the machine's load: folds trained (a fold of a later
     # walk-forward window trains half the epochs of the first, so this is a rough measure)
-    folds_full = sum(4 * f["trials"] for _, f in pairs)
+    folds_full = sum(FOLDS * f["trials"] for _, f in pairs)
     folds_pf = folds_full - sum(s["folds"] - s["fold"] for s in stops)
     out.append(
         f"- folds trained, pf / boengine: {folds_pf} / {folds_full} = {folds_pf / folds_full:.2f} "
-        "(a trial stopped after fold k trains k of its 4)"
+        f"(a trial stopped after fold k trains k of its {FOLDS})"
     )
     return "\n".join(out)
 

@@ -532,9 +532,7 @@ def summarize(records: Sequence[dict[str, Any]], trials: int) -> str:
                 if x is not None and y is not None:
                     diffs.append(x - y)
             if diffs:
-                paired.append(
-                    f"@{n} boengine - {m}: {_ms(diffs)} (boengine ahead on {sum(d > 0 for d in diffs)}/{len(diffs)} seeds)"
-                )
+                paired.append(_paired_line(f"@{n} boengine - {m}", "boengine", diffs))
         for m in METHODS:
             diffs = []
             for r in rows:
@@ -546,8 +544,7 @@ def summarize(records: Sequence[dict[str, Any]], trials: int) -> str:
                     diffs.append(x - y)
             if diffs:
                 paired.append(
-                    f"@{n} {m} posterior - observed pick: {_ms(diffs)} (posterior ahead on "
-                    f"{sum(d > 0 for d in diffs)}, equal on {sum(d == 0 for d in diffs)}/{len(diffs)} seeds)"
+                    _paired_line(f"@{n} {m} posterior - observed pick", "posterior", diffs, ties=True)
                 )
     out.append("")
     out.append("Paired differences of the knee's test Sharpe (mean ± se over seeds):")
@@ -570,6 +567,12 @@ def summarize(records: Sequence[dict[str, Any]], trials: int) -> str:
         oracle = next(x["oracle_test_sharpe"] for x in rows if x["seed"] == s)
         out.append(f"| {s} | {oracle:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def _paired_line(label: str, who: str, diffs: Sequence[float], *, ties: bool = False) -> str:
+    """'label: mean ± se (who ahead on k[, equal on e]/n seeds)' of paired differences."""
+    equal = f", equal on {sum(d == 0 for d in diffs)}" if ties else ""
+    return f"{label}: {_ms(diffs)} ({who} ahead on {sum(d > 0 for d in diffs)}{equal}/{len(diffs)} seeds)"
 
 
 def summarize_fold_stopping(records: Sequence[dict[str, Any]], trials: int) -> str:
@@ -631,10 +634,7 @@ def summarize_fold_stopping(records: Sequence[dict[str, Any]], trials: int) -> s
     for n in sorted({20, trials}):
         d = [knee(f, n) - knee(b, n) for b, f in pairs if knee(b, n) is not None and knee(f, n) is not None]
         if d:
-            out.append(
-                f"- knee test Sharpe @{n}, pf - boengine: {_ms(d)} (pf ahead on {sum(x > 0 for x in d)}, "
-                f"equal on {sum(x == 0 for x in d)}/{len(d)} seeds)"
-            )
+            out.append("- " + _paired_line(f"knee test Sharpe @{n}, pf - boengine", "pf", d, ties=True))
     stops = [s for _, f in pairs for s in f.get("pareto_stops", [])]
     out.append(f"- {len(stops)} of {sum(f['trials'] for _, f in pairs)} trials stopped in {len(pairs)} runs")
     # the cost that does not depend on the machine's load: folds trained (a fold of a later

@@ -1,6 +1,6 @@
 """Wall time of the commands people type most: ``boengine --help`` and ``boengine status``.
 
-Each command runs as a fresh subprocess (``python -m engine.cli ...``, what
+Each command runs as a fresh subprocess (``python -m engine.interfaces.cli ...``, what
 the ``boengine`` script runs), ``--runs`` times, the commands interleaved
 round by round so that a change in the machine's load hits all of them;
 the figure is the median. ``python -c pass`` in the same rounds is the
@@ -50,14 +50,14 @@ SYNTHETIC = {
 
 def make_study(directory: Path) -> Path:
     from engine.spec import parse_spec
-    from engine.study import run_study
+    from engine.study.run import run_study
 
     run_study(parse_spec(SYNTHETIC), directory)
     return directory
 
 
 def commands(study: Path) -> dict[str, list[str]]:
-    cli = [sys.executable, "-m", "engine.cli"]
+    cli = [sys.executable, "-m", "engine.interfaces.cli"]
     return {
         "python -c pass": [sys.executable, "-c", "pass"],
         "--help": [*cli, "--help"],

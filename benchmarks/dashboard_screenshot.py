@@ -1,7 +1,7 @@
 """A screenshot of ``boengine dashboard`` on a finished study (the README's image).
 
 Serves the study on 127.0.0.1 (a free port), opens its page in headless Chromium
-(:func:`engine.dashboard.screenshot.take_screenshot`), checks that the page shows the
+(:func:`engine.interfaces.dashboard.screenshot.take_screenshot`), checks that the page shows the
 trial table and the Pareto plot with no console error, and writes the PNG:
 
     .venv/bin/boengine run experiments/smoke.json --study-dir /tmp/dash_smoke     # about a minute
@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.dashboard import create_app  # noqa: E402
-from engine.dashboard.app import make_server  # noqa: E402
-from engine.dashboard.screenshot import take_screenshot  # noqa: E402
+from engine.interfaces.dashboard import create_app  # noqa: E402
+from engine.interfaces.dashboard.app import make_server  # noqa: E402
+from engine.interfaces.dashboard.screenshot import take_screenshot  # noqa: E402
 
 
 def main() -> int:

@@ -156,7 +156,7 @@ def families(check: Check) -> Figures:
 
 
 def _run_study(check: Check, spec: Any, name: str) -> Figures:
-    from engine.study import run_study
+    from engine.study.run import run_study
 
     directory = check.work / name
     start = time.perf_counter()
@@ -194,9 +194,9 @@ def ray_trial(check: Check) -> Figures:
 
 def _one_trial(check: Check, spec: Any, seed: int = 0) -> tuple[Any, list[float], dict[str, Any]]:
     """The family's default configuration of ``spec`` trained and scored in this process."""
-    from engine.experiment import full_parameters
     from engine.objective import make_objective
-    from engine.trial import TrialJob, execute
+    from engine.study.experiment import full_parameters
+    from engine.study.trial import TrialJob, execute
 
     objective = make_objective(spec)
     data = objective.prepare().payload
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("ax", "engine.progress", "ray"):
+    for name in ("ax", "engine.study.progress", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", module=r"(ax|botorch|gpytorch|linear_operator|pandas|torch)(\.|$)")

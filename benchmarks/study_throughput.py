@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.results import StudyResults  # noqa: E402
+from engine.analysis.results import StudyResults  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -85,7 +85,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "engine.interfaces.cli",
                 "run",
                 args.spec,
                 "--study-dir",

@@ -12,13 +12,13 @@ walk-forward study of a tiny LSTM on a generated daily series where the hyperpar
   about 5-6 on the test split before costs; the trained models reach about 2 on validation.
 * **The evaluation** (the same for every method): the engine's own walk-forward objective
   (:func:`engine.objective.make_objective`: 4 folds, the study's fees and slippage), each trial
-  seeded with the study's per-trial seed rule (:func:`engine.loop.trial_seed` of the trial's
+  seeded with the study's per-trial seed rule (:func:`engine.study.loop.trial_seed` of the trial's
   index); three objectives (return %, Sharpe, max drawdown %) and ``num_trades >= 10``.
   Per-epoch early stopping is off, so that no method stops trials another cannot.
 * **The methods**, same budget, same seed of the series and the study:
 
   ==============  ======================================================================
-  ``boengine``    the real study (:func:`engine.study.run_study`): centre, Sobol, then
+  ``boengine``    the real study (:func:`engine.study.run.run_study`): centre, Sobol, then
                   the engine's qLogNEHVI with the walk-forward standard errors as known noise
   ``sobol``       the same study with ``budget.sobol_trials = trials`` (centre + Sobol only)
   ``optuna_tpe``  Optuna's ``TPESampler(multivariate=True)``, multi-objective, the constraint
@@ -35,7 +35,7 @@ walk-forward study of a tiny LSTM on a generated daily series where the hyperpar
   scored on the held-out test split by the objective's own final fit, hypervolume above the
   study's reference point: return -50 %, Sharpe -3, drawdown 80 %). For ``boengine`` also the
   front and knee chosen from the GP's posterior mean at the evaluated configurations
-  (:func:`engine.model_selection.posterior_selection`): the same studies, only the extra
+  (:func:`engine.analysis.model_selection.posterior_selection`): the same studies, only the extra
   test scoring. The test split chooses nothing.
 
 Usage (from the repository root; one process, one torch thread)::
@@ -197,7 +197,7 @@ class _NoChannel:
 def run_engine_study(spec_dict: dict[str, Any], root: Path) -> list[Any]:
     """boengine's (or the Sobol) study, run or resumed to its end; its records by trial index."""
     from engine.spec import parse_spec
-    from engine.study import run_study
+    from engine.study.run import run_study
 
     outcome = run_study(parse_spec(spec_dict), root)
     return sorted(outcome.records, key=lambda r: r.index)
@@ -207,13 +207,13 @@ def run_optuna(spec_dict: dict[str, Any], root: Path, method: str, trials: int, 
     """Optuna's ask/tell loop over the engine's objective (a fresh run each time: not resumable)."""
     import optuna
 
-    from engine.experiment import full_parameters
-    from engine.loop import trial_seed
     from engine.objective import make_objective
     from engine.records import ObjectiveSet, TrialRecord
     from engine.spec import parse_spec
     from engine.store import StudyStore
-    from engine.trial import TrialJob, execute
+    from engine.study.experiment import full_parameters
+    from engine.study.loop import trial_seed
+    from engine.study.trial import TrialJob, execute
     from strategies.space import ChoiceParam, FloatParam, IntParam
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -310,11 +310,11 @@ def score(
 ) -> dict[str, Any]:
     """Fronts and knees at each checkpoint, their held-out test figures (scored once, cached in
     the study's test.json)."""
-    from engine.finish import evaluate_on_test
     from engine.objective import make_objective
     from engine.records import ObjectiveSet, dominated_hypervolume
     from engine.spec import parse_spec
     from engine.store import StudyStore
+    from engine.study.finish import evaluate_on_test
 
     spec = parse_spec(spec_dict)
     objective = make_objective(spec)
@@ -330,7 +330,7 @@ def score(
         picks["observed"] = (front, objs.knee(front))
         if with_model:
             try:
-                from engine.model_selection import posterior_selection
+                from engine.analysis.model_selection import posterior_selection
 
                 sel = posterior_selection(spec, first)
                 picks["posterior"] = (sel.front, sel.knee)

@@ -14,7 +14,7 @@ Three parts, each resumable, each writing JSON lines under ``benchmarks/results/
    the *oracle* Sharpe ratio: trading sign(E[r_t+1 | bars <= t]) with the true
    parameters on the same out-of-sample bars, with the study's costs.
 2. **Statistical layer** (``verdict_calibration_sim.jsonl``, simulation):
-   :func:`engine.verdict.verdict_from_returns` on generated `T x N` return
+   :func:`engine.analysis.verdict.verdict_from_returns` on generated `T x N` return
    matrices of trial families (no model is trained): null families on i.i.d.,
    GARCH-t and drifting markets (including rules on past returns, which pick
    up beta in a drifting market, and a short-biased family in a falling one)
@@ -355,10 +355,10 @@ def run_case(
     case: Case, scratch: Path, *, workers: int, trials: int, epochs: int, scheme: str = "walk_forward"
 ) -> dict[str, Any]:
     """Generate the series, run (or resume) its study, and return the JSON line of the case."""
-    from engine.results import StudyResults
-    from engine.skill import beta_hedge
+    from engine.analysis.results import StudyResults
+    from engine.analysis.skill import beta_hedge
     from engine.spec import parse_spec
-    from engine.study import run_study
+    from engine.study.run import run_study
     from objectives import PreparedData
     from objectives.backtest import equity_stats
 
@@ -626,8 +626,8 @@ def sim_jobs(nulls_per_kind: int, edges_per_strength: int) -> list[dict[str, Any
 
 
 def run_sim(job: dict[str, Any]) -> dict[str, Any]:
-    from engine.selection import sharpe_ratio
-    from engine.verdict import verdict_from_returns
+    from engine.analysis.selection import sharpe_ratio
+    from engine.analysis.verdict import verdict_from_returns
 
     t0 = time.time()
     trials, bh, facts = sim_family(job["kind"], job["seed"], job["strength"])
@@ -680,7 +680,7 @@ def champion_decision(seed: int, scenario: str) -> dict[str, Any]:
     from :func:`verdict_from_returns` on all N + 1 trials, the champion included, as in a study
     that re-evaluated it), and with evidence and PBO 0.3 forced (the comparison layers alone:
     one-standard-error rules and StepM)."""
-    from engine.verdict import verdict_from_returns
+    from engine.analysis.verdict import verdict_from_returns
     from engine.weekly.champion import Facts, apply_rules, compare
 
     rng = np.random.default_rng(seed)

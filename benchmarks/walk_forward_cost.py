@@ -63,7 +63,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def configurations(spec: Any, n: int) -> list[dict[str, Any]]:
     """The family's default configuration, then seeded perturbations of it."""
-    from engine.experiment import full_parameters
+    from engine.study.experiment import full_parameters
 
     base = make_objective(spec).baseline_configurations()[0]
     rng = np.random.default_rng(spec.seed)

@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.results import StudyResults  # noqa: E402
+from engine.analysis.results import StudyResults  # noqa: E402
 from engine.spec import load_spec, parse_spec  # noqa: E402
-from engine.study import run_study  # noqa: E402
+from engine.study.run import run_study  # noqa: E402
 from engine.weekly.carry_over import WindowStart  # noqa: E402
 from engine.weekly.windows import open_window  # noqa: E402
 

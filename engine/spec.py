@@ -126,7 +126,7 @@ class BudgetSpec(SpecSection):
 
 class ParetoFoldsSpec(SpecSection):
     """Stop a walk-forward trial after a fold when even its optimistic partial figures cannot reach
-    the study's Pareto front (:mod:`engine.fold_stopping` has the rule)."""
+    the study's Pareto front (:mod:`engine.study.fold_stopping` has the rule)."""
 
     enabled: bool = False
     z: float = Field(

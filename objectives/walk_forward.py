@@ -19,7 +19,7 @@ an average of per-fold figures; their standard errors come from a stationary
 bootstrap of the stitched per-bar returns (:mod:`objectives.noise`). After
 every fold but the last, ``on_fold`` (if given) gets the positions stitched so
 far; :func:`stitched_figures` gives their figures the same way (Pareto-aware
-stopping across folds, :mod:`engine.fold_stopping`).
+stopping across folds, :mod:`engine.study.fold_stopping`).
 
 :func:`refit_and_score` trains the model that is scored on the test split:
 on every bar before it (the final fit), for the number of epochs the last

@@ -180,10 +180,10 @@ def test_the_circle_check_can_fail() -> None:
     assert find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_circle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
     graph = _graph()
-    assert "engine.store" in graph["engine.results"]
-    graph["engine.store"] = {*graph["engine.store"], "engine.results"}
+    assert "engine.store" in graph["engine.analysis.results"]
+    graph["engine.store"] = {*graph["engine.store"], "engine.analysis.results"}
     planted = find_circle(graph)
-    assert planted is not None and "engine.store" in planted and "engine.results" in planted
+    assert planted is not None and "engine.store" in planted and "engine.analysis.results" in planted
 
 
 def test_no_synthetic_branch_outside_its_objective() -> None:

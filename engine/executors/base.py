@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.trial import Channel, TrialJob, TrialOutcome
+from engine.study.trial import Channel, TrialJob, TrialOutcome
 from strategies.exceptions import ConfigError
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from typing import Any
 from pebble import ProcessExpired, ProcessPool
 
 from engine.executors.base import Executor, register_executor
-from engine.trial import TrialJob, TrialOutcome, set_worker_threads
+from engine.study.trial import TrialJob, TrialOutcome, set_worker_threads
 
 __all__ = ["LocalExecutor"]
 

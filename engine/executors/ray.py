@@ -50,7 +50,7 @@ from engine.executors.ray_cluster import (
     sigterm_kept,
     trials_per_node,
 )
-from engine.trial import TrialJob, TrialOutcome
+from engine.study.trial import TrialJob, TrialOutcome
 
 if TYPE_CHECKING:
     from engine.executors.plan import ExecutorPlan
@@ -116,7 +116,7 @@ class _ChannelState:
 
 
 class ActorChannel:
-    """The :class:`~engine.trial.Channel` of one run (``attempt``) of a trial, inside its Ray task.
+    """The :class:`~engine.study.trial.Channel` of one run (``attempt``) of a trial, inside its Ray task.
 
     A channel that does not answer (its actor restarting) is "no stop
     request": the trial trains on, and only its curve misses the epochs.

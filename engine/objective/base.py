@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from engine.records import TrialRecord
     from engine.spec import ExperimentSpec
     from engine.store import StudyStore
-    from engine.trial import TrialJob, TrialOutcome
+    from engine.study.trial import TrialJob, TrialOutcome
     from strategies.space import SearchSpace
 
 __all__ = ["EpochFn", "HeldOutScore", "Objective", "Prepared"]

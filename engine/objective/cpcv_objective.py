@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from engine.records import TrialRecord
     from engine.store import StudyStore
-    from engine.trial import TrialJob, TrialOutcome
+    from engine.study.trial import TrialJob, TrialOutcome
     from objectives import PreparedData
 
 __all__ = ["CPCVObjective", "path_pbo"]
@@ -60,7 +60,7 @@ class CPCVObjective(RefitObjective):
         import torch
 
         from engine.objective.pipeline import load_prepared
-        from engine.trial import TrialOutcome, report_dict
+        from engine.study.trial import TrialOutcome, report_dict
         from objectives.cpcv import evaluate_cpcv, final_epochs
 
         prepared = data if data is not None else load_prepared(str(job.data_dir))
@@ -139,7 +139,7 @@ def path_pbo(store: StudyStore, trials: Sequence[int]) -> dict[str, Any] | None:
     smooths the luck of which model traded which group. None with fewer than
     two trials with paths.
     """
-    from engine.selection import pbo_cscv
+    from engine.analysis.selection import pbo_cscv
 
     paths = {i: a for i in trials if (a := store.read_array(i, "paths")) is not None}
     if len(paths) < 2 or len({a.shape for a in paths.values()}) != 1:

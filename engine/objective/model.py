@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from engine.records import TrialRecord
     from engine.spec import ExperimentSpec
     from engine.store import StudyStore
-    from engine.trial import TrialJob, TrialOutcome
+    from engine.study.trial import TrialJob, TrialOutcome
     from objectives import EvalSettings, PreparedData
     from strategies import Family
 
@@ -318,7 +318,7 @@ class HoldoutObjective(ModelObjective):
 
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
         from engine.objective.pipeline import load_prepared
-        from engine.trial import TrialOutcome, report_dict
+        from engine.study.trial import TrialOutcome, report_dict
         from objectives.evaluate import evaluate
         from objectives.noise import bootstrap_standard_errors
 
@@ -355,7 +355,7 @@ class HoldoutObjective(ModelObjective):
         self, store: StudyStore, records: Sequence[TrialRecord], *, threads: int
     ) -> dict[int, HeldOutScore]:
         """The saved weights of each record scored on the test split (no retraining)."""
-        from engine.trial import set_worker_threads
+        from engine.study.trial import set_worker_threads
         from objectives import PreparedData
         from objectives.evaluate import TrialModel
 
@@ -407,7 +407,7 @@ class RefitObjective(ModelObjective):
         """The final fit of each record, scored on the test split (its weights become ``final.pt``)."""
         import torch
 
-        from engine.trial import set_worker_threads
+        from engine.study.trial import set_worker_threads
         from objectives import PreparedData
         from objectives.walk_forward import refit_and_score
 

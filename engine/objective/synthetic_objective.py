@@ -18,7 +18,7 @@ from engine.objective.registry import SYNTHETIC_PREFIX, register_objective
 
 if TYPE_CHECKING:
     from engine.spec import ExperimentSpec
-    from engine.trial import TrialJob, TrialOutcome
+    from engine.study.trial import TrialJob, TrialOutcome
     from strategies.space import SearchSpace
 
 __all__ = ["SyntheticObjective"]
@@ -81,7 +81,7 @@ class SyntheticObjective(Objective):
             )
 
     def run_trial(self, job: TrialJob, on_epoch: EpochFn, data: Any = None) -> TrialOutcome:
-        from engine.trial import TrialOutcome
+        from engine.study.trial import TrialOutcome
         from objectives.synthetic import get_problem
 
         problem = get_problem(self.problem)

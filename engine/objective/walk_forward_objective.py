@@ -11,7 +11,7 @@ objective values (its partial folds are never sent to Ax). With
 ``early_stopping.pareto_folds`` enabled, the trial also sends a fold report
 (its partial figures and their standard errors) after each fold it may be
 judged at, on the same channel; the driver stops it when it can no longer
-reach the Pareto front (:mod:`engine.fold_stopping`).
+reach the Pareto front (:mod:`engine.study.fold_stopping`).
 
 The model scored on the held-out test split is the **final fit**: trained on
 every decision bar before the test split (purged like the folds), with the
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from engine.records import TrialRecord
     from engine.store import StudyStore
-    from engine.trial import TrialJob, TrialOutcome
+    from engine.study.trial import TrialJob, TrialOutcome
     from objectives import PreparedData
 
 __all__ = ["WalkForwardObjective"]
@@ -62,7 +62,7 @@ class WalkForwardObjective(RefitObjective):
         import torch
 
         from engine.objective.pipeline import load_prepared
-        from engine.trial import TrialOutcome, report_dict
+        from engine.study.trial import TrialOutcome, report_dict
         from objectives.walk_forward import evaluate_walk_forward
 
         prepared = data if data is not None else load_prepared(str(job.data_dir))
@@ -104,7 +104,7 @@ class WalkForwardObjective(RefitObjective):
         settings = self.spec.early_stopping.pareto_folds
         if not settings.enabled:
             return None
-        from engine.fold_stopping import PartialTrial
+        from engine.study.fold_stopping import PartialTrial
         from objectives.backtest import equity_stats
         from objectives.walk_forward import stitched_figures
 

@@ -4,7 +4,7 @@
   data cut at its last bar, one directory per window; ``status LINE``).
 - :mod:`engine.weekly.carry_over`: what a new window runs first (the live
   configuration, the previous front) and records (``WindowStart``, the
-  ``start`` of :func:`engine.study.run_study`).
+  ``start`` of :func:`engine.study.run.run_study`).
 - :mod:`engine.weekly.live_config`: the strategy config a trading system
   reads and its decision history: their only reader and writer.
 - :mod:`engine.weekly.champion`: champion against challenger
@@ -12,5 +12,5 @@
 - :mod:`engine.weekly.report`: the report's section on a window.
 
 Nothing outside this package knows about windows, carry-over or the live config:
-a study takes "run these first" and a creation hook (:class:`engine.study.StudyStart`).
+a study takes "run these first" and a creation hook (:class:`engine.study.run.StudyStart`).
 """

@@ -146,7 +146,7 @@ def _previous_front(directory: Path) -> list[TrialRecord]:
 
 @dataclass
 class WindowStart:
-    """How a study window (or a study with ``--live-config``) starts: :func:`engine.study.run_study`'s
+    """How a study window (or a study with ``--live-config``) starts: :func:`engine.study.run.run_study`'s
     ``start``. What it carries over is planned when the study is new (bad input: exit 2 before
     anything is written), recorded before the study exists (``carry_over.json``: a run killed
     early finds what it must still run first), queued first, and the window's regime statistics

@@ -7,7 +7,7 @@ live in ``FILE`` (the champion), re-evaluated in the same study (``run
 the first rule of :data:`RULES` whose condition holds; in order:
 
 1. no live configuration yet: written when the pick has evidence of an edge
-   (its own verdict, :mod:`engine.verdict`), else nothing is written;
+   (its own verdict, :mod:`engine.analysis.verdict`), else nothing is written;
 2. the champion was not re-evaluated here, is the challenger itself, or
    failed or stopped early: kept (the rule cannot compare);
 3. the pick has no evidence of an edge: kept;
@@ -17,7 +17,7 @@ the first rule of :data:`RULES` whose condition holds; in order:
 5. the challenger beats the champion by more than one such standard error on
    no objective: kept;
 6. the challenger does not beat the champion once its selection is accounted
-   for: kept. The test is Romano–Wolf StepM (:func:`engine.skill.beats_benchmark`)
+   for: kept. The test is Romano–Wolf StepM (:func:`engine.analysis.skill.beats_benchmark`)
    of every completed trial of the study, each net of its beta to the
    instrument, against the champion's hedged returns, family-wise error 5 %:
    the challenger was chosen among those trials on these very returns, so it
@@ -55,11 +55,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.best import strategy_entry
+from engine.analysis.results import StudyResults
+from engine.analysis.verdict import Verdict
 from engine.records import TrialRecord
-from engine.results import StudyResults
+from engine.reporting.best import strategy_entry
 from engine.store import append_line, read_jsonl
-from engine.verdict import Verdict
 from engine.weekly.live_config import history_path, live_entry, write_config
 
 __all__ = [
@@ -245,8 +245,8 @@ def compare(
     Returns:
         (per-objective comparison, StepM figures, whether the challenger is superior).
     """
+    from engine.analysis.skill import beats_benchmark, beta_hedge
     from engine.objective.pipeline import paired_difference_standard_errors
-    from engine.skill import beats_benchmark, beta_hedge
 
     trials = np.asarray(trials, dtype=np.float64)
     a, b = trials[:, challenger], np.asarray(champion, dtype=np.float64)

@@ -7,13 +7,13 @@ from typing import Any
 
 import pandas as pd
 
+from engine.analysis.results import StudyResults
 from engine.records import REEVALUATED_SOURCES, TrialRecord
-from engine.results import StudyResults
 from engine.store import StudyStore
 
 __all__ = ["window_sections"]
 
-Section = tuple[str, Any]  # as engine.report's: (h2 | p | list | table, content)
+Section = tuple[str, Any]  # as engine.reporting.report's: (h2 | p | list | table, content)
 
 
 def window_sections(res: StudyResults) -> list[Section]:

@@ -138,7 +138,7 @@ def regime(spec: ExperimentSpec, bars: Any) -> dict[str, Any]:
 
 def window_rows(line: str | Path) -> list[dict[str, Any]]:
     """One row per window of a study line, for ``boengine status LINE`` (read only)."""
-    from engine.results import StudyResults
+    from engine.analysis.results import StudyResults
 
     rows = []
     for directory in list_windows(line):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.trial import Channel, TrialJob, TrialOutcome, execute
+from engine.study.trial import Channel, TrialJob, TrialOutcome, execute
 
 
 def _node() -> str:

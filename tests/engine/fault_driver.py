@@ -22,7 +22,7 @@ from typing import Any
 
 def _arm(point: str, n: int) -> None:
     import engine.store as store
-    import engine.study as study
+    import engine.study.run as study
 
     calls = {"n": 0}
 
@@ -68,7 +68,7 @@ def _arm(point: str, n: int) -> None:
 if __name__ == "__main__":
     spec, directory, point, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     _arm(point, n)
-    from engine.cli import main
+    from engine.interfaces.cli import main
 
     sys.argv = ["boengine", "-q", "run", spec, "--study-dir", directory, "--progress", "quiet"]
     main()

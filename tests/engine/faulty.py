@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from engine.trial import Channel, TrialJob, TrialOutcome, check_finite, execute
+from engine.study.trial import Channel, TrialJob, TrialOutcome, check_finite, execute
 
 
 def _with(job: TrialJob, **changes: Any) -> TrialJob:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
 
 __all__ = ["bars", "trading_study"]
 

@@ -616,7 +616,7 @@ def _keep_signal_handlers() -> Iterator[None]:
 def cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    from engine.cli import main
+    from engine.interfaces.cli import main
 
     monkeypatch.setattr(sys, "argv", ["boengine", *args])
     with pytest.raises(SystemExit) as info:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.study import run_study
+from engine.study.run import run_study
 from tests.engine.conftest import synthetic_spec
 from tests.engine.test_bad_input import _keep_signal_handlers, cli, snapshot  # noqa: F401  (fixture)
 

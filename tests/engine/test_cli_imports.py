@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.study import run_study
+from engine.study.run import run_study
 from tests.engine.conftest import synthetic_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ PROBE = """
 import json, sys
 watched = json.loads(sys.argv[2])
 sys.argv = ["boengine", *json.loads(sys.argv[1])]
-from engine.cli import main
+from engine.interfaces.cli import main
 try:
     main()
 except SystemExit as exc:
@@ -76,10 +76,16 @@ def test_validate_of_a_synthetic_spec_imports_neither_torch_nor_ax() -> None:
 def test_the_probe_sees_an_import() -> None:
     """The probe reports what a command did import, so the empty lists above mean something."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(["--version"]), json.dumps(["typer", "engine.cli"])],
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            json.dumps(["--version"]),
+            json.dumps(["typer", "engine.interfaces.cli"]),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert json.loads(done.stderr.strip().splitlines()[-1])["loaded"] == ["engine.cli", "typer"]
+    assert json.loads(done.stderr.strip().splitlines()[-1])["loaded"] == ["engine.interfaces.cli", "typer"]

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.analysis.results import StudyResults
 from engine.objective import objective_name
 from engine.objective.cpcv_objective import path_pbo
-from engine.report import write_report
-from engine.results import StudyResults
+from engine.reporting.report import write_report
 from engine.spec import parse_spec
-from engine.study import run_study
+from engine.study.run import run_study
 
 
 def _series(path: Path, n: int, seed: int = 3) -> Path:
@@ -119,7 +119,7 @@ EIGHT = {"scheme": "cpcv", "groups": 8, "test_groups": 2}
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys: Any, *args: str) -> tuple[int, str, str]:
-    from engine.cli import main
+    from engine.interfaces.cli import main
 
     monkeypatch.setattr(sys, "argv", ["boengine", *args])
     with pytest.raises(SystemExit) as info:

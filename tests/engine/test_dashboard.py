@@ -36,12 +36,12 @@ if not IN_CI and importlib.util.find_spec("dash") is None:  # in CI the extra is
 
 import requests  # noqa: E402
 
-from engine.dashboard import create_app  # noqa: E402
-from engine.dashboard.app import make_server  # noqa: E402
-from engine.dashboard.screenshot import find_chromium, take_screenshot  # noqa: E402
-from engine.results import StudyResults  # noqa: E402
+from engine.analysis.results import StudyResults  # noqa: E402
+from engine.interfaces.dashboard import create_app  # noqa: E402
+from engine.interfaces.dashboard.app import make_server  # noqa: E402
+from engine.interfaces.dashboard.screenshot import find_chromium, take_screenshot  # noqa: E402
 from engine.store import StudyStore  # noqa: E402
-from engine.study import run_study  # noqa: E402
+from engine.study.run import run_study  # noqa: E402
 from tests.engine.conftest import synthetic_spec  # noqa: E402
 from tests.engine.made_studies import trading_study  # noqa: E402
 
@@ -445,7 +445,7 @@ def _free_port() -> int:
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    from engine.cli import main
+    from engine.interfaces.cli import main
 
     monkeypatch.setattr(sys, "argv", ["boengine", *args])
     with pytest.raises(SystemExit) as info:
@@ -479,7 +479,7 @@ def test_the_command_serves_on_localhost_until_interrupted(studies: Path) -> Non
     port = _free_port()
     before = _snapshot(studies)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "dashboard", str(studies), "--port", str(port)],
+        [sys.executable, "-m", "engine.interfaces.cli", "dashboard", str(studies), "--port", str(port)],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
@@ -521,7 +521,7 @@ def test_a_relative_directory_serves_report_links_and_a_foreign_host_is_refused(
 
 
 def test_a_link_to_a_study_shows_that_study(studies: Path, tmp_path: Path) -> None:
-    from engine.dashboard.data import Catalog
+    from engine.interfaces.dashboard.data import Catalog
 
     (tmp_path / "link").symlink_to(studies / "trading")
     catalog = Catalog(tmp_path / "link")
@@ -531,7 +531,7 @@ def test_a_link_to_a_study_shows_that_study(studies: Path, tmp_path: Path) -> No
 def test_a_non_loopback_address_is_warned_about(
     studies: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from engine.dashboard import app as dashboard_app
+    from engine.interfaces.dashboard import app as dashboard_app
 
     class Stopped:
         port = 8080

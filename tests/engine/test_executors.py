@@ -13,7 +13,7 @@ import pytest
 
 from engine.executors import EXECUTORS, Executor, ExecutorPlan, make_executor, thread_plan
 from engine.objective import make_objective
-from engine.trial import TrialJob, TrialOutcome, execute
+from engine.study.trial import TrialJob, TrialOutcome, execute
 from strategies.exceptions import ConfigError
 from tests.conftest import require_extra
 from tests.engine import faulty

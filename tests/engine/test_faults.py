@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
 from tests.engine.conftest import DTLZ2_OBJECTIVES
 from tests.engine.test_study import _completed
 
@@ -54,7 +54,7 @@ def _rerun(spec: Path, directory: Path) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "engine.interfaces.cli",
             "-q",
             "run",
             str(spec),

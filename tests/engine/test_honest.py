@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.best import pick_trial
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
+from engine.reporting.best import pick_trial
 from engine.spec import parse_spec
-from engine.study import run_study
+from engine.study.run import run_study
 
 
 def write_series(
@@ -138,7 +138,7 @@ def test_pure_noise_is_no_evidence(noise: Path) -> None:
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys: Any, *args: str) -> tuple[int, str, str]:
-    from engine.cli import main
+    from engine.interfaces.cli import main
 
     monkeypatch.setattr(sys, "argv", ["boengine", *args])
     with pytest.raises(SystemExit) as info:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.ledger import CLUSTER_CORRELATION, effective_trials, trial_ledger
+from engine.analysis.ledger import CLUSTER_CORRELATION, effective_trials, trial_ledger
 from engine.meta import StudyMeta
 from engine.records import TrialRecord
 from engine.store import StudyStore, write_json
@@ -179,7 +179,7 @@ def test_a_damaged_record_of_another_study_leaves_its_readable_trials_counted(
     )
     (other.trial_dir(1) / "result.json").write_text("{not json")
     here = _study(root / "here", start=0, trials={0: ({"x": 7}, rng.normal(0, 0.01, 1000), "completed")})
-    with caplog.at_level("WARNING", logger="engine.ledger"):
+    with caplog.at_level("WARNING", logger="engine.analysis.ledger"):
         counts = trial_ledger(_results(here), {0: here.read_array(0, "returns")}).counts()
     assert counts.studies == {str(other.dir.resolve()): 2} and counts.n_bars == 3  # x=0, x=2 and ours
     assert "1 damaged trial record(s) not counted" in caplog.text and "result.json" in caplog.text

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.analysis.results import StudyResults
 from engine.meta import META_VERSION, StudyMeta, migrate_spec
-from engine.results import StudyResults
 from engine.store import StudyStore
-from engine.study import run_study
+from engine.study.run import run_study
 from strategies.exceptions import InputError
 from tests.engine.conftest import synthetic_spec
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from engine.cli import Pick
+from engine.analysis.results import StudyResults
+from engine.interfaces.cli import Pick
 from engine.metric_rules import MARKET_METRICS, MetricCatalogue
 from engine.objective import objective_class
 from engine.objective.model import METRICS
-from engine.plots import axis_title
-from engine.results import StudyResults
+from engine.reporting.plots import axis_title
 from engine.spec import parse_spec
-from engine.study import run_study
+from engine.study.run import run_study
 from objectives.backtest import BacktestResult
 from objectives.noise import SE_FIGURES
 from strategies.exceptions import SpecError

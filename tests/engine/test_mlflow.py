@@ -26,10 +26,10 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from engine import load_study  # noqa: E402
+from engine.interfaces.tracking import log_study, study_key, track_study  # noqa: E402
 from engine.spec import MlflowSpec  # noqa: E402
 from engine.store import StudyStore  # noqa: E402
-from engine.study import run_study  # noqa: E402
-from engine.tracking import log_study, study_key, track_study  # noqa: E402
+from engine.study.run import run_study  # noqa: E402
 from tests.engine import faulty  # noqa: E402
 from tests.engine.conftest import synthetic_spec  # noqa: E402
 from tests.engine.test_bad_input import _keep_signal_handlers, cli  # noqa: E402, F401  (autouse fixture)
@@ -184,7 +184,7 @@ def test_cli_option_resume_adds_one_child_and_a_tracking_change_resumes(
 ) -> None:
     """``run --mlflow-uri`` on the study, with one more trial and the spec's tracking section removed:
     the resume is accepted, trial 4 gets a run, nothing is duplicated."""
-    from engine.cli import app
+    from engine.interfaces.cli import app
 
     uri, _ = store
     before = {r.info.run_id for r in _runs(uri, study)}
@@ -315,7 +315,16 @@ def test_a_fresh_study_in_the_same_directory_is_another_study(
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(spec.given()))
     # in a new process, as `boengine run --fresh` is (Ax keeps the first ax.db open in this one)
-    command = [sys.executable, "-m", "engine.cli", "-q", "run", str(spec_file), "--study-dir", str(directory)]
+    command = [
+        sys.executable,
+        "-m",
+        "engine.interfaces.cli",
+        "-q",
+        "run",
+        str(spec_file),
+        "--study-dir",
+        str(directory),
+    ]
     command += ["--fresh", "--progress", "quiet", "--mlflow-uri", uri, "--mlflow-experiment", EXPERIMENT]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

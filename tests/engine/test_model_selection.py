@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from engine.model_selection import encode_configurations, posterior_means, select_from_model
+from engine.analysis.model_selection import encode_configurations, posterior_means, select_from_model
 from engine.records import ObjectiveSet, TrialRecord
 from strategies.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
 

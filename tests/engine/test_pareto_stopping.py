@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.fold_stopping import PartialTrial, await_answer, is_fold_report, judge, optimistic_corner
 from engine.objective.pipeline import load_prepared
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import parse_spec
-from engine.trial import Channel, TrialJob, TrialOutcome, execute
+from engine.study.fold_stopping import PartialTrial, await_answer, is_fold_report, judge, optimistic_corner
+from engine.study.trial import Channel, TrialJob, TrialOutcome, execute
 from strategies.exceptions import SpecError
 from tests.engine.made_studies import bars
 
@@ -262,8 +262,8 @@ def front_then_walk_forward(job: TrialJob, channel: Channel, data: Any = None) -
 
 
 def test_a_study_stops_a_trial_that_cannot_reach_the_front(tmp_path: Path) -> None:
-    from engine.results import StudyResults
-    from engine.study import run_study
+    from engine.analysis.results import StudyResults
+    from engine.study.run import run_study
 
     raw = {
         "name": "pareto-folds",

@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine.api import Study
-from engine.export import write_pareto
-from engine.plots import (
+from engine.analysis.results import StudyResults
+from engine.interfaces.api import Study
+from engine.reporting.export import write_pareto
+from engine.reporting.plots import (
     compare_fronts_figure,
     compare_hypervolume_figure,
     curves_figure,
@@ -22,8 +23,7 @@ from engine.plots import (
     proposal_times_figure,
     study_figures,
 )
-from engine.results import StudyResults
-from engine.tables import PAGE_STYLE
+from engine.reporting.tables import PAGE_STYLE
 from tests.engine.made_studies import trading_study
 
 

@@ -24,7 +24,7 @@ from engine.executors.ray import RayExecutor, _is_node_loss
 from engine.executors.ray_cluster import probe_cluster, root_cause
 from engine.objective import make_objective
 from engine.store import StudyStore
-from engine.trial import TrialJob, TrialOutcome
+from engine.study.trial import TrialJob, TrialOutcome
 from strategies.exceptions import InputError
 from tests.conftest import require_extra
 from tests.engine import cluster_trials, faulty
@@ -99,7 +99,7 @@ def _ray_spec(tmp_path: Path, name: str, **executor: Any) -> Path:
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "engine.interfaces.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -153,7 +153,7 @@ def test_auto_without_a_cluster_is_refused_before_anything_is_written(tmp_path: 
     spec = _ray_spec(tmp_path, "auto", address="auto")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", str(spec), "--study-dir", str(tmp_path / "s")],
+        [sys.executable, "-m", "engine.interfaces.cli", "run", str(spec), "--study-dir", str(tmp_path / "s")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -267,7 +267,16 @@ def test_sigterm_under_ray_saves_the_study_and_exits_130(tmp_path: Path) -> None
     require_extra("ray", "ray")
     spec = _ray_spec(tmp_path, "sigterm")
     study = tmp_path / "study"
-    cmd = [sys.executable, "-m", "engine.cli", "--quiet", "run", str(spec), "--study-dir", str(study)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "engine.interfaces.cli",
+        "--quiet",
+        "run",
+        str(spec),
+        "--study-dir",
+        str(study),
+    ]
     proc = subprocess.Popen([*cmd, "--progress", "quiet"], cwd=ROOT)
     store = StudyStore(study)
     deadline = time.monotonic() + 180

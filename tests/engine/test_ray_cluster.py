@@ -22,8 +22,8 @@ import pytest
 from engine.executors import ExecutorPlan, check_executor
 from engine.executors.ray import RayExecutor
 from engine.store import StudyStore
-from engine.study import run_study
-from engine.trial import execute
+from engine.study.run import run_study
+from engine.study.trial import execute
 from strategies.exceptions import InputError
 from tests.engine import cluster_trials
 from tests.engine.conftest import synthetic_spec

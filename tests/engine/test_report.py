@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.export import write_pareto
-from engine.report import MIN_TRIALS_FOR_IMPORTANCE, parameter_importance, write_report
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
+from engine.reporting.export import write_pareto
+from engine.reporting.report import MIN_TRIALS_FOR_IMPORTANCE, parameter_importance, write_report
+from engine.reporting.tables import FLAG, fmt_number, front_table
 from engine.spec import parse_spec
-from engine.study import run_study
-from engine.tables import FLAG, fmt_number, front_table
+from engine.study.run import run_study
 from tests.engine.conftest import synthetic_spec
 
 

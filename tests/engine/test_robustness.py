@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.report import write_report
-from engine.results import StudyResults
-from engine.robustness import (
+from engine.analysis.results import StudyResults
+from engine.analysis.robustness import (
     FLAT_SDS,
     MC_PERCENTILES,
     SPIKE_THRESHOLD,
@@ -25,8 +24,9 @@ from engine.robustness import (
     stressed_figures,
     study_robustness,
 )
+from engine.reporting.report import write_report
+from engine.reporting.tables import fmt_number
 from engine.store import StudyStore
-from engine.tables import fmt_number
 from objectives.backtest import equity_stats, net_returns, run_backtest
 from tests.engine.made_studies import trading_study
 
@@ -273,7 +273,7 @@ class _Quiet:
 def test_a_completed_trial_writes_positions_beside_its_returns(
     study: Path, tmp_path: Path, scheme: str
 ) -> None:
-    from engine.trial import TrialJob, execute
+    from engine.study.trial import TrialJob, execute
 
     if scheme == "holdout":
         study = tmp_path / "holdout"

@@ -1,4 +1,4 @@
-"""engine.selection: worked examples from the formulas, and behaviour on planted data."""
+"""engine.analysis.selection: worked examples from the formulas, and behaviour on planted data."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from arch.bootstrap import SPA
 from scipy import integrate, stats
 
-from engine import selection as sel
-from engine.selection import (
+from engine.analysis import selection as sel
+from engine.analysis.selection import (
     EULER_GAMMA,
     deflated_sharpe,
     expected_max_normal,

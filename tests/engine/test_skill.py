@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from engine.selection import spa_test
-from engine.skill import beats_benchmark, beta_hedge, skill_test
-from engine.verdict import fold_consistency, verdict_from_returns
+from engine.analysis.selection import spa_test
+from engine.analysis.skill import beats_benchmark, beta_hedge, skill_test
+from engine.analysis.verdict import fold_consistency, verdict_from_returns
 
 T = 2000  # about eight years of daily bars
 PPY = 252.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main
+from engine.interfaces.cli import main
 from engine.spec import load_spec, parse_spec
 from strategies.exceptions import SpecError
 from strategies.space import ChoiceParam, FixedParam, FloatParam

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from ax.core.base_trial import TrialStatus
 
-from engine.best import pick_trial, strategy_entry
-from engine.export import write_pareto
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
+from engine.reporting.best import pick_trial, strategy_entry
+from engine.reporting.export import write_pareto
 from engine.store import StudyStore
-from engine.study import StudyOutcome, run_study
+from engine.study.run import StudyOutcome, run_study
 from engine.weekly.live_config import write_config
 from strategies.exceptions import SpecError, StudyError
 from tests.engine import faulty
@@ -91,7 +91,7 @@ def test_best_writes_and_merges_config(finished: tuple[Path, StudyOutcome], tmp_
 def test_status_json_lists_trials_and_batches(
     finished: tuple[Path, StudyOutcome], capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.cli import main
+    from engine.interfaces.cli import main
 
     directory, _ = finished
     monkeypatch.setattr(sys, "argv", ["boengine", "status", str(directory), "--json"])
@@ -196,7 +196,7 @@ def test_early_stopping_stops_bad_curves(tmp_path: Path) -> None:
     res = StudyResults.load(tmp_path / "s")
     assert res.epochs_saved() == sum(6 - r.epochs for r in stopped)
     # Ax knows them as early-stopped, with no objective values attached
-    from engine.experiment import load_client
+    from engine.study.experiment import load_client
 
     client = load_client(spec, StudyStore(tmp_path / "s").storage_url)
     trials = client._experiment.trials
@@ -212,9 +212,9 @@ def test_curve_points_stay_in_memory_until_the_trial_ends(
 ) -> None:
     """A learning-curve point goes into the Ax experiment without a save to the SQL store (a save
     per epoch kept the driver busy); the trial's end saves the curve with the objective values."""
-    from engine.experiment import configure_client, load_client
-    from engine.tell import TrialBook
-    from engine.trial import TrialOutcome
+    from engine.study.experiment import configure_client, load_client
+    from engine.study.tell import TrialBook
+    from engine.study.trial import TrialOutcome
 
     spec = synthetic_spec("curves")
     url = f"sqlite:///{tmp_path / 'ax.db'}"
@@ -264,7 +264,7 @@ def _spec_file(tmp_path: Path, name: str) -> Path:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "engine.cli", "--quiet", *args]
+    return [sys.executable, "-m", "engine.interfaces.cli", "--quiet", *args]
 
 
 def _completed(directory: Path) -> dict[int, dict[str, Any]]:
@@ -360,7 +360,7 @@ def test_failed_trial_traceback_reaches_error_txt_and_study_log(tmp_path: Path, 
     assert not any(store.error_path(r.index).exists() for r in outcome.records if r.status != "failed")
     log = store.log_path.read_text()
     assert f"trial {failed[0]} traceback:" in log and "Traceback (most recent call last)" in log
-    from engine.cli import _status_table
+    from engine.interfaces.cli import _status_table
 
     _status_table(StudyResults.load(tmp_path / "s"))
     assert "trials/<i>/error.txt" in capsys.readouterr().out

@@ -15,7 +15,7 @@ import pytest
 
 from engine.records import TrialRecord
 from engine.spec import parse_spec
-from engine.study import run_study
+from engine.study.run import run_study
 from tests.conftest import require_extra
 from tests.engine.test_bad_input import _keep_signal_handlers, cli, snapshot  # noqa: F401  (fixture)
 from tests.strategies.plugin_helpers import (  # noqa: F401  (fixture)

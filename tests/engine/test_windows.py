@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
+from engine.interfaces.cli import app
 from engine.spec import parse_spec
 from engine.weekly import champion
 from engine.weekly.carry_over import WindowStart, plan_carry_over, why_outside
@@ -251,7 +251,7 @@ def test_a_window_killed_before_its_first_trial_still_runs_the_carry_over(
 ) -> None:
     import threading
 
-    from engine.study import run_study
+    from engine.study.run import run_study
 
     studies = tmp_path / "line"
     studies.mkdir()

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.ledger import trial_ledger
+from engine.analysis.ledger import trial_ledger
+from engine.analysis.verdict import VERDICT_FORMAT, Verdict, VerdictInputs, compute_verdict
 from engine.meta import StudyMeta
 from engine.objective import Objective, make_objective
 from engine.records import ObjectiveSet, StudyState, TrialRecord, study_state
 from engine.spec import ExperimentSpec, study_spec
 from engine.store import StudyStore
-from engine.verdict import VERDICT_FORMAT, Verdict, VerdictInputs, compute_verdict
 from strategies.exceptions import InputError
 
 __all__ = ["StudyResults"]

@@ -25,9 +25,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from engine.analysis.results import StudyResults
 from engine.records import TrialRecord
-from engine.results import StudyResults
-from engine.tables import BASELINE_NAMES, comparison_frame
+from engine.reporting.tables import BASELINE_NAMES, comparison_frame
 
 __all__ = [
     "FONT",

@@ -7,17 +7,17 @@ per-epoch curves, proposal times, the report's figures), and compares two or
 more (fronts overlaid, hypervolume curves side by side).
 
 Why Dash (by Plotly): every figure of boengine is already a plotly figure
-(:mod:`engine.plots`, shared with ``report.html`` and ``pareto.html``), and
+(:mod:`engine.reporting.plots`, shared with ``report.html`` and ``pareto.html``), and
 Dash renders plotly figures as they are, so the dashboard draws exactly what
 the report draws; its callbacks are plain Python over the same read-only
-study API (:mod:`engine.api`); ``dcc.Interval`` gives the live refresh; and it
+study API (:mod:`engine.interfaces.api`); ``dcc.Interval`` gives the live refresh; and it
 runs on a local Flask/Werkzeug server with no JavaScript build step. Dash is
 an optional extra (``pip install -e ".[dashboard]"``): nothing else in
 boengine imports it.
 
-Read-only: studies are read through :class:`engine.results.StudyResults`
+Read-only: studies are read through :class:`engine.analysis.results.StudyResults`
 (never the Ax database), the verdict is computed in memory
-(:attr:`engine.results.StudyResults.verdict`, never ``save_verdict``), and no path
+(:attr:`engine.analysis.results.StudyResults.verdict`, never ``save_verdict``), and no path
 of the app opens a study file for writing. ``boengine run`` writes its files
 atomically (by rename), so a page never sees half a file; a study that has
 no spec or no trial yet renders as starting.
@@ -53,7 +53,7 @@ def require_dash() -> None:
 def create_app(path: str | Path, *, refresh_s: float = 5.0) -> dash.Dash:
     """The Dash app of the studies under ``path`` (a studies directory, or one study)."""
     require_dash()
-    from engine.dashboard.app import create_app as make
+    from engine.interfaces.dashboard.app import create_app as make
 
     return make(path, refresh_s=refresh_s)
 
@@ -68,6 +68,6 @@ def serve(
 ) -> None:
     """Serve the dashboard of ``path`` on ``host:port`` until Ctrl-C (127.0.0.1: this machine only)."""
     require_dash()
-    from engine.dashboard.app import serve as run
+    from engine.interfaces.dashboard.app import serve as run
 
     run(path, host=host, port=port, refresh_s=refresh_s, echo=echo)

@@ -14,12 +14,12 @@ What is logged, from the study directory alone:
   ``validation/<metric>_se``) and, for the front and the baselines, the
   held-out test metrics (``test/<metric>``); the per-epoch curve of
   ``curve.jsonl`` as metric histories (``curve/<metric>``, one step per
-  report, the same rows as :meth:`engine.api.Study.curves`); its status,
+  report, the same rows as :meth:`engine.interfaces.api.Study.curves`); its status,
   reason and source as tags; ``model.pt`` and ``final.pt`` under ``model/``.
   Non-finite values are left out.
 
 Design: one function, :func:`log_study`, logs a whole study directory. It is
-what ``boengine export-mlflow`` runs, and what :func:`engine.study.run_study`
+what ``boengine export-mlflow`` runs, and what :func:`engine.study.run.run_study`
 runs in the driver process once the loop has ended (finished, after the
 exports, or interrupted), never in a worker. Logging each trial as the
 driver records it would put calls to a tracking server inside the loop that
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Metric, Param, Run, RunTag
     from mlflow.tracking import MlflowClient
 
-    from engine.results import StudyResults
+    from engine.analysis.results import StudyResults
 
 __all__ = ["LoggedStudy", "check_store", "log_study", "mlflow_settings", "require_mlflow", "track_study"]
 
@@ -228,7 +228,7 @@ def log_study(directory: str | Path, settings: MlflowSpec, *, state: str | None 
 
 
 def _log(directory: str | Path, settings: MlflowSpec, state: str | None) -> LoggedStudy:
-    from engine.results import StudyResults
+    from engine.analysis.results import StudyResults
 
     require_mlflow("MLflow tracking")
     res = StudyResults.load(directory)

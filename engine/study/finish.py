@@ -57,9 +57,9 @@ def finish_study(
     threads: int,
 ) -> dict[str, Any]:
     """Test-evaluate the front and the baseline trials, judge the search, write ``pareto.csv`` and the report."""
-    from engine.export import write_pareto
-    from engine.report import write_report
-    from engine.results import StudyResults
+    from engine.analysis.results import StudyResults
+    from engine.reporting.export import write_pareto
+    from engine.reporting.report import write_report
 
     front = ObjectiveSet.from_spec(spec).front(records)
     if not front:

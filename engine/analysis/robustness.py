@@ -78,8 +78,8 @@ from engine.metric_rules import MARKET_METRICS
 from engine.objective.pipeline import FIGURES, block_length, equity_stats, net_returns
 
 if TYPE_CHECKING:
+    from engine.analysis.results import StudyResults
     from engine.records import TrialRecord
-    from engine.results import StudyResults
     from strategies.space import SearchSpace
 
 __all__ = [
@@ -467,7 +467,7 @@ def encode_configurations(
 ) -> tuple[np.ndarray, list[str], list[int]]:
     """Configurations in the optimizer's normalized coordinates.
 
-    The study's Ax parameters (:func:`engine.experiment.ax_parameters`) go
+    The study's Ax parameters (:func:`engine.study.experiment.ax_parameters`) go
     through Ax's ``Cont_X_trans`` transforms, the ones
     :mod:`engine.optimizer.strategy` gives its GP: the same points the GP of
     the search sees. Returns (`n x d` coordinates, their column names, the
@@ -478,7 +478,7 @@ def encode_configurations(
     from ax.core.observation import ObservationFeatures
     from ax.core.search_space import SearchSpace as AxSearchSpace
 
-    from engine.experiment import ax_parameters
+    from engine.study.experiment import ax_parameters
 
     ax_space = AxSearchSpace(parameters=[parameter_from_config(c) for c in ax_parameters(space)])
     names = [p.name for p in space.tunable]

@@ -1,8 +1,8 @@
 """``boengine report``: a Markdown and a self-contained HTML account of a study.
 
 The report says how much of every number is luck. It opens with the verdict
-on the pick (:mod:`engine.verdict`) and the selection statistics with their
-inputs (:mod:`engine.report_verdict`: the skill test, deflated Sharpe ratios
+on the pick (:mod:`engine.analysis.verdict`) and the selection statistics with their
+inputs (:mod:`engine.reporting.report_verdict`: the skill test, deflated Sharpe ratios
 with the trial ledger's counts, per-block consistency, PBO, trials, bars, bar
 frequency) and how to read them; then what ran
 (data, splits and fold dates, costs, labels, purge and embargo); the Pareto
@@ -10,7 +10,7 @@ set with validation beside held-out test figures, next to the baselines (the
 family's default configuration, flat, buy-and-hold), with the noise yardstick
 of the best validation Sharpe; hypervolume over trials; parameter importance
 (only from :data:`MIN_TRIALS_FOR_IMPORTANCE` feasible trials, with a
-bootstrap standard deviation); the pick's robustness (:mod:`engine.robustness`:
+bootstrap standard deviation); the pick's robustness (:mod:`engine.analysis.robustness`:
 cost stress of the front, a Monte Carlo of the pick beside buy-and-hold,
 parameter stability from the GP, with a stability figure); failures and early
 stops; and the priors.
@@ -28,10 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.fold_stopping import describe_stop
-from engine.report_verdict import verdict_sections
-from engine.results import StudyResults
-from engine.robustness import (
+from engine.analysis.results import StudyResults
+from engine.analysis.robustness import (
     AXIS_POINTS,
     MC_PERCENTILES,
     NEIGHBOURHOOD_SAMPLES,
@@ -42,8 +40,10 @@ from engine.robustness import (
     Stability,
     study_robustness,
 )
+from engine.reporting.report_verdict import verdict_sections
+from engine.reporting.tables import FLAG, fmt_number, front_table, html_page, html_table, sharpe_yardstick
 from engine.store import REPORT_FILES, StudyStore, write_bytes
-from engine.tables import FLAG, fmt_number, front_table, html_page, html_table, sharpe_yardstick
+from engine.study.fold_stopping import describe_stop
 from engine.weekly.report import window_sections
 
 __all__ = [
@@ -604,7 +604,7 @@ def _figures(
 ) -> dict[str, list[Any]]:
     import plotly.express as px
 
-    from engine.plots import hypervolume_figure, pareto_figures
+    from engine.reporting.plots import hypervolume_figure, pareto_figures
 
     figs: dict[str, list[Any]] = {}
     if robustness is not None and robustness.stability is not None:

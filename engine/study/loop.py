@@ -2,12 +2,12 @@
 
 Split as Optuna splits its own: :meth:`StudyLoop.run` orchestrates,
 :meth:`StudyLoop._ask` proposes for free worker slots, and the
-:class:`~engine.tell.TrialBook` records each outcome. Every worker is kept
+:class:`~engine.study.tell.TrialBook` records each outcome. Every worker is kept
 busy: when a trial finishes, its slot is filled at once (running trials are
 pending points for Ax). Failures are data: a failed trial is recorded with its
 reason and the study goes on, until too many fail in a row. Trials report per
 epoch (learning curves, early stopping) and, with Pareto-aware stopping
-across folds, per fold (:mod:`engine.fold_stopping`) on the same channel.
+across folds, per fold (:mod:`engine.study.fold_stopping`) on the same channel.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from ax.exceptions.core import DataRequiredError
 from ax.exceptions.generation_strategy import MaxParallelismReachedException
 
 from engine.executors import Executor, ExecutorPlan, TrialFn, make_executor
-from engine.fold_stopping import PartialTrial, is_fold_report, judge
 from engine.objective import Objective
 from engine.optimizer import prebuild_kernels, seeded_rounding, set_torch_threads
-from engine.progress import Progress, Snapshot, take_snapshot
 from engine.records import REEVALUATED_SOURCES, TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
-from engine.tell import INTERRUPTED, TrialBook, study_log
-from engine.trial import TrialJob, TrialOutcome
+from engine.study.fold_stopping import PartialTrial, is_fold_report, judge
+from engine.study.progress import Progress, Snapshot, take_snapshot
+from engine.study.tell import INTERRUPTED, TrialBook, study_log
+from engine.study.trial import TrialJob, TrialOutcome
 from strategies.exceptions import StudyError
 
 __all__ = ["StudyLoop", "trial_seed"]
@@ -265,7 +265,7 @@ class StudyLoop:
 
     def _judge_fold(self, executor: Executor, index: int, report: Mapping[str, float]) -> None:
         """Pareto-aware stopping across folds: stop the trial when its optimistic corner after this
-        fold cannot reach the front (:func:`engine.fold_stopping.judge`)."""
+        fold cannot reach the front (:func:`engine.study.fold_stopping.judge`)."""
         pf = self.spec.early_stopping.pareto_folds
         partial = PartialTrial.from_report(report)
         judged = (

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from engine.analysis.results import StudyResults
+from engine.analysis.verdict import Verdict
 from engine.records import TrialRecord
-from engine.results import StudyResults
-from engine.verdict import Verdict
 
 __all__ = ["pick_trial", "strategy_entry"]
 

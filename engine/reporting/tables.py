@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
 
 __all__ = [
     "BASELINE_NAMES",

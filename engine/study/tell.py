@@ -17,11 +17,11 @@ from ax.api.client import Client
 from ax.core.base_trial import TrialStatus as AxStatus
 from ax.core.trial import Trial
 
-from engine.experiment import full_parameters
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
-from engine.trial import TrialOutcome
+from engine.study.experiment import full_parameters
+from engine.study.trial import TrialOutcome
 from strategies.exceptions import InputError
 
 __all__ = ["TrialBook", "study_log"]
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 INTERRUPTED = "the study was interrupted while it ran"
 
 #: Events for the study's own log file only (a failed trial's traceback): this logger
-#: does not propagate, and :func:`engine.study.run_study` attaches study.log to it.
+#: does not propagate, and :func:`engine.study.run.run_study` attaches study.log to it.
 study_log = logging.getLogger("engine.study_log")
 study_log.propagate = False
 study_log.setLevel(logging.INFO)

@@ -12,7 +12,7 @@ h = r − β̂·m, whose mean is α̂: the return no constant long, short or fla
 position explains.
 
 - :func:`skill_test`: Hansen's SPA (``arch.bootstrap.SPA`` through
-  :func:`engine.selection.spa_test`) of the hedged series of all trials
+  :func:`engine.analysis.selection.spa_test`) of the hedged series of all trials
   against zero: "no trial has timing skill", accounting for all of them, and
   the same test of one named trial alone.
 - :func:`beats_benchmark`: Romano–Wolf StepM (the steps of ``arch.bootstrap.StepM``):
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from engine.selection import (
+from engine.analysis.selection import (
     _STD_FLOOR,
     _default_block_size,
     _long_run_variance,
@@ -194,7 +194,7 @@ def beats_benchmark(
     Romano & Wolf's (2005) StepM, the steps of ``arch.bootstrap.StepM`` over
     arch's SPA (stationary bootstrap, Hansen's consistent recentring; see
     :func:`_stepm` for why the loop is ours), on studentized differentials:
-    as in :func:`engine.selection.spa_test`, each d_k = candidate_k −
+    as in :func:`engine.analysis.selection.spa_test`, each d_k = candidate_k −
     benchmark is divided by its long-run standard deviation first, because
     arch does not rescale the statistic it compares. A candidate identical
     to the benchmark is never superior. The family-wise error rate over the

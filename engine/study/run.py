@@ -5,8 +5,8 @@ checked is checked before the first byte is written (the spec, the executor's
 size, the data, the warm-start directories). It then holds the study's lock,
 writes the prepared data once, builds or restores the Ax client, queues
 baselines and attaches warm-start trials on a new study, runs the loop
-(:mod:`engine.loop`) and finishes with the held-out test evaluation of the
-Pareto set and the exports (:mod:`engine.finish`).
+(:mod:`engine.study.loop`) and finishes with the held-out test evaluation of the
+Pareto set and the exports (:mod:`engine.study.finish`).
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.executors import ExecutorPlan, TrialFn, available_cores, check_executor, plan_executor
-from engine.experiment import configure_client, load_client
-from engine.finish import finish_study
-from engine.loop import StudyLoop
 from engine.meta import StudyMeta
 from engine.objective import Objective, Prepared, make_objective
-from engine.progress import Progress, QuietProgress
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, MlflowSpec, study_spec
 from engine.store import StudyStore, check_storage, redact_url, spec_differences
-from engine.tell import study_log
-from engine.trial import execute
+from engine.study.experiment import configure_client, load_client
+from engine.study.finish import finish_study
+from engine.study.loop import StudyLoop
+from engine.study.progress import Progress, QuietProgress
+from engine.study.tell import study_log
+from engine.study.trial import execute
 from strategies.exceptions import InputError, SpecError
 
 __all__ = ["StudyOutcome", "StudyStart", "run_study"]
@@ -108,7 +108,7 @@ def run_study(
 
     ``mlflow`` (``run --mlflow-uri``, else the spec's ``tracking.mlflow``):
     once the loop has ended, the study is logged to MLflow
-    (:mod:`engine.tracking`); a tracking failure is a warning.
+    (:mod:`engine.interfaces.tracking`); a tracking failure is a warning.
     """
     store = StudyStore(study_dir)
     opening = _Opening.checked(spec, store, storage_url, mlflow)
@@ -186,7 +186,7 @@ class _Opening:
         check_executor(plan)
         tracking = mlflow or spec.tracking.mlflow
         if tracking is not None:
-            from engine.tracking import require_mlflow
+            from engine.interfaces.tracking import require_mlflow
 
             require_mlflow("MLflow tracking" if mlflow else "tracking.mlflow")
         return cls(store, objective, plan, tracking)
@@ -194,7 +194,7 @@ class _Opening:
     def ran(self, outcome: StudyOutcome) -> StudyOutcome:
         """Once the loop has ended: the study logged to MLflow when it is tracked."""
         if self.tracking is not None:
-            from engine.tracking import track_study
+            from engine.interfaces.tracking import track_study
 
             state = "interrupted" if outcome.interrupted else "finished"
             track_study(self.store.dir, self.tracking, state=state)
@@ -373,7 +373,7 @@ def _first_not_started(store: StudyStore, loop: StudyLoop) -> list[tuple[dict[st
 def _warm_start(
     loop: StudyLoop, spec: ExperimentSpec, store: StudyStore, objective: Objective, warm_dirs: Sequence[str]
 ) -> None:
-    from engine.warmstart import attach_prior_studies, prior_configurations
+    from engine.study.warmstart import attach_prior_studies, prior_configurations
 
     summary = attach_prior_studies(loop.book, warm_dirs, with_sems=objective.reports_sems)
     if summary:
@@ -393,8 +393,8 @@ def _study_log(store: StudyStore) -> Iterator[None]:
     stream = store.log_stream()
     handler = logging.StreamHandler(stream)
     # the loop writes every trial event to study_log whatever the display; the plain display's
-    # own lines (engine.progress) would repeat them
-    handler.addFilter(lambda record: not record.name.startswith("engine.progress"))
+    # own lines (engine.study.progress) would repeat them
+    handler.addFilter(lambda record: not record.name.startswith("engine.study.progress"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     loggers = (logging.getLogger(), study_log)  # study_log: events for this file only (tracebacks)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from engine.results import StudyResults
-from engine.tables import fmt_number, fmt_prob
-from engine.verdict import ALPHA, DSR_BAR, Verdict
+from engine.analysis.results import StudyResults
+from engine.analysis.verdict import ALPHA, DSR_BAR, Verdict
+from engine.reporting.tables import fmt_number, fmt_prob
 
 __all__ = ["verdict_sections"]
 

@@ -4,7 +4,7 @@
 reads one into a :class:`StudyView` (results, status, verdict, figures),
 kept while the study's files are unchanged: a page that refreshes every few
 seconds costs a few ``stat`` calls until a trial lands. The verdict is
-computed in memory by :attr:`engine.results.StudyResults.verdict` (which reads a
+computed in memory by :attr:`engine.analysis.results.StudyResults.verdict` (which reads a
 current ``verdict.json`` and never writes one) and kept per trial state.
 Nothing here imports Dash.
 """
@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from engine.api import Study
+from engine.analysis.results import StudyResults
+from engine.analysis.verdict import Verdict
+from engine.interfaces.api import Study
 from engine.records import StudyState
-from engine.results import StudyResults
 from engine.store import StudyStore
-from engine.verdict import Verdict
 from strategies.exceptions import InputError
 
 if TYPE_CHECKING:
-    from engine.robustness import Robustness
+    from engine.analysis.robustness import Robustness
 
 __all__ = ["Catalog", "StudyView", "is_study_dir", "study_signature"]
 
@@ -192,11 +192,11 @@ class StudyView:
 
     @cached_property
     def robustness(self) -> Robustness | None:
-        """The report's robustness views of the knee (:func:`engine.robustness.study_robustness`:
+        """The report's robustness views of the knee (:func:`engine.analysis.robustness.study_robustness`:
         cost stress, Monte Carlo, parameter stability), computed once per read of the study."""
         if self.results is None:
             return None
-        from engine.robustness import study_robustness
+        from engine.analysis.robustness import study_robustness
 
         return study_robustness(self.results)
 

@@ -1,6 +1,6 @@
 """``boengine pareto``: the Pareto set as CSV, JSON, HTML (plotly) or PNG (matplotlib).
 
-The tables come from :mod:`engine.tables`, the plots from :mod:`engine.plots`.
+The tables come from :mod:`engine.reporting.tables`, the plots from :mod:`engine.reporting.plots`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.plots import pareto_figures, write_png
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
+from engine.reporting.plots import pareto_figures, write_png
+from engine.reporting.tables import FLAG, front_table, html_page, html_table, sharpe_yardstick
 from engine.store import StudyStore, check_target, replacing, write_bytes
-from engine.tables import FLAG, front_table, html_page, html_table, sharpe_yardstick
 from strategies.exceptions import InputError
 
 __all__ = ["FORMATS", "pareto_csv_frame", "write_pareto"]

@@ -1,4 +1,4 @@
-"""The Dash app: pages, their live refresh, and the local server (see :mod:`engine.dashboard`).
+"""The Dash app: pages, their live refresh, and the local server (see :mod:`engine.interfaces.dashboard`).
 
 Pages (``dcc.Location`` routing):
 
@@ -37,10 +37,10 @@ import dash
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from engine.dashboard.data import Catalog, StudyView
-from engine.results import StudyResults
+from engine.analysis.results import StudyResults
+from engine.interfaces.dashboard.data import Catalog, StudyView
+from engine.reporting.tables import PAGE_STYLE
 from engine.store import PAGE_FILES
-from engine.tables import PAGE_STYLE
 from strategies.exceptions import InputError
 
 __all__ = ["create_app", "make_server", "serve"]
@@ -260,7 +260,7 @@ def _register_study_callbacks(app: dash.Dash, catalog: Catalog) -> None:
         prevent_initial_call=True,
     )
     def recolor(color: str | None, key: str | None) -> Any:
-        from engine.plots import parallel_coordinates_figure
+        from engine.reporting.plots import parallel_coordinates_figure
 
         view = catalog.view(key or "")
         if view is None or view.results is None or color not in view.results.objectives.names:
@@ -555,7 +555,7 @@ def _results(view: StudyView) -> StudyResults:
 
 
 def _pareto_section(view: StudyView) -> list[Any]:
-    from engine.plots import pareto_figures
+    from engine.reporting.plots import pareto_figures
 
     res = _results(view)
     head = [html.H2("Pareto front")]
@@ -566,7 +566,7 @@ def _pareto_section(view: StudyView) -> list[Any]:
 
 
 def _hypervolume_section(view: StudyView) -> list[Any]:
-    from engine.plots import hypervolume_figure
+    from engine.reporting.plots import hypervolume_figure
 
     fig = hypervolume_figure(_results(view))
     shown = _graph("hypervolume-graph", fig) if fig else html.P("No trial yet.", className="muted")
@@ -574,7 +574,7 @@ def _hypervolume_section(view: StudyView) -> list[Any]:
 
 
 def _parallel_section(view: StudyView) -> list[Any]:
-    from engine.plots import parallel_coordinates_figure
+    from engine.reporting.plots import parallel_coordinates_figure
 
     res = _results(view)
     fig = parallel_coordinates_figure(res)
@@ -593,7 +593,7 @@ def _parallel_section(view: StudyView) -> list[Any]:
 
 
 def _curves_section(view: StudyView) -> list[Any]:
-    from engine.plots import curves_figure
+    from engine.reporting.plots import curves_figure
 
     fig = curves_figure(_results(view), view.curves())
     shown = _graph("curves-graph", fig) if fig else html.P("No epoch reported yet.", className="muted")
@@ -601,7 +601,7 @@ def _curves_section(view: StudyView) -> list[Any]:
 
 
 def _proposals_section(view: StudyView) -> list[Any]:
-    from engine.plots import proposal_times_figure
+    from engine.reporting.plots import proposal_times_figure
 
     fig = proposal_times_figure(_results(view))
     shown = _graph("proposals-graph", fig) if fig else html.P("No batch yet.", className="muted")
@@ -609,7 +609,7 @@ def _proposals_section(view: StudyView) -> list[Any]:
 
 
 def _report_section(view: StudyView) -> list[Any]:
-    from engine.report import MIN_TRIALS_FOR_IMPORTANCE, report_figures
+    from engine.reporting.report import MIN_TRIALS_FOR_IMPORTANCE, report_figures
 
     res = _results(view)
     head = [html.H2("Report figures: parameter importance")]
@@ -644,7 +644,7 @@ def _robustness_section(view: StudyView) -> list[Any]:
 
 
 def _robustness_body(view: StudyView) -> list[Any]:
-    from engine.report import robustness_tables, stability_figure
+    from engine.reporting.report import robustness_tables, stability_figure
 
     res = _results(view)
     rob = view.robustness
@@ -729,7 +729,7 @@ def _compare_page(keys: list[str], interval_ms: int) -> Any:
 
 
 def _compare_body(catalog: Catalog, keys: list[str], views: list[StudyView]) -> Any:
-    from engine import plots
+    from engine.reporting import plots
 
     head: list[Any] = [_nav(catalog), html.H1("Compare studies")]
     unknown = [k for k in keys if k not in {v.key for v in views}]

@@ -213,7 +213,7 @@ def deflated_sharpe(
     overstates it when trials are correlated (then SR₀ is too high and the
     DSR conservative). `sharpe_variance` replaces V when given (e.g. the
     variance of independent clusters' Sharpe ratios, see
-    :mod:`engine.ledger`). A flat member (std <= 1e-15) gets skew 0 and
+    :mod:`engine.analysis.ledger`). A flat member (std <= 1e-15) gets skew 0 and
     kurtosis 3.
 
     DSR is 1 − p of a one-sided test of "the true Sharpe ratio is at most

@@ -25,7 +25,7 @@ from engine.store import StudyStore
 from strategies.exceptions import InputError
 
 if TYPE_CHECKING:
-    from engine.tell import TrialBook
+    from engine.study.tell import TrialBook
 
 __all__ = ["attach_prior_studies", "prior_configurations"]
 

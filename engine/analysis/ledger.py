@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 
 class _Study(Protocol):
-    """What the ledger reads of a study (:class:`engine.results.StudyResults` has it)."""
+    """What the ledger reads of a study (:class:`engine.analysis.results.StudyResults` has it)."""
 
     @property
     def store(self) -> StudyStore: ...

@@ -237,7 +237,7 @@ def judge(
 
 
 class _Answers(Protocol):
-    """What a trial's channel (:class:`engine.trial.Channel`) tells a worker waiting on a fold report."""
+    """What a trial's channel (:class:`engine.study.trial.Channel`) tells a worker waiting on a fold report."""
 
     def should_stop(self, trial_index: int) -> bool: ...
 

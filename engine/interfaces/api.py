@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from engine.results import StudyResults
-from engine.verdict import Verdict
+from engine.analysis.results import StudyResults
+from engine.analysis.verdict import Verdict
 
 __all__ = ["Study", "load_study", "register_with_ax", "run_study"]
 
@@ -78,7 +78,7 @@ class Study:
 
     def pareto(self) -> pd.DataFrame:
         """The Pareto front as ``pareto.csv`` has it."""
-        from engine.export import pareto_csv_frame
+        from engine.reporting.export import pareto_csv_frame
 
         return pareto_csv_frame(self.results)
 
@@ -113,7 +113,7 @@ class Study:
         """Plotly figures of what the study has so far: the Pareto plots of the report (a panel per
         pair of objectives, the 3-D view), hypervolume over trials, parallel coordinates of the
         parameters coloured by the first objective, per-epoch curves and proposal times."""
-        from engine.plots import study_figures
+        from engine.reporting.plots import study_figures
 
         return [fig for figs in study_figures(self.results, self.curves()).values() for fig in figs]
 
@@ -135,9 +135,9 @@ def run_study(
     ``study_dir`` defaults to ``studies/<name>``; ``progress`` is a display
     mode of ``boengine run`` (``quiet``, ``plain``, ``rich``, ``jsonl``).
     """
-    from engine.progress import make_progress
     from engine.spec import load_spec, parse_spec
-    from engine.study import run_study as run
+    from engine.study.progress import make_progress
+    from engine.study.run import run_study as run
 
     parsed = (
         parse_spec(json.loads(json.dumps(spec)), source="<dict>")

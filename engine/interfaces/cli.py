@@ -24,14 +24,14 @@ from engine.metric_rules import MARKET_METRICS, MetricCatalogue
 from strategies.exceptions import BoengineError, InputError
 
 if TYPE_CHECKING:
+    from engine.analysis.results import StudyResults
     from engine.records import TrialRecord
-    from engine.results import StudyResults
     from engine.spec import ExperimentSpec
     from engine.weekly.windows import Window
 
 __all__ = ["app", "main"]
 
-logger = logging.getLogger("engine.cli")
+logger = logging.getLogger("engine.interfaces.cli")
 
 app = typer.Typer(
     name="boengine",
@@ -156,7 +156,7 @@ def validate(spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON)."
     check_data_source(s)
     check_executor(plan_executor(s.executor))
     if s.tracking.mlflow is not None:
-        from engine.tracking import mlflow_settings, require_mlflow
+        from engine.interfaces.tracking import mlflow_settings, require_mlflow
 
         require_mlflow(f"{spec}: tracking.mlflow")
         mlflow_settings(s, None, None)  # a URI MLflow refuses (file://) is refused here too
@@ -287,9 +287,9 @@ def run(
     held-out test split and pareto.csv and report.md/html are written.
     """
     _quiet_ax(bool((ctx.obj or {}).get("verbose")))
-    from engine.progress import make_progress
-    from engine.study import run_study
-    from engine.tracking import mlflow_settings
+    from engine.interfaces.tracking import mlflow_settings
+    from engine.study.progress import make_progress
+    from engine.study.run import run_study
     from engine.weekly.carry_over import WindowStart
 
     s = _spec(spec)
@@ -359,7 +359,7 @@ def status(
 
     On a study line (the directory of ``run --window``), one row per window.
     """
-    from engine.results import StudyResults
+    from engine.analysis.results import StudyResults
     from engine.weekly.windows import list_windows
 
     if list_windows(study_dir):
@@ -471,7 +471,7 @@ def pareto(
     ] = None,
 ) -> None:
     """Export the Pareto set: parameters, validation and held-out test objectives."""
-    from engine.export import write_pareto
+    from engine.reporting.export import write_pareto
     from engine.weekly.windows import resolve_study
 
     path = write_pareto(resolve_study(study_dir), fmt.value, out)
@@ -501,8 +501,8 @@ def best(
 
     On a study line (``run --window``), the newest window's study.
     """
-    from engine.best import pick_trial, strategy_entry
-    from engine.results import StudyResults
+    from engine.analysis.results import StudyResults
+    from engine.reporting.best import pick_trial, strategy_entry
     from engine.weekly.live_config import write_config as write
     from engine.weekly.windows import resolve_study
 
@@ -557,7 +557,7 @@ def report(
     ] = None,
 ) -> None:
     """Write report.md and a self-contained report.html (front, hypervolume, importance, failures, priors)."""
-    from engine.report import write_report
+    from engine.reporting.report import write_report
     from engine.store import REPORT_FILES, check_target
     from engine.weekly.windows import resolve_study
 
@@ -584,8 +584,8 @@ def export_mlflow(
     Idempotent: runs are found again by their tags, so a second export (or
     the end of a resumed run) adds only what is new.
     """
-    from engine.results import StudyResults
-    from engine.tracking import log_study, mlflow_settings, require_mlflow
+    from engine.analysis.results import StudyResults
+    from engine.interfaces.tracking import log_study, mlflow_settings, require_mlflow
 
     require_mlflow("export-mlflow")
     res = StudyResults.load(study_dir)
@@ -618,7 +618,7 @@ def priors(
     from engine.objective import make_objective
     from engine.objective.pipeline import data_driven_optimizer
     from engine.spec import parse_spec
-    from engine.warmstart import prior_configurations
+    from engine.study.warmstart import prior_configurations
     from strategies import FAMILIES, get_family
 
     families = [get_family(strategy).name] if strategy else list(FAMILIES)
@@ -665,7 +665,7 @@ def dashboard(
 
     Read-only: it never writes to a study, and is safe while 'boengine run' writes one. Ctrl-C stops.
     """
-    from engine.dashboard import serve
+    from engine.interfaces.dashboard import serve
 
     serve(path, host=host, port=port, echo=typer.echo)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from engine.fold_stopping import FOLD_REPORT_KEY, await_answer
+from engine.study.fold_stopping import FOLD_REPORT_KEY, await_answer
 
 __all__ = [
     "Channel",
@@ -46,7 +46,7 @@ class Channel(Protocol):
     def should_stop(self, trial_index: int) -> bool: ...
 
     def fold_answered(self, trial_index: int, fold: int) -> bool:
-        """The driver has judged the trial's fold report ``fold`` (:mod:`engine.fold_stopping`)."""
+        """The driver has judged the trial's fold report ``fold`` (:mod:`engine.study.fold_stopping`)."""
         ...
 
 

@@ -9,13 +9,13 @@ never the test split:
 - the per-bar net returns of every trial the study evaluated that completed
   (``trials/<i>/returns.npy``): the search's universe, `T x N`;
 - the instrument's per-bar return on the same bars (buy-and-hold's);
-- the trial ledger's counts (:mod:`engine.ledger`): every configuration
+- the trial ledger's counts (:mod:`engine.analysis.ledger`): every configuration
   tried on overlapping bars of the same data, and how many independent
   tries that is.
 
 It says **evidence of an edge** only when all three hold:
 
-1. **Skill in the family** (:func:`engine.skill.skill_test`): Hansen's SPA of
+1. **Skill in the family** (:func:`engine.analysis.skill.skill_test`): Hansen's SPA of
    all N trials' returns net of their beta to the instrument against zero has
    p < :data:`ALPHA`. Data snooping over every trial is accounted for, and
    neither a constant long or short position nor the benchmark's own
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from engine.ledger import TrialCounts
+    from engine.analysis.ledger import TrialCounts
 
 __all__ = [
     "ALPHA",
@@ -206,7 +206,7 @@ class VerdictInputs:
 def compute_verdict(inputs: VerdictInputs) -> Verdict:
     """The rule of the module docstring on ``inputs``."""
     # imported here: scipy.stats and arch take seconds, and a cached verdict needs neither
-    from engine.selection import expected_max_normal, sharpe_ratio, sharpe_standard_error
+    from engine.analysis.selection import expected_max_normal, sharpe_ratio, sharpe_standard_error
 
     matrix = np.asarray(inputs.returns, dtype=np.float64)
     n_obs, n_with = matrix.shape
@@ -267,7 +267,7 @@ def compute_verdict(inputs: VerdictInputs) -> Verdict:
 def fold_consistency(returns: np.ndarray, sizes: Sequence[int], periods_per_year: float) -> dict[str, Any]:
     """Per-block annualised Sharpe ratios of one trial's stitched returns, how many are positive,
     and whether one block carries the edge (the rest sum to a loss while the whole is a gain)."""
-    from engine.selection import sharpe_ratio
+    from engine.analysis.selection import sharpe_ratio
 
     r = np.asarray(returns, dtype=np.float64)
     if not sizes or sum(sizes) != len(r):
@@ -291,7 +291,7 @@ def _members(
     inputs: VerdictInputs, matrix: np.ndarray, pick: int | None, n_eff: int
 ) -> dict[int, dict[str, float]]:
     """The deflated Sharpe ratio of each front member with returns, and of the pick."""
-    from engine.selection import deflated_sharpe
+    from engine.analysis.selection import deflated_sharpe
 
     out = {}
     for i in (*inputs.front, *([pick] if pick is not None else [])):
@@ -309,8 +309,8 @@ def _members(
 def _tests(inputs: VerdictInputs, matrix: np.ndarray, col: int | None) -> tuple[Any, dict[str, Any]]:
     """The skill test of the pick (None without a pick or with fewer than 20 bars) and the
     raw-return SPA against each benchmark."""
-    from engine.selection import spa_test
-    from engine.skill import skill_test
+    from engine.analysis.selection import spa_test
+    from engine.analysis.skill import skill_test
 
     enough = matrix.shape[0] >= 20
     ppy = inputs.periods_per_year
@@ -329,7 +329,7 @@ def _tests(inputs: VerdictInputs, matrix: np.ndarray, col: int | None) -> tuple[
 
 def _pbo(matrix: np.ndarray) -> Any:
     """PBO with 16 blocks, fewer when the sample is short; None with fewer than 2 trials."""
-    from engine.selection import pbo_cscv
+    from engine.analysis.selection import pbo_cscv
 
     n_obs, n = matrix.shape
     if n < 2:
@@ -431,7 +431,7 @@ def verdict_from_returns(
 ) -> Verdict:
     """The verdict on column ``pick`` of a `T x N` return matrix alone (simulations, tests): the
     ledger is the matrix itself (``n_bars``: configurations tried, default N)."""
-    from engine.ledger import Ledger, _Entry
+    from engine.analysis.ledger import Ledger, _Entry
 
     matrix = np.asarray(returns, dtype=np.float64)
     n = matrix.shape[1]

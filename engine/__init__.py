@@ -7,8 +7,10 @@ The Python API (:mod:`engine.interfaces.api`)::
 A map, in the order a study runs (README, "What a study does"); each room's ``__init__`` says
 what its files do::
 
-    spec.py, metric_rules.py,    the experiment spec, the metric catalogue, the search space;
-      search_space.py,           ``boengine check-data``: look-ahead and constant-column checks
+    spec.py, spec_model.py       the experiment spec: read and checked against its objective
+                                 (spec.py, above objective/), its typed sections (spec_model.py)
+    metric_rules.py,             the metric catalogue, the search space, ``boengine check-data``
+      search_space.py,           (look-ahead and constant-column checks)
       check_data.py
     objective/                   what a trial evaluates (synthetic problem, model family under
                                  holdout / walk-forward / CPCV); pipeline.py: the one door to objectives/

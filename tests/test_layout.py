@@ -117,11 +117,11 @@ def test_the_optimizer_imports_nothing_else_of_engine() -> None:
 
 def test_the_engine_reaches_the_trading_pipeline_through_its_objectives_only() -> None:
     """engine/ imports objectives/ only in engine/objective/ (its door: engine.objective.pipeline)
-    and, for the spec's sections, in engine/spec.py."""
+    and, for the spec's sections, in engine/spec_model.py."""
     for mod, deps in _graph(type_checking=True).items():
         if not mod.startswith("engine.") or mod.startswith("engine.objective"):
             continue
-        allowed = {"objectives.config"} if mod == "engine.spec" else set()
+        allowed = {"objectives.config"} if mod == "engine.spec_model" else set()
         side_doors = sorted(d for d in deps if d.split(".")[0] == "objectives" and d not in allowed)
         assert not side_doors, (mod, side_doors)
 
@@ -160,17 +160,8 @@ def test_no_import_circle() -> None:
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
 
 
-#: The one circle left under TYPE_CHECKING: the spec's validation asks the objective's class for
-#: its default space and metric catalogue (a lazy import), and the objectives are typed against
-#: the spec. Every other edge counts, so no new circle can come in.
-KNOWN_TYPED_EDGES = {("engine.spec", "engine.objective")}
-
-
 def test_no_import_circle_even_under_type_checking() -> None:
-    graph = _graph(type_checking=True)
-    for a, b in KNOWN_TYPED_EDGES:
-        graph[a] = graph[a] - {b}
-    cycle = find_circle(graph)
+    cycle = find_circle(_graph(type_checking=True))
     assert cycle is None, "import circle (imports under TYPE_CHECKING included): " + " -> ".join(cycle or [])
 
 

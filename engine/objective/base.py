@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from engine.records import TrialRecord
-    from engine.spec import ExperimentSpec
+    from engine.spec_model import ExperimentSpec
     from engine.store import StudyStore
     from engine.study.trial import TrialJob, TrialOutcome
     from strategies.space import SearchSpace

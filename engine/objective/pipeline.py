@@ -1,6 +1,6 @@
 """The engine's one door to the trading pipeline (``objectives/``).
 
-Only ``engine/objective/`` imports ``objectives/`` (and ``engine/spec.py`` its
+Only ``engine/objective/`` imports ``objectives/`` (and ``engine/spec_model.py`` its
 spec sections). What the rest of the engine needs of the pipeline outside an
 objective — the cost model and equity figures (robustness, champion), the
 noise figures, the data loader and features (``check-data``), regime

@@ -9,7 +9,7 @@ from engine.objective.base import Objective
 from strategies.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from engine.spec import ExperimentSpec
+    from engine.spec_model import ExperimentSpec
 
 __all__ = [
     "OBJECTIVES",

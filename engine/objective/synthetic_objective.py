@@ -17,7 +17,7 @@ from engine.objective.base import EpochFn, Objective
 from engine.objective.registry import SYNTHETIC_PREFIX, register_objective
 
 if TYPE_CHECKING:
-    from engine.spec import ExperimentSpec
+    from engine.spec_model import ExperimentSpec
     from engine.study.trial import TrialJob, TrialOutcome
     from strategies.space import SearchSpace
 

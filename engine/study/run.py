@@ -98,13 +98,11 @@ def run_study(
     that database instead of ``<study_dir>/ax.db``; it is recorded, and a
     resume must give the same URL again.
 
-    Bad input (data that fail validation, an executor larger than the
-    machine, a warm-start directory that is not a study) is reported before
-    anything is written. ``start`` says what a new study runs first and
-    records around its creation (a study window:
-    :mod:`engine.weekly`'s ``WindowStart``). Setting ``stop`` (Ctrl-C, SIGTERM) interrupts the
-    loop like a KeyboardInterrupt does: running trials are abandoned, the
-    state is saved.
+    Bad input (data that fail validation, an executor larger than the machine, a warm-start
+    directory that is not a study) is reported before anything is written. ``start`` says what a
+    new study runs first and records around its creation (a study window: :mod:`engine.weekly`'s
+    ``WindowStart``). Setting ``stop`` (Ctrl-C, SIGTERM) interrupts the loop like a
+    KeyboardInterrupt does: running trials are abandoned, the state is saved.
 
     ``mlflow`` (``run --mlflow-uri``, else the spec's ``tracking.mlflow``):
     once the loop has ended, the study is logged to MLflow

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.records import REEVALUATED_SOURCES
-from engine.spec import ExperimentSpec
+from engine.spec import ExperimentSpec, with_data_end
 from engine.store import StudyStore
 from strategies.exceptions import InputError
 
@@ -108,14 +108,14 @@ def open_window(spec: ExperimentSpec, line: str | Path, window: str) -> Window:
             raise InputError(f"--window {window!r}: not a calendar date; write e.g. 2026-11-27") from None
         if spec.data.end is not None:
             cut = min(cut, pd.Timestamp(spec.data.end))
-        probe = spec.with_data_end(cut, source="--window")
+        probe = with_data_end(spec, cut, source="--window")
     last = make_objective(probe).last_bar()
     if last is None:
         raise InputError(
             f"--window: strategy {spec.strategy} has no market data to cut into windows; "
             "windows are for model families"
         )
-    cut_spec = spec.with_data_end(last, source="--window")
+    cut_spec = with_data_end(spec, last, source="--window")
     name = last.strftime("%Y-%m-%d")
     _not_a_link(root / name)
     earlier = [w for w in list_windows(root) if w.name < name]

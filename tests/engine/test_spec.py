@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.interfaces.cli import main
-from engine.spec import load_spec, parse_spec
+from engine.spec import load_spec, parse_spec, with_data_end
 from strategies.exceptions import SpecError
 from strategies.space import ChoiceParam, FixedParam, FloatParam
 
@@ -239,13 +239,27 @@ def test_with_data_end_cuts_the_data_and_keeps_the_spec_as_given() -> None:
     spec = parse_spec({**base(), "data": {"source": "builtin:eurusd_1h"}, "budget": {"trials": 12}})
     import pandas as pd
 
-    cut = spec.with_data_end(pd.Timestamp("2017-06-30T23:00"))
+    cut = with_data_end(spec, pd.Timestamp("2017-06-30T23:00"))
     assert cut.data.end == "2017-06-30T23:00:00" and spec.data.end is None  # a new spec; this one unchanged
     assert cut.given() == {
         **spec.given(),
         "data": {"source": "builtin:eurusd_1h", "end": "2017-06-30T23:00:00"},
     }
     assert cut.space == spec.space and cut.budget == spec.budget
-    assert spec.with_data_end("2017-03-01").data.end == "2017-03-01T00:00:00"  # normalised as data.end is
+    assert with_data_end(spec, "2017-03-01").data.end == "2017-03-01T00:00:00"  # normalised as data.end is
     with pytest.raises(SpecError, match=r"^--window: data\.end: not a date or timestamp"):
-        spec.with_data_end("now", source="--window")
+        with_data_end(spec, "now", source="--window")
+
+
+def test_parse_spec_checks_against_the_objective_and_a_bare_model_says_how_to_make_one() -> None:
+    """The model alone validates its sections; parse_spec adds the objective's checks and the space."""
+    from engine.spec_model import ExperimentSpec
+
+    objectives = {"sharpe": {"goal": "max", "threshold": 0.0}, "alpha": {"goal": "max", "threshold": 0.0}}
+    raw = {**base(), "objectives": objectives}
+    bare = ExperimentSpec.model_validate(raw)  # the model knows no metric catalogue
+    with pytest.raises(SpecError, match=r"^<spec>: objectives: 'moe_transformer' does not report 'alpha'"):
+        parse_spec(raw)
+    with pytest.raises(AttributeError, match=r"not made by engine\.spec\.parse_spec or load_spec"):
+        _ = bare.space
+    assert parse_spec(base()).space.names  # a parsed spec has its space

@@ -50,6 +50,25 @@ def find_chromium() -> str | None:
     return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
 
 
+#: Headless Chromium's fixed flags: no sandbox, GPU, extensions or first-run pages; the DOM to stdout,
+#: the console to stderr.
+_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",  # software WebGL for the 3-D and parallel plots (our own page)
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--mute-audio",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--dump-dom",
+)
+
+
 def render_page(
     url: str,
     *,
@@ -70,22 +89,10 @@ def render_page(
     profile = tempfile.mkdtemp(prefix="boengine-chromium-")
     args = [
         exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--enable-unsafe-swiftshader",  # software WebGL for the 3-D and parallel plots (our own page)
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-extensions",
-        "--mute-audio",
+        *_CHROMIUM_FLAGS,
         f"--user-data-dir={profile}",
         f"--window-size={width},{height}",
         f"--virtual-time-budget={budget_ms}",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--dump-dom",
     ]
     target: Path | None = None
     if screenshot is not None:

@@ -24,7 +24,7 @@ from strategies.exceptions import SpecError, StudyError
 from tests.engine import faulty
 from tests.engine.conftest import DTLZ2_OBJECTIVES, synthetic_spec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

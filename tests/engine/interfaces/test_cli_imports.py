@@ -17,7 +17,7 @@ import pytest
 from engine.study.run import run_study
 from tests.engine.conftest import synthetic_spec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "ax", "botorch", "gpytorch", "mlflow")
 
 PROBE = """

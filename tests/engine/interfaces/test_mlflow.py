@@ -34,7 +34,7 @@ from tests.engine import faulty  # noqa: E402
 from tests.engine.conftest import synthetic_spec  # noqa: E402
 from tests.engine.test_bad_input import _keep_signal_handlers, cli  # noqa: E402, F401  (autouse fixture)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXPERIMENT = "boengine-test"
 BUDGET = {"trials": 4, "sobol_trials": 4}
 

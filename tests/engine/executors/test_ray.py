@@ -30,7 +30,7 @@ from tests.conftest import require_extra
 from tests.engine import cluster_trials, faulty
 from tests.engine.conftest import DTLZ2_OBJECTIVES, synthetic_spec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 #: What a worker without boengine sent back (Ray 2.60, colour codes and all).
 NO_ENGINE = (

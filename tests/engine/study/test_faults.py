@@ -18,9 +18,9 @@ import pytest
 
 from engine.analysis.results import StudyResults
 from tests.engine.conftest import DTLZ2_OBJECTIVES
-from tests.engine.test_study import _completed
+from tests.engine.study.test_study import _completed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TRIALS = 6
 
 

@@ -13,7 +13,7 @@ import pytest
 from engine import load_study, run_study
 from tests.engine.conftest import synthetic_spec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ from engine.study.run import run_study  # noqa: E402
 from tests.engine.conftest import synthetic_spec  # noqa: E402
 from tests.engine.made_studies import trading_study  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # ----------------------------------------------------------------- studies

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from strategies.space import SearchSpace
 
 __all__ = [
+    "FrontChoice",
     "ModelSelection",
+    "choose_front",
     "encode_configurations",
     "posterior_means",
     "posterior_selection",
@@ -168,3 +170,50 @@ def select_from_model(
         observed_front=observed_front,
         observed_knee=objectives.knee(observed_front),
     )
+
+
+@dataclass(frozen=True)
+class FrontChoice:
+    """A study's front and the figures it was chosen by (the spec's ``selection.front``).
+
+    Attributes:
+        by: 'observed' (the trials' observed objectives) or 'posterior_mean' (the GP's).
+        front: the front's records as measured (their observed metrics), by trial index.
+        figures: each front member's objectives as the choice saw them (trial index -> name ->
+            value): its observations, or the posterior means.
+    """
+
+    by: Literal["observed", "posterior_mean"]
+    front: list[TrialRecord]
+    figures: Mapping[int, Mapping[str, float]]
+
+    def knee(self, objectives: ObjectiveSet) -> TrialRecord | None:
+        """The front's knee by the figures it was chosen by."""
+        return self._measured(objectives.knee(self._as_chosen()))
+
+    def best(self, objectives: ObjectiveSet, name: str) -> TrialRecord | None:
+        """The front member best on objective ``name`` by the figures it was chosen by."""
+        return self._measured(objectives.best(self._as_chosen(), name))
+
+    def _as_chosen(self) -> list[TrialRecord]:
+        return [replace(r, metrics={**r.metrics, **self.figures[r.index]}) for r in self.front]
+
+    def _measured(self, chosen: TrialRecord | None) -> TrialRecord | None:
+        return None if chosen is None else next(r for r in self.front if r.index == chosen.index)
+
+
+def choose_front(spec: ExperimentSpec, records: Sequence[TrialRecord]) -> FrontChoice:
+    """The front of ``records`` as the spec's ``selection.front`` chooses it (the one rule for the
+    finish's test scoring, the results, the pick and the next window's carry-over)."""
+    objectives = ObjectiveSet.from_spec(spec)
+    if spec.selection.front == "observed":
+        front = objectives.front(records)
+        figures = {r.index: {n: r.metrics[n] for n in objectives.names} for r in front}
+        return FrontChoice("observed", front, figures)
+    selection = select_from_model(spec.space, objectives, records)
+    means = {
+        r.index: dict(zip(objectives.names, map(float, row)))
+        for r, row in zip(records, selection.means)
+        if np.isfinite(row).all()
+    }
+    return FrontChoice("posterior_mean", selection.front, {r.index: means[r.index] for r in selection.front})

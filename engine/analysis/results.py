@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from engine.analysis.ledger import trial_ledger
+from engine.analysis.model_selection import FrontChoice, choose_front
 from engine.analysis.verdict import VERDICT_FORMAT, Verdict, VerdictInputs, compute_verdict
 from engine.meta import StudyMeta
 from engine.objective import Objective, make_objective
@@ -67,8 +68,13 @@ class StudyResults:
         return ObjectiveSet.from_spec(self.spec)
 
     @cached_property
+    def choice(self) -> FrontChoice:
+        """The front and the figures it was chosen by (the spec's ``selection.front``)."""
+        return choose_front(self.spec, self.records)
+
+    @property
     def front(self) -> list[TrialRecord]:
-        return self.objectives.front(self.records)
+        return self.choice.front
 
     @property
     def hypervolume(self) -> float:
@@ -253,9 +259,9 @@ class StudyResults:
                 "run more trials or relax the constraints"
             )
         if pick == "knee":
-            chosen = self.objectives.knee(front)
+            chosen = self.choice.knee(self.objectives)
         elif pick in self.objectives.names:
-            chosen = self.objectives.best(front, pick)
+            chosen = self.choice.best(self.objectives, pick)
         else:
             raise InputError(f"--pick {pick}: choose one of knee, {', '.join(self.objectives.names)}")
         assert chosen is not None

@@ -230,6 +230,14 @@ def _gap(res: StudyResults) -> dict[str, float]:
     return out
 
 
+#: The report's note on a front chosen from the model (``selection.front: posterior_mean``).
+POSTERIOR_NOTE = (
+    "Chosen from the GP's posterior mean (selection.front: posterior_mean): the front and the pick "
+    "are the evaluated configurations that are best by the model's estimate at them, not by their "
+    "observed figures; the table shows what was observed."
+)
+
+
 def _front_sections(res: StudyResults) -> list[Section]:
     out: list[Section] = [("h2", "Pareto set (validation vs held-out test, beside the baselines)")]
     if (yardstick := sharpe_yardstick(res)) is not None:
@@ -237,6 +245,8 @@ def _front_sections(res: StudyResults) -> list[Section]:
     table, notes = front_table(res)
     if not res.front:
         out.append(("p", "Empty: no completed trial meets the constraints."))
+    elif res.choice.by == "posterior_mean":
+        out.append(("p", POSTERIOR_NOTE))
     if len(table):
         out.append(("table", table))
     out += [("p", n) for n in notes]

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from engine.analysis.model_selection import choose_front
 from engine.objective import Objective
-from engine.records import ObjectiveSet, TrialRecord
+from engine.records import TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
 
@@ -61,7 +62,7 @@ def finish_study(
     from engine.reporting.export import write_pareto
     from engine.reporting.report import write_report
 
-    front = ObjectiveSet.from_spec(spec).front(records)
+    front = choose_front(spec, records).front
     if not front:
         logger.warning("no completed trial satisfies the constraints; the Pareto front is empty")
     on_front = {r.index for r in front}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.analysis.model_selection import choose_front
 from engine.executors import ExecutorPlan, TrialFn, available_cores, check_executor, plan_executor
 from engine.meta import StudyMeta
 from engine.objective import Objective, Prepared, make_objective
@@ -254,7 +255,7 @@ def _run(
     return StudyOutcome(
         directory=store.dir,
         records=records,
-        front=objectives.front(records),
+        front=choose_front(spec, records).front,
         hypervolume=objectives.hypervolume(records),
         interrupted=interrupted,
         seconds=time.perf_counter() - start,

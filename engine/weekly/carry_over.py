@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.analysis.model_selection import choose_front
 from engine.records import ObjectiveSet, TrialRecord
 from engine.spec import ExperimentSpec, study_spec
 from engine.store import StudyStore
@@ -137,11 +138,10 @@ def plan_carry_over(spec: ExperimentSpec, previous: Path | None, live_config: st
 def _previous_front(directory: Path) -> list[TrialRecord]:
     """The previous window's Pareto set (its completed trials measured there), knee first."""
     store = StudyStore(directory)
-    records = store.trial_records()
-    objectives = ObjectiveSet.from_spec(study_spec(store))
-    front = objectives.front(records)
-    knee = objectives.knee(front)
-    return sorted(front, key=lambda r: (r is not knee, r.index))
+    spec = study_spec(store)
+    choice = choose_front(spec, store.trial_records())
+    knee = choice.knee(ObjectiveSet.from_spec(spec))
+    return sorted(choice.front, key=lambda r: (r is not knee, r.index))
 
 
 @dataclass

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from engine.analysis.model_selection import encode_configurations, posterior_means, select_from_model
 from engine.records import ObjectiveSet, TrialRecord
@@ -175,3 +178,90 @@ def test_encoding_is_the_unit_cube_in_the_space_order() -> None:
 def test_the_noisier_the_lucky_point_the_more_it_is_shrunk() -> None:
     shrunk = [posterior_means(SPACE, ONE.names, noisy_records(lucky_se=se))[-1, 0] for se in (0.3, 2.0)]
     assert shrunk[1] < shrunk[0] < 1.5
+
+
+def lucky_study_records() -> list[TrialRecord]:
+    """30 configurations of the synthetic DTLZ2 space measured with small standard errors (return
+    against Sharpe along x0, drawdown along x1), and one lucky one: a middling configuration observed
+    to dominate every other, with a large standard error."""
+    rng = np.random.default_rng(4)
+    out = []
+    for i in range(30):
+        x = {f"x{k}": float(v) for k, v in enumerate(rng.uniform(0.0, 1.0, 6))}
+        truth3 = (x["x0"], 1.0 - x["x0"], 0.5 * x["x1"])
+        metrics = dict(
+            zip(("return_pct", "sharpe", "max_drawdown_pct"), (v + rng.normal(0, 0.02) for v in truth3))
+        )
+        out.append(
+            TrialRecord(
+                index=i, status="completed", params=x, metrics=metrics, sems=dict.fromkeys(metrics, 0.02)
+            )
+        )
+    lucky = {**{f"x{k}": 0.5 for k in range(6)}, "x1": 0.9}
+    metrics = {"return_pct": 1.5, "sharpe": 1.5, "max_drawdown_pct": 0.0}
+    out.append(
+        TrialRecord(
+            index=30, status="completed", params=lucky, metrics=metrics, sems=dict.fromkeys(metrics, 1.0)
+        )
+    )
+    return out
+
+
+def test_choose_front_follows_the_spec_selection() -> None:
+    from engine.analysis.model_selection import choose_front
+    from tests.engine.conftest import synthetic_spec
+
+    records = lucky_study_records()
+    lucky = records[-1]
+    observed = choose_front(synthetic_spec(), records)
+    assert observed.by == "observed" and observed.front == [lucky]  # it dominates every observation
+    assert observed.knee(ObjectiveSet.from_spec(synthetic_spec())) is lucky
+    assert observed.figures[30] == lucky.metrics
+
+    spec = synthetic_spec(selection={"front": "posterior_mean"})
+    objectives = ObjectiveSet.from_spec(spec)
+    chosen = choose_front(spec, records)
+    expected = select_from_model(spec.space, objectives, records)
+    assert chosen.by == "posterior_mean"
+    assert [r.index for r in chosen.front] == [r.index for r in expected.front]
+    assert len(chosen.front) > 1 and all(any(m is r for r in records) for m in chosen.front)  # as measured
+    knee = chosen.knee(objectives)
+    assert knee is not None and knee is expected.knee and knee is not lucky
+    assert chosen.figures[knee.index] != knee.metrics  # chosen by the posterior means, not the observations
+    best_sharpe = chosen.best(objectives, "sharpe")
+    assert best_sharpe is not None and best_sharpe in chosen.front
+    assert chosen.figures[best_sharpe.index]["sharpe"] == max(
+        chosen.figures[r.index]["sharpe"] for r in chosen.front
+    )
+
+
+def test_a_study_with_selection_from_the_model_scores_and_reports_that_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.study.finish as finish
+    from engine.analysis.model_selection import choose_front
+    from engine.analysis.results import StudyResults
+    from engine.reporting.report import POSTERIOR_NOTE
+    from engine.study.run import run_study
+    from tests.engine.conftest import synthetic_spec
+
+    scored: list[int] = []
+    evaluate_on_test = finish.evaluate_on_test
+
+    def spy(objective: Any, store: Any, records: Any, **kw: Any) -> Any:
+        scored.extend(r.index for r in records)
+        return evaluate_on_test(objective, store, records, **kw)
+
+    monkeypatch.setattr(finish, "evaluate_on_test", spy)
+    spec = synthetic_spec(selection={"front": "posterior_mean"}, budget={"trials": 8, "sobol_trials": 8})
+    outcome = run_study(spec, tmp_path / "study")
+    res = StudyResults.load(tmp_path / "study")
+    expected = select_from_model(spec.space, ObjectiveSet.from_spec(spec), res.records)
+    assert res.choice.by == "posterior_mean"
+    assert [r.index for r in res.front] == [r.index for r in expected.front]
+    assert [r.index for r in outcome.front] == [r.index for r in expected.front]
+    assert expected.knee is not None and res.pick("knee").index == expected.knee.index
+    assert scored == [r.index for r in expected.front]  # the finish test-scores this front
+    assert POSTERIOR_NOTE in (tmp_path / "study" / "report.md").read_text()
+    default = synthetic_spec()
+    assert choose_front(default, res.records).front == ObjectiveSet.from_spec(default).front(res.records)

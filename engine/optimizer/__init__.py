@@ -10,8 +10,8 @@ Public parts (each concept in its own module):
   ``boxes`` (box decompositions), ``gp`` and ``mll`` (the GP and its
   marginal likelihood), ``candidates`` (restarts side by side, no repeated
   points), ``slsqp`` (batched SLSQP).
-- :func:`memoize_constraint_parsing`, :func:`seeded_rounding` (``patches``):
-  the patches of Ax.
+- :func:`memoize_constraint_parsing`, :func:`seeded_rounding`,
+  :func:`stopped_trials_pending` (``patches``): the patches of Ax.
 - :func:`prebuild_kernels` (``kernels``): BoTorch's fused kernel, built once.
 - :func:`set_torch_threads` (``threads``).
 
@@ -28,7 +28,7 @@ from engine.optimizer.spec import OptimizerSpec
 
 if TYPE_CHECKING:
     from engine.optimizer.kernels import KernelStatus, prebuild_kernels
-    from engine.optimizer.patches import memoize_constraint_parsing, seeded_rounding
+    from engine.optimizer.patches import memoize_constraint_parsing, seeded_rounding, stopped_trials_pending
     from engine.optimizer.strategy import MODEL_NODE, SOBOL_NODE, build_generation_strategy
     from engine.optimizer.threads import set_torch_threads
 
@@ -42,6 +42,7 @@ __all__ = [
     "prebuild_kernels",
     "seeded_rounding",
     "set_torch_threads",
+    "stopped_trials_pending",
 ]
 
 _LAZY = {
@@ -52,6 +53,7 @@ _LAZY = {
     "prebuild_kernels": "kernels",
     "memoize_constraint_parsing": "patches",
     "seeded_rounding": "patches",
+    "stopped_trials_pending": "patches",
     "set_torch_threads": "threads",
 }
 

@@ -1,4 +1,5 @@
-"""Patches of Ax where it offers no option: cached constraint parsing, seeded integer rounding.
+"""Patches of Ax where it offers no option: cached constraint parsing, seeded integer rounding,
+early-stopped trials as pending points.
 
 Each patch is small, idempotent and does nothing on an Ax without the names
 it patches; tests compare patched and unpatched results.
@@ -12,7 +13,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["memoize_constraint_parsing", "seeded_rounding"]
+__all__ = ["memoize_constraint_parsing", "seeded_rounding", "stopped_trials_pending"]
 
 
 def memoize_constraint_parsing() -> None:
@@ -65,3 +66,53 @@ def seeded_rounding(key: str) -> Iterator[None]:
         yield
     finally:
         random.setstate(state)
+
+
+def stopped_trials_pending() -> None:
+    """Count an early-stopped trial as a pending point for each outcome it has no data for.
+
+    boengine stops trials before their objectives exist (the per-epoch rule after a few epochs,
+    Pareto-aware stopping after a walk-forward fold) and attaches only the learning curve, so that
+    partial figures never reach the GP as final. Ax leaves EARLY_STOPPED trials out of its pending
+    points (in its own use their learning curve is the objective), so the GP never heard of such a
+    trial: it proposed the configuration again, Ax's deduplication rejected the batch five times
+    (``MAX_GEN_ATTEMPTS``) and fell back to a Sobol point, 4-12 of 32 model trials a study with
+    fold stopping (``benchmarks/RESULTS.md``). As pending points they are fantasized by the
+    acquisition function (qLogNEHVI's cached pending points, like running trials) and never
+    repeated by the candidate search (:mod:`engine.optimizer.candidates`). Ax offers no option for
+    this, hence the patch of the name in the generation strategy's module. Idempotent.
+    """
+    import ax.generation_strategy.generation_strategy as strategy_module
+    from ax.core.base_trial import TrialStatus
+    from ax.core.observation import ObservationFeatures
+
+    current = getattr(strategy_module, "extract_pending_observations", None)
+    if current is None or getattr(current, "boengine_stopped_pending", False):
+        return  # already patched, or an Ax without this function: nothing to do
+
+    def extract_pending_observations(experiment: Any, include_out_of_design_points: bool = False) -> Any:
+        pending = current(experiment=experiment, include_out_of_design_points=include_out_of_design_points)
+        stopped = [t for t in experiment.trials.values() if t.status == TrialStatus.EARLY_STOPPED and t.arms]
+        if not stopped:
+            return pending
+        df = experiment.lookup_data(trial_indices=[t.index for t in stopped]).df
+        with_data = df.groupby("trial_index")["metric_name"].agg(set).to_dict() if len(df) else {}
+        out = {name: list(features) for name, features in (pending or {}).items()}
+        for trial in stopped:
+            for arm in trial.arms:
+                if not include_out_of_design_points and not experiment.search_space.check_membership(
+                    parameterization=arm.parameters
+                ):
+                    continue
+                metadata = trial._get_candidate_metadata(arm_name=arm.name)
+                for name in experiment.metrics:
+                    if name not in with_data.get(trial.index, set()):
+                        # one feature per metric, as Ax makes them: its transforms change them in place
+                        feature = ObservationFeatures.from_arm(
+                            arm=arm, trial_index=trial.index, metadata=metadata
+                        )
+                        out.setdefault(name, []).append(feature)
+        return out if any(out.values()) else None
+
+    extract_pending_observations.boengine_stopped_pending = True  # type: ignore[attr-defined]
+    strategy_module.extract_pending_observations = extract_pending_observations  # type: ignore[attr-defined]

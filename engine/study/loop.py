@@ -26,7 +26,7 @@ from ax.exceptions.generation_strategy import MaxParallelismReachedException
 
 from engine.executors import Executor, ExecutorPlan, TrialFn, make_executor
 from engine.objective import Objective
-from engine.optimizer import prebuild_kernels, seeded_rounding, set_torch_threads
+from engine.optimizer import prebuild_kernels, seeded_rounding, set_torch_threads, stopped_trials_pending
 from engine.records import REEVALUATED_SOURCES, TrialRecord
 from engine.spec import ExperimentSpec
 from engine.store import StudyStore
@@ -177,6 +177,7 @@ class StudyLoop:
         if n <= 0 or self._ask_blocked:
             return
         start = time.perf_counter()
+        stopped_trials_pending()  # a stopped trial's configuration is not proposed again (idempotent)
         try:
             with seeded_rounding(f"{self.spec.seed}:{len(self.client._experiment.trials)}"):
                 proposals = self.client.get_next_trials(max_trials=n)

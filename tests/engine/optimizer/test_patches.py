@@ -1,8 +1,13 @@
-"""The patches of Ax: cached constraint parsing, seeded integer rounding."""
+"""The patches of Ax: cached constraint parsing, seeded integer rounding, stopped trials pending."""
 
 from __future__ import annotations
 
-from engine.optimizer import memoize_constraint_parsing, seeded_rounding
+from typing import Any
+
+import pytest
+
+from engine.optimizer import MODEL_NODE, memoize_constraint_parsing, seeded_rounding, stopped_trials_pending
+from tests.engine.optimizer.helpers import complete, evaluate, make_client, node
 
 
 def test_constraint_parsing_is_cached_and_unchanged() -> None:
@@ -34,3 +39,66 @@ def test_proposal_rounding_is_seeded_and_leaves_random_alone() -> None:
     with seeded_rounding("7:4"):
         other = [random.random() for _ in range(3)]
     assert first == again and first != other
+
+
+def _stopped_study() -> tuple[Any, int, int]:
+    """A client with 4 completed Sobol trials, one early-stopped trial without objective data (only
+    a learning-curve point) and one early-stopped trial that has all of it."""
+    from ax.core.map_metric import MapMetric
+
+    client = make_client(sobol_trials=4)
+    client.configure_metrics([MapMetric(name="val_sharpe")])
+    trials = client.get_next_trials(max_trials=6)
+    complete(client, {i: trials[i] for i in sorted(trials)[:4]})
+    bare, full = sorted(trials)[4:]
+    client.attach_data(bare, {"val_sharpe": 0.3}, progression=1)
+    client.mark_trial_early_stopped(bare)
+    client.attach_data(full, evaluate(trials[full]))
+    client.mark_trial_early_stopped(full)
+    return client, bare, full
+
+
+def _pending_trials(pending: Any, metric: str) -> set[int]:
+    return {f.trial_index for f in (pending or {}).get(metric, [])}
+
+
+def test_a_stopped_trial_without_objective_data_is_pending_for_those_outcomes() -> None:
+    import ax.generation_strategy.generation_strategy as strategy_module
+    from ax.core.utils import extract_pending_observations as unpatched
+
+    client, bare, full = _stopped_study()
+    experiment = client._experiment
+    assert bare not in _pending_trials(unpatched(experiment=experiment), "sharpe")  # Ax alone forgets it
+    stopped_trials_pending()
+    stopped_trials_pending()  # idempotent
+    patched = strategy_module.extract_pending_observations
+    assert getattr(patched, "boengine_stopped_pending", False)
+    pending = patched(experiment=experiment)
+    for metric in ("return_pct", "sharpe", "max_drawdown_pct", "num_trades"):
+        assert bare in _pending_trials(pending, metric)
+        assert full not in _pending_trials(pending, metric)  # its outcomes are data, not pending
+    assert bare not in _pending_trials(pending, "val_sharpe")  # it has its curve point
+    assert not _pending_trials(pending, "sharpe") & set(range(4))  # completed trials are not pending
+
+
+def test_the_model_step_is_given_the_stopped_trial_as_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through Ax's own call path: the generation node that proposes gets the stopped trial among its
+    pending points, and proposes a new configuration."""
+    from ax.generation_strategy.generation_node import GenerationNode
+
+    stopped_trials_pending()
+    client, bare, _ = _stopped_study()
+    seen: list[Any] = []
+    gen = GenerationNode.gen
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("pending_observations"))
+        return gen(self, *args, **kwargs)
+
+    monkeypatch.setattr(GenerationNode, "gen", spy)
+    proposals = client.get_next_trials(max_trials=1)
+    assert seen and bare in _pending_trials(seen[0], "sharpe")
+    index = next(iter(proposals))
+    assert node(client, index) == MODEL_NODE
+    bare_params = client._experiment.trials[bare].arms[0].parameters
+    assert proposals[index] != bare_params

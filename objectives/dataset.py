@@ -405,8 +405,12 @@ class PreparedData:
             "bar_seconds": self.bar_seconds,
             "first_timestamp": self.meta.get("first_timestamp"),
             "last_timestamp": self.meta.get("last_timestamp"),
+            # CPCV has groups instead of a training split (every pre-test bar is trained on by some
+            # splits and traded by others)
             "split_dates": self.dates(
-                {"train": self.splits.train, "val": self.splits.val, "test": self.splits.test}
+                {"val": self.splits.val, "test": self.splits.test}
+                if self.groups
+                else {"train": self.splits.train, "val": self.splits.val, "test": self.splits.test}
             ),
         }
         if self.folds:
@@ -419,9 +423,7 @@ class PreparedData:
             facts["fit"] = self.dates(
                 {"train": self.fit.train, "select": self.fit.select, "val": self.fit.val}
             )
-        if self.groups:  # CPCV: the groups instead of a training split (every pre-test bar is
-            # trained on by some splits and traded by others)
-            facts["split_dates"] = self.dates({"val": self.splits.val, "test": self.splits.test})
+        if self.groups:  # CPCV
             facts["groups"] = [self.dates({"group": g})["group"] for g in self.groups]
             if self.final is not None:
                 facts["final_fit"] = self.dates({"train": self.final.train})

@@ -290,7 +290,11 @@ class ModelObjective(Objective):
         backtest: dict[str, Any] = self.spec.backtest.model_dump()
         backtest["confidence_gate"] = record.params.get("confidence_gate", self.spec.backtest.confidence_gate)
         ckpt = store.model_path(record.index)
-        if ckpt is not None and store.has_prepared_data():
+        if ckpt is not None and store.has_prepared_data() and self.spec.backtest.gate == "probability":
+            backtest["min_confidence"] = float(
+                backtest["confidence_gate"]
+            )  # the gate itself: no model to load
+        elif ckpt is not None and store.has_prepared_data():
             from objectives import PreparedData
             from objectives.evaluate import TrialModel
 

@@ -282,9 +282,10 @@ def study_spec(
     trials: int,
     epochs: int,
     scheme: str = "walk_forward",
+    pareto_folds: bool = False,
 ) -> dict[str, Any]:
     """A small walk-forward (or CPCV) study of a tiny LSTM on the ``ohlcv`` features (past returns
-    included)."""
+    included); ``pareto_folds``: with Pareto-aware stopping across folds (its default settings)."""
     return {
         "name": name,
         "strategy": "lstm",
@@ -311,7 +312,7 @@ def study_spec(
         },
         "constraints": ["num_trades >= 10"],
         "budget": {"trials": trials, "sobol_trials": 6, "max_epochs": epochs, "trial_timeout_s": 600},
-        "early_stopping": {"enabled": False},
+        "early_stopping": {"enabled": False, "pareto_folds": {"enabled": pareto_folds}},
         "backtest": {"fee_bps": FEE_BPS, "slippage_bps": SLIPPAGE_BPS},
         # synchronous: each batch proposed after the previous one finished, so that a case's seed
         # gives the same proposals every time (asynchronous workers finish in a different order)
@@ -352,7 +353,14 @@ def _f(x: Any) -> float | None:
 
 
 def run_case(
-    case: Case, scratch: Path, *, workers: int, trials: int, epochs: int, scheme: str = "walk_forward"
+    case: Case,
+    scratch: Path,
+    *,
+    workers: int,
+    trials: int,
+    epochs: int,
+    scheme: str = "walk_forward",
+    pareto_folds: bool = False,
 ) -> dict[str, Any]:
     """Generate the series, run (or resume) its study, and return the JSON line of the case."""
     from engine.analysis.results import StudyResults
@@ -368,7 +376,14 @@ def run_case(
     )
     source = write_bars(root / "bars.csv", r, case.seed)
     spec = study_spec(
-        case.id, source, case.seed, workers=workers, trials=trials, epochs=epochs, scheme=scheme
+        case.id,
+        source,
+        case.seed,
+        workers=workers,
+        trials=trials,
+        epochs=epochs,
+        scheme=scheme,
+        pareto_folds=pareto_folds,
     )
     load0 = os.getloadavg()[0]
     t0 = time.time()
@@ -1147,11 +1162,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the real studies' file (default RESULTS/verdict_calibration.jsonl)",
     )
     p.add_argument("--redo", action="store_true", help="run the chosen cases again (a fresh study each)")
+    p.add_argument(
+        "--pareto-folds",
+        action="store_true",
+        help="walk-forward studies with Pareto-aware stopping across folds (early_stopping.pareto_folds)",
+    )
     args = p.parse_args(argv)
     default_out = STUDIES_FILE.name if args.scheme == "walk_forward" else "verdict_calibration_cpcv.jsonl"
+    if args.pareto_folds:
+        if args.scheme != "walk_forward":
+            p.error("--pareto-folds judges walk-forward folds: use it with --scheme walk_forward")
+        default_out = "verdict_calibration_pf.jsonl"
     out = args.out or args.results / default_out
     if args.scheme == "cpcv" and args.scratch == SCRATCH:  # never resume a walk-forward study as CPCV
         args.scratch = SCRATCH.parent / f"{SCRATCH.name}_cpcv"
+    if args.pareto_folds and args.scratch == SCRATCH:  # nor one without fold stopping as one with it
+        args.scratch = SCRATCH.parent / f"{SCRATCH.name}_pf"
     sim_file, champion_file = args.results / SIM_FILE.name, args.results / CHAMPION_FILE.name
 
     cases = make_cases(args.rounds)
@@ -1199,8 +1225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             trials=args.trials,
             epochs=args.epochs,
             scheme=args.scheme,
+            pareto_folds=args.pareto_folds,
         )
         rec["scheme"] = args.scheme
+        rec["pareto_folds"] = args.pareto_folds
         append_line(out, rec)
         v = rec["verdict"] or {}
         print(

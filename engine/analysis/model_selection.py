@@ -23,7 +23,11 @@ choices one-hot.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,6 +39,8 @@ from engine.records import ObjectiveSet, TrialRecord
 if TYPE_CHECKING:
     from engine.spec import ExperimentSpec
     from strategies.space import SearchSpace
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "FrontChoice",
@@ -109,9 +115,42 @@ def posterior_means(space: SearchSpace, names: Sequence[str], records: Sequence[
 
     One GP per metric on the records with every metric finite (their standard errors as fixed
     noise when all of them have one, learned noise otherwise); NaN rows elsewhere. Fewer than
-    three such records: the observations themselves (nothing to fit).
+    three such records: the observations themselves (nothing to fit). The fits are seeded, so the
+    same records give the same means in every process (the finish's test scoring, the report and
+    ``best`` choose the same front), and remembered for the records' content: the dashboard and
+    the output commands read a study many times. A metric whose fit fails keeps its observations
+    (with a warning).
     """
+    key = _records_key(space, names, records)
+    if key in _MEANS:
+        _MEANS.move_to_end(key)
+        return _MEANS[key].copy()
+    out = _fit_means(space, names, records)
+    _MEANS[key] = out.copy()
+    while len(_MEANS) > _MEANS_KEPT:
+        _MEANS.popitem(last=False)
+    return out
+
+
+#: Posterior means of recent record sets (by content), most recent last.
+_MEANS: OrderedDict[str, np.ndarray] = OrderedDict()
+_MEANS_KEPT = 16
+
+
+def _records_key(space: SearchSpace, names: Sequence[str], records: Sequence[TrialRecord]) -> str:
+    """What the means depend on: the space, the metrics, and each record's configuration, status,
+    values and standard errors of those metrics, in order."""
+    rows = [
+        [r.index, r.status, r.params, [r.metrics.get(n) for n in names], [r.sems.get(n) for n in names]]
+        for r in records
+    ]
+    text = json.dumps([repr(space), list(names), rows], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _fit_means(space: SearchSpace, names: Sequence[str], records: Sequence[TrialRecord]) -> np.ndarray:
     import torch
+    from botorch.exceptions.errors import ModelFittingError
     from botorch.fit import fit_gpytorch_mll
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
@@ -136,7 +175,15 @@ def posterior_means(space: SearchSpace, names: Sequence[str], records: Sequence[
             out[train, j] = observed[:, j]
             continue
         model = WarmStartSingleTaskGP(x, y, yvar, warm_start=False)
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+        # seeded: BoTorch retries a failed fit from random initial values
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            try:
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            except ModelFittingError as exc:
+                logger.warning("the GP of %s could not be fitted (%s); its observations are used", name, exc)
+                out[train, j] = observed[:, j]
+                continue
         model.eval()
         with torch.no_grad():
             mean = model.posterior(x).mean.squeeze(-1)

@@ -106,7 +106,8 @@ def stopped_trials_pending() -> None:
                     continue
                 metadata = trial._get_candidate_metadata(arm_name=arm.name)
                 for name in experiment.metrics:
-                    if name not in with_data.get(trial.index, set()):
+                    already = any(f.trial_index == trial.index for f in out.get(name, ()))
+                    if name not in with_data.get(trial.index, set()) and not already:
                         # one feature per metric, as Ax makes them: its transforms change them in place
                         feature = ObservationFeatures.from_arm(
                             arm=arm, trial_index=trial.index, metadata=metadata

@@ -265,3 +265,57 @@ def test_a_study_with_selection_from_the_model_scores_and_reports_that_front(
     assert POSTERIOR_NOTE in (tmp_path / "study" / "report.md").read_text()
     default = synthetic_spec()
     assert choose_front(default, res.records).front == ObjectiveSet.from_spec(default).front(res.records)
+
+
+def test_means_are_remembered_by_the_records_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard and the output commands read a study many times: equal records are not fitted
+    again; a changed observation is."""
+    import copy
+
+    import engine.analysis.model_selection as ms
+
+    records = noisy_records()
+    first = posterior_means(SPACE, ONE.names, records)
+
+    def no_fit(*args: Any) -> np.ndarray:
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(ms, "_fit_means", no_fit)
+    again = posterior_means(SPACE, ONE.names, copy.deepcopy(records))  # the same content, new objects
+    np.testing.assert_array_equal(again, first)
+    records[2].metrics["sharpe"] += 0.5
+    with pytest.raises(AssertionError, match="fitted again"):
+        posterior_means(SPACE, ONE.names, records)
+
+
+def test_the_fit_is_seeded_and_a_failed_fit_keeps_the_observations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BoTorch retries a failed fit from random values: the fit draws from a fixed seed, so the same
+    records give the same means whatever the caller's torch state (a fit that draws stands in)."""
+    import botorch.fit
+    import torch
+    from botorch.exceptions.errors import ModelFittingError
+
+    import engine.analysis.model_selection as ms
+
+    def drawing(mll: Any, **kwargs: Any) -> Any:
+        with torch.no_grad():
+            for param in mll.model.parameters():
+                param.add_(0.3 * torch.rand_like(param))
+        return mll
+
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", drawing)
+    records = noisy_records()
+    means = []
+    for seed in (1, 2):
+        ms._MEANS.clear()
+        torch.manual_seed(seed)
+        means.append(posterior_means(SPACE, ONE.names, records))
+    np.testing.assert_array_equal(means[0], means[1])
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise ModelFittingError("all attempts failed")
+
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", failing)
+    ms._MEANS.clear()
+    kept = posterior_means(SPACE, ONE.names, records)
+    np.testing.assert_array_equal(kept[:, 0], [r.metrics["sharpe"] for r in records])

@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from engine.objective import make_objective  # noqa: E402
-from engine.spec import load_spec  # noqa: E402
+from engine.spec import load_spec, parse_spec  # noqa: E402
 from objectives import EvalSettings, prepare_data  # noqa: E402
 from objectives.evaluate import TrialModel, evaluate  # noqa: E402
 from objectives.noise import bootstrap_standard_errors  # noqa: E402
@@ -133,12 +133,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     spec = load_spec(ROOT / args.spec)
-    if args.data:
-        data = spec.data.model_copy(update={"source": args.data, "max_bars": None})
-        spec = spec.model_copy(update={"data": data})
-    wf_data = spec.data
-    holdout = spec.model_copy(
-        update={"data": wf_data.model_copy(update={"validation": type(wf_data.validation)(scheme="holdout")})}
+    raw = spec.given()
+    if args.data:  # re-parsed, so that the changed spec is checked as a whole
+        raw = {**raw, "data": {**raw.get("data", {}), "source": args.data, "max_bars": None}}
+        spec = parse_spec(raw, source="--data")
+    holdout = parse_spec(
+        {**raw, "data": {**raw.get("data", {}), "validation": {"scheme": "holdout"}}}, source="holdout"
     )
     seq = make_objective(spec).max_seq_len
     from engine.objective.model import feature_set_for

@@ -3,11 +3,15 @@
 Each run optimises one problem with one method in batches of ``q`` and
 records, at every budget, the exact hypervolume of the feasible
 observations (reference point = the problem's objective thresholds) and
-``log10(max_hv - hv)``, lower is better. Problems: BoTorch's BraninCurrin
-(d=2, 2 objectives, max HV 59.36) and DTLZ2 (d=6, 3 objectives, max HV
-0.8074), and ``mixed_hpo`` (8 mixed float/int/choice parameters, a linear
-constraint, 3 objectives and an outcome constraint; see
-``benchmarks/common.py``). Methods:
+``log10(max_hv - hv)``, lower is better. Problems (``--problems``, see
+``benchmarks/common.py``): BoTorch's BraninCurrin (d=2, 2 objectives, max HV
+59.36) and DTLZ2 (d=6, 3 objectives, max HV 0.8074), the two the defaults
+were tuned on; BoTorch's VehicleSafety (``vehicle_safety``: d=5, 3
+objectives), Penicillin (``penicillin``: d=7, 3 objectives), CarSideImpact
+(``car_side_impact``: d=7, 4 objectives) and C2DTLZ2 (``c2dtlz2``: d=6, 2
+objectives and an outcome constraint), which they were not; and
+``mixed_hpo`` (8 mixed float/int/choice parameters, a linear constraint, 3
+objectives and an outcome constraint). Methods:
 
 ==============  ==========================================================
 boengine        ``engine.optimizer`` with the default ``OptimizerSpec``

@@ -10,8 +10,10 @@ prepared data (input size, feature set, splits, bar frequency, first and last
 bar).
 
 Format versions: 1 (boengine 0.1: holdout validation only, an absolute
-``storage_url``); 2 (this one). A study of an older format is read and
-resumed after :func:`migrate_spec`; one of a newer format is refused.
+``storage_url``); 2 (Pareto-aware stopping across folds off unless asked
+for); 3 (this one: that stopping is ``"auto"``, on where it applies). A
+study of an older format is read and resumed after :func:`migrate_spec`;
+one of a newer format is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from strategies.exceptions import InputError
 
 __all__ = ["META_VERSION", "StudyMeta", "library_versions", "migrate_spec"]
 
-META_VERSION = 2
+META_VERSION = 3
 _LIBRARIES = {
     "ax": "ax-platform",
     "botorch": "botorch",
@@ -140,11 +142,19 @@ def migrate_spec(raw: Mapping[str, Any], version: int) -> dict[str, Any]:
 
     Format 1 had holdout validation only; this version's default is walk-forward,
     so a format-1 spec without a validation scheme gets ``holdout`` explicitly
-    (objectives without validation ignore it).
+    (objectives without validation ignore it). Formats 1 and 2 stopped trials
+    across folds only when asked to; this version's default is ``"auto"``, so
+    their specs without ``early_stopping.pareto_folds.enabled`` get ``false``
+    explicitly: a resumed study keeps the rule its trials were run under.
     """
     spec = dict(raw)
     if version < 2:
         data = dict(spec.get("data") or {})
         data.setdefault("validation", {"scheme": "holdout"})
         spec["data"] = data
+    if version < 3:
+        stopping = dict(spec.get("early_stopping") or {})
+        pareto = dict(stopping.get("pareto_folds") or {})
+        pareto.setdefault("enabled", False)
+        spec["early_stopping"] = {**stopping, "pareto_folds": pareto}
     return spec

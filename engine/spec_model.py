@@ -111,9 +111,19 @@ class BudgetSpec(SpecSection):
 
 class ParetoFoldsSpec(SpecSection):
     """Stop a walk-forward trial after a fold when even its optimistic partial figures cannot reach
-    the study's Pareto front (:mod:`engine.study.fold_stopping` has the rule)."""
+    the study's Pareto front (:mod:`engine.study.fold_stopping` has the rule).
 
-    enabled: bool = False
+    ``enabled``: ``"auto"`` (the default) turns it on wherever it applies: walk-forward trials with
+    a fold left after ``min_folds`` and a budget of at least ``min_completed`` trials; elsewhere it
+    is off. ``true`` turns it on and refuses a spec where it cannot apply; ``false`` turns it off.
+    On the trading benchmark it cut a study's run time to 0.74x with a knee no worse on held-out
+    data (benchmarks/RESULTS.md, "Pareto-aware stopping across folds")."""
+
+    enabled: bool | Literal["auto"] = Field(
+        default="auto",
+        description='"auto": on for walk-forward studies it can judge; true: on (an error where it '
+        "cannot apply); false: off",
+    )
     z: float = Field(
         default=1.645,
         gt=0,
@@ -124,6 +134,16 @@ class ParetoFoldsSpec(SpecSection):
     min_completed: int = Field(
         default=5, ge=1, description="completed trials (the front's candidates) needed before judging"
     )
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _true_false_or_auto(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ValueError(
+            f'Input should be true, false or "auto" (got {json.dumps(value, default=str)}); '
+            'write true or false without quotes, or "auto"'
+        )
 
 
 class EarlyStoppingSpec(SpecSection):
@@ -317,6 +337,7 @@ class ExperimentSpec(SpecSection):
     seed: int = Field(default=0, ge=0, lt=2**31)
 
     _space: SearchSpace = PrivateAttr()
+    _pareto_folds_on: bool = PrivateAttr(default=False)
 
     @field_validator("data", mode="before")
     @classmethod
@@ -348,6 +369,12 @@ class ExperimentSpec(SpecSection):
                 "this ExperimentSpec was not made by engine.spec.parse_spec or load_spec, which check it "
                 "against its objective and build its search space; make it with one of them"
             ) from None
+
+    @property
+    def pareto_folds_on(self) -> bool:
+        """Whether Pareto-aware stopping across folds runs in this study: ``early_stopping.pareto_folds.
+        enabled`` resolved against the objective by :meth:`check_pareto_folds` ("auto": where it applies)."""
+        return self._pareto_folds_on
 
     def canonical(self) -> dict[str, Any]:
         """A JSON-ready dict with every default filled in (what the study ran with)."""
@@ -385,6 +412,14 @@ class ExperimentSpec(SpecSection):
     def check_pareto_folds(self, objective: str) -> None:
         """Pareto-aware stopping across folds: walk-forward folds it can judge, trials to compare."""
         pf, v = self.early_stopping.pareto_folds, self.data.validation
+        if pf.enabled == "auto":
+            self._pareto_folds_on = (
+                objective == "walk_forward"
+                and pf.min_folds < v.folds
+                and pf.min_completed <= self.budget.trials
+            )
+            return
+        self._pareto_folds_on = False
         if not pf.enabled:
             return
         if objective != "walk_forward":
@@ -402,3 +437,4 @@ class ExperimentSpec(SpecSection):
                 f"early_stopping.pareto_folds.min_completed: {pf.min_completed} completed trials are "
                 f"needed but the study has {self.budget.trials} trials; lower min_completed"
             )
+        self._pareto_folds_on = True

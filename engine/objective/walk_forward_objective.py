@@ -102,7 +102,7 @@ class WalkForwardObjective(RefitObjective):
         past ``min_folds``, the partial figures go to the driver on the per-epoch channel; True
         (stop) when the driver has asked the trial to stop."""
         settings = self.spec.early_stopping.pareto_folds
-        if not settings.enabled:
+        if not self.spec.pareto_folds_on:
             return None
         from engine.study.fold_stopping import PartialTrial
         from objectives.backtest import equity_stats

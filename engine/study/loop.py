@@ -267,10 +267,9 @@ class StudyLoop:
     def _judge_fold(self, executor: Executor, index: int, report: Mapping[str, float]) -> None:
         """Pareto-aware stopping across folds: stop the trial when its optimistic corner after this
         fold cannot reach the front (:func:`engine.study.fold_stopping.judge`)."""
-        pf = self.spec.early_stopping.pareto_folds
         partial = PartialTrial.from_report(report)
         judged = (
-            pf.enabled
+            self.spec.pareto_folds_on
             and index not in self._stop_requested
             and self.book.records[index].source not in REEVALUATED_SOURCES
         )

@@ -24,10 +24,10 @@ from typing import Any, Protocol
 
 from engine.analysis.model_selection import choose_front
 from engine.executors import ExecutorPlan, TrialFn, available_cores, check_executor, plan_executor
-from engine.meta import StudyMeta
+from engine.meta import META_VERSION, StudyMeta, migrate_spec
 from engine.objective import Objective, Prepared, make_objective
 from engine.records import ObjectiveSet, TrialRecord
-from engine.spec import ExperimentSpec, MlflowSpec, study_spec
+from engine.spec import ExperimentSpec, MlflowSpec, parse_spec, study_spec
 from engine.store import StudyStore, check_storage, redact_url, spec_differences
 from engine.study.experiment import configure_client, load_client
 from engine.study.finish import finish_study
@@ -110,6 +110,8 @@ def run_study(
     (:mod:`engine.interfaces.tracking`); a tracking failure is a warning.
     """
     store = StudyStore(study_dir)
+    if not fresh:
+        spec = _as_the_study_reads_it(spec, store)
     opening = _Opening.checked(spec, store, storage_url, mlflow)
     if fresh and store.exists():
         with store.lock():
@@ -139,6 +141,18 @@ def run_study(
         if not opened and resumed is False:
             undo.revert()  # nothing half-written: what a study that never started created is removed
         raise
+
+
+def _as_the_study_reads_it(spec: ExperimentSpec, store: StudyStore) -> ExperimentSpec:
+    """``spec`` read under the format of the study it resumes: a study made by an older boengine
+    goes on under the defaults its trials ran with (:func:`engine.meta.migrate_spec`; e.g. no
+    fold stopping for a format-2 study that did not ask for it), so the same spec file resumes it."""
+    if not store.exists():
+        return spec
+    version = store.read_meta().version
+    if version >= META_VERSION:
+        return spec
+    return parse_spec(migrate_spec(spec.given(), version), source=f"{store.dir} (format {version})")
 
 
 def _plan_new(

@@ -65,6 +65,20 @@ def test_format_1_is_read_and_its_spec_means_holdout(tmp_path: Path) -> None:
     ] == {"scheme": "walk_forward"}
 
 
+def test_older_studies_keep_fold_stopping_off_unless_they_asked_for_it() -> None:
+    """Format 2 stopped across folds only when asked; format 3's default is "auto" (on where it
+    applies), so a resumed format-2 study gets ``false`` written in and keeps its rule."""
+    from engine.spec import parse_spec
+
+    raw = {"name": "x", "strategy": "lstm", "early_stopping": {"percentile": 30}}
+    migrated = migrate_spec(raw, 2)
+    assert migrated["early_stopping"] == {"percentile": 30, "pareto_folds": {"enabled": False}}
+    assert not parse_spec(migrated).pareto_folds_on and parse_spec(raw).pareto_folds_on
+    asked = {"name": "x", "early_stopping": {"pareto_folds": {"enabled": True, "z": 2.0}}}
+    assert migrate_spec(asked, 2)["early_stopping"]["pareto_folds"] == {"enabled": True, "z": 2.0}
+    assert migrate_spec(raw, META_VERSION) == raw  # this format's specs mean what they say
+
+
 def test_resume_needs_the_recorded_storage(tmp_path: Path) -> None:
     spec = synthetic_spec("st", budget={"trials": 2, "sobol_trials": 2})
     url = f"sqlite:///{tmp_path / 'other.db'}"

@@ -195,11 +195,31 @@ def _spec(pareto: Mapping[str, Any], **more: Any) -> Any:
     return parse_spec(raw, source="x.json")
 
 
-def test_the_spec_section_defaults_off_and_validates() -> None:
-    pf = parse_spec({"name": "t", "strategy": "moe_transformer"}).early_stopping.pareto_folds
-    assert (pf.enabled, pf.z, pf.min_folds, pf.min_completed) == (False, 1.645, 1, 5)
+def test_the_spec_section_defaults_to_auto_and_validates() -> None:
+    spec = parse_spec({"name": "t", "strategy": "moe_transformer"})
+    pf = spec.early_stopping.pareto_folds
+    assert (pf.enabled, pf.z, pf.min_folds, pf.min_completed) == ("auto", 1.645, 1, 5)
+    assert spec.pareto_folds_on  # walk-forward, 4 folds, 24 trials: it applies
     spec = _spec({"enabled": True, "z": 2.0, "min_folds": 2, "min_completed": 3})
-    assert spec.early_stopping.pareto_folds.min_folds == 2
+    assert spec.early_stopping.pareto_folds.min_folds == 2 and spec.pareto_folds_on
+    assert not _spec({"enabled": False}).pareto_folds_on
+
+
+@pytest.mark.parametrize(
+    ("pareto", "more"),
+    [
+        ({}, {"data": {"validation": {"scheme": "holdout"}}}),  # no folds to judge
+        ({}, {"data": {"validation": {"scheme": "cpcv"}}}),  # not walk-forward
+        ({"min_folds": 4}, {}),  # no fold left after min_folds (4 folds)
+        ({}, {"budget": {"trials": 4, "sobol_trials": 4}}),  # fewer trials than min_completed (5)
+    ],
+)
+def test_auto_is_off_where_it_cannot_apply_and_says_nothing(
+    pareto: dict[str, Any], more: dict[str, Any]
+) -> None:
+    spec = _spec(pareto, **more)
+    assert spec.early_stopping.pareto_folds.enabled == "auto"
+    assert not spec.pareto_folds_on
 
 
 @pytest.mark.parametrize(
@@ -208,7 +228,12 @@ def test_the_spec_section_defaults_off_and_validates() -> None:
         ({"zz": 1}, {}, "early_stopping.pareto_folds.zz: unknown key; known keys: enabled, z, min_folds"),
         ({"z": 0}, {}, "early_stopping.pareto_folds.z: Input should be greater than 0"),
         ({"z": "big"}, {}, "early_stopping.pareto_folds.z: Input should be a valid number"),
-        ({"enabled": "yes"}, {}, "early_stopping.pareto_folds.enabled: Input should be a valid boolean"),
+        (
+            {"enabled": "yes"},
+            {},
+            'early_stopping.pareto_folds.enabled: Input should be true, false or "auto"',
+        ),
+        ({"enabled": 1}, {}, 'early_stopping.pareto_folds.enabled: Input should be true, false or "auto"'),
         (
             {"min_folds": 0},
             {},

@@ -131,6 +131,23 @@ def test_a_finished_study_resumes_with_a_larger_budget(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "s" / "spec.given.json").read_text())["budget"]["trials"] == 6
 
 
+def test_a_study_of_an_older_format_resumes_under_its_own_defaults(tmp_path: Path) -> None:
+    """A format-2 study (fold stopping off unless asked) resumed with the same spec file: the spec
+    is read as format 2, so it resumes instead of differing in ``pareto_folds.enabled``."""
+    spec = synthetic_spec("old", budget={"trials": 2, "sobol_trials": 2})
+    run_study(spec, tmp_path / "s")
+    meta_path = tmp_path / "s" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "version": 2}))
+    more = synthetic_spec("old", budget={"trials": 3, "sobol_trials": 2})
+    assert more.early_stopping.pareto_folds.enabled == "auto"
+    second = run_study(more, tmp_path / "s")
+    assert [r.index for r in second.records] == [0, 1, 2]
+    given = json.loads((tmp_path / "s" / "spec.given.json").read_text())
+    assert given["early_stopping"]["pareto_folds"] == {"enabled": False}
+    assert given["budget"]["trials"] == 3
+
+
 def test_warm_start_attaches_previous_trials(finished: tuple[Path, StudyOutcome], tmp_path: Path) -> None:
     directory, first = finished
     spec = synthetic_spec("second", budget={"trials": 2, "sobol_trials": 2})

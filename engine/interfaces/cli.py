@@ -162,9 +162,13 @@ def validate(spec: Annotated[Path, typer.Argument(help="Experiment spec (JSON)."
         mlflow_settings(s, None, None)  # a URI MLflow refuses (file://) is refused here too
     data = _data_check(spec, s, cuts=0)  # the cheap part of check-data: no perturbation
     searched = ", ".join(p.name for p in s.space.tunable)
+    stopping = [
+        n for on, n in ((s.early_stopping.enabled, "per epoch"), (s.pareto_folds_on, "across folds")) if on
+    ]
     typer.echo(
         f"{spec}: ok — study '{s.name}', strategy {s.strategy}, {len(s.space.tunable)} searched parameters "
-        f"({searched}), {s.budget.trials} trials, objectives {', '.join(s.objectives)}"
+        f"({searched}), {s.budget.trials} trials, objectives {', '.join(s.objectives)}, "
+        f"early stopping {' and '.join(stopping) or 'off'}"
     )
     for line in data[:2]:
         typer.echo(f"  {line}")

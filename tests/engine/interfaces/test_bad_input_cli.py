@@ -279,3 +279,34 @@ def test_an_oversized_executor_is_refused_before_anything_is_written(
         code, _, err = cli(monkeypatch, capsys, "-q", *command)
         assert code == 2 and "exceeds the" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "studies").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "more", "expected"),
+    [
+        ("moe.json", {}, "early stopping per epoch and across folds\n"),  # walk-forward: "auto" is on
+        ("moe.json", {"data": {"validation": {"scheme": "holdout"}}}, "early stopping per epoch\n"),
+        (
+            "moe.json",
+            {"early_stopping": {"enabled": False, "pareto_folds": {"enabled": False}}},
+            "early stopping off\n",
+        ),
+    ],
+)
+def test_validate_says_which_early_stopping_runs(
+    name: str,
+    more: dict[str, object],
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    raw = json.loads((Path(__file__).resolve().parents[3] / "experiments" / name).read_text())
+    for key, value in more.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(raw))
+    code, out, err = cli(monkeypatch, capsys, "validate", str(spec))
+    assert code == 0, err
+    first = out.splitlines()[0] + "\n"
+    assert first.endswith(expected), first  # the line ends with what runs

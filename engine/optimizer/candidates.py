@@ -19,6 +19,15 @@ parameter constraints, by :mod:`engine.optimizer.slsqp` with them (optionally
 stopping the worse half of the restarts after given iterations). Mixed or
 discrete search spaces use Ax's optimizers unchanged. Registered with Ax's
 storage registry on import.
+
+Under linear parameter constraints the random points that the starting
+points are chosen from are the feasible points of a scrambled Sobol
+sequence (:func:`feasible_sobol`), not BoTorch's hit-and-run chain: when a
+fair share of the box is feasible (``top_k <= num_experts`` keeps about
+half), rejection is exact, spreads the points as evenly as Sobol does, and
+costs a fraction of the chain's burn-in (the chain was ~10 % of a batch).
+Where too little of the box is feasible, or constraints link the points of
+a q-batch, it falls back to BoTorch's chain.
 """
 
 from __future__ import annotations
@@ -32,17 +41,21 @@ from ax.generators.torch.botorch_modular.acquisition import Acquisition, determi
 from ax.generators.torch.botorch_modular.optimizer_argparse import optimizer_argparse
 from ax.generators.utils import mk_discrete_choices
 from ax.storage.botorch_modular_registry import register_acquisition
+from botorch.optim.initializers import sample_q_batches_from_polytope
 from botorch.optim.optimize import optimize_acqf
 from botorch.optim.utils.acquisition_utils import fix_features
-from botorch.utils.sampling import draw_sobol_samples, get_polytope_samples
+from botorch.utils.sampling import draw_sobol_samples
 from torch import Tensor
 
 from engine.optimizer.slsqp import gen_candidates_batched_slsqp
 
-__all__ = ["DistinctAcquisition"]
+__all__ = ["DistinctAcquisition", "feasible_sobol"]
 
 MIN_DISTANCE = 1e-4  # in the transformed (unit cube) space
 _POLYTOPE_KEYS = ("n_burnin", "n_thinning")
+# Sobol draws per wanted point, doubled up to the maximum before falling back to hit-and-run:
+# a feasible share down to 1/64 of the box is served by rejection.
+_FIRST_DRAWS, _MAX_DRAWS = 2, 64
 
 
 class DistinctAcquisition(Acquisition):
@@ -95,6 +108,7 @@ class DistinctAcquisition(Acquisition):
         options = optimizer_argparse(
             self.acqf, optimizer="optimize_acqf", optimizer_options=optimizer_options
         )
+        bounds = bounds_of(ssd, self.dtype, self.device)
         options.pop("sequential", None)  # one candidate
         if not inequality_constraints:
             # Hit-and-run settings matter only under linear constraints. BoTorch 0.18 does not
@@ -106,7 +120,15 @@ class DistinctAcquisition(Acquisition):
         else:
             # SLSQP restarts stepped side by side (engine/optimizer/slsqp.py), not as one joint problem.
             options["gen_candidates"] = partial(_batched_slsqp, halve_after=halve_after)
-        bounds = torch.tensor(ssd.bounds, dtype=self.dtype, device=self.device).t()
+            if not equality_constraints:
+                # BoTorch passes ``generator`` on to gen_batch_initial_conditions (its ic_gen_kwargs)
+                options["generator"] = partial(
+                    _feasible_sobol_batches,
+                    bounds=bounds,
+                    inequality_constraints=inequality_constraints,
+                    fixed_features=fixed_features,
+                    fallback=options.get("options", {}),
+                )
         ends, values = optimize_acqf(
             acq_function=self.acqf,
             bounds=bounds,
@@ -152,13 +174,9 @@ class DistinctAcquisition(Acquisition):
         n = int(options["raw_samples"])
         inner = options.get("options", {})
         if inequality_constraints:
-            X = get_polytope_samples(
-                n=n,
-                bounds=bounds,
-                inequality_constraints=inequality_constraints,
-                n_burnin=int(inner.get("n_burnin", 10_000)),
-                n_thinning=int(inner.get("n_thinning", 32)),
-            ).unsqueeze(-2)
+            X = _feasible_sobol_batches(
+                n, 1, None, bounds, inequality_constraints, fixed_features, fallback=inner
+            )
         else:
             X = draw_sobol_samples(bounds=bounds, n=n, q=1)
         X = fix_features(X.to(bounds), fixed_features=fixed_features)
@@ -166,6 +184,82 @@ class DistinctAcquisition(Acquisition):
             X = rounding_func(X)
         with torch.no_grad():
             return X, self.acqf(X)
+
+
+def bounds_of(ssd: SearchSpaceDigest, dtype: torch.dtype | None, device: torch.device | None) -> Tensor:
+    """The ``2 x d`` bounds tensor of a search space digest."""
+    return torch.tensor(ssd.bounds, dtype=dtype, device=device).t()
+
+
+def _satisfies(X: Tensor, inequality_constraints: list[tuple[Tensor, Tensor, float]]) -> Tensor:
+    """Which rows of ``X`` (``k x d``) satisfy every ``sum_i X[:, idx_i] * coef_i >= rhs``."""
+    ok = torch.ones(X.shape[0], dtype=torch.bool, device=X.device)
+    for indices, coefficients, rhs in inequality_constraints:
+        lhs = (X[:, indices.to(X.device)] * coefficients.to(X)).sum(dim=-1)
+        ok &= lhs >= rhs
+    return ok
+
+
+def feasible_sobol(
+    n: int,
+    bounds: Tensor,
+    inequality_constraints: list[tuple[Tensor, Tensor, float]],
+    fixed_features: dict[int, float] | None = None,
+    seed: int | None = None,
+) -> Tensor | None:
+    """``n x d`` points of a scrambled Sobol sequence in ``bounds`` that satisfy the constraints.
+
+    Constraints are BoTorch's intra-point ones (1-d ``indices``); fixed
+    features are set before the check. Draws ``2n`` points, then twice as
+    many, up to ``64n``, and keeps the first ``n`` feasible ones in sequence
+    order. Returns None when fewer than ``n`` of ``64n`` draws are feasible,
+    so that the caller falls back to a Markov chain on the polytope.
+    """
+    if any(indices.dim() != 1 for indices, _, _ in inequality_constraints):
+        return None
+    if fixed_features and any(torch.is_tensor(v) and v.numel() > 1 for v in fixed_features.values()):
+        return None
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())  # from torch's seeded global generator
+    draws = _FIRST_DRAWS
+    while draws <= _MAX_DRAWS:
+        X = draw_sobol_samples(bounds=bounds, n=n * draws, q=1, seed=seed).squeeze(-2)
+        for index, value in (fixed_features or {}).items():
+            X[:, index] = float(value)
+        feasible = X[_satisfies(X, inequality_constraints)]
+        if feasible.shape[0] >= n:
+            return feasible[:n]
+        draws *= 2
+    return None
+
+
+def _feasible_sobol_batches(
+    n: int,
+    q: int,
+    seed: int | None,
+    bounds: Tensor,
+    inequality_constraints: list[tuple[Tensor, Tensor, float]],
+    fixed_features: dict[int, float] | None,
+    fallback: dict[str, Any],
+) -> Tensor:
+    """``n x q x d`` feasible random points: :func:`feasible_sobol`, else BoTorch's hit-and-run.
+
+    The signature of BoTorch's ``generator`` for ``gen_batch_initial_conditions``
+    (``n``, ``q``, ``seed``), the rest bound with ``functools.partial``;
+    ``fallback`` holds the chain's ``n_burnin`` and ``n_thinning``.
+    """
+    X = feasible_sobol(n * q, bounds, inequality_constraints, fixed_features, seed)
+    if X is not None:
+        return X.view(n, q, -1)
+    return sample_q_batches_from_polytope(
+        n=n,
+        q=q,
+        bounds=bounds,
+        n_burnin=int(fallback.get("n_burnin", 10_000)),
+        n_thinning=int(fallback.get("n_thinning", 32)),
+        seed=seed,
+        inequality_constraints=inequality_constraints,
+    ).to(bounds)
 
 
 def _batched_slsqp(*args: Any, **kwargs: Any) -> Any:

@@ -337,7 +337,7 @@ class ExperimentSpec(SpecSection):
     seed: int = Field(default=0, ge=0, lt=2**31)
 
     _space: SearchSpace = PrivateAttr()
-    _pareto_folds_on: bool = PrivateAttr(default=False)
+    _pareto_folds_on: bool | None = PrivateAttr(default=None)
 
     @field_validator("data", mode="before")
     @classmethod
@@ -373,7 +373,13 @@ class ExperimentSpec(SpecSection):
     @property
     def pareto_folds_on(self) -> bool:
         """Whether Pareto-aware stopping across folds runs in this study: ``early_stopping.pareto_folds.
-        enabled`` resolved against the objective by :meth:`check_pareto_folds` ("auto": where it applies)."""
+        enabled`` resolved against the objective by :meth:`check_pareto_folds` ("auto": where it applies),
+        which :func:`engine.spec.parse_spec` calls."""
+        if self._pareto_folds_on is None:
+            raise AttributeError(
+                "this ExperimentSpec was not made by engine.spec.parse_spec or load_spec, which resolve "
+                "early_stopping.pareto_folds against its objective; make it with one of them"
+            )
         return self._pareto_folds_on
 
     def canonical(self) -> dict[str, Any]:

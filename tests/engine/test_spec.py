@@ -263,3 +263,7 @@ def test_parse_spec_checks_against_the_objective_and_a_bare_model_says_how_to_ma
     with pytest.raises(AttributeError, match=r"not made by engine\.spec\.parse_spec or load_spec"):
         _ = bare.space
     assert parse_spec(base()).space.names  # a parsed spec has its space
+    # nor can it say whether fold stopping runs ("auto" depends on the objective): it says so
+    with pytest.raises(AttributeError, match=r"not made by engine\.spec\.parse_spec or load_spec"):
+        _ = bare.pareto_folds_on
+    assert isinstance(parse_spec(base()).pareto_folds_on, bool)

@@ -46,6 +46,8 @@ Usage (from the repository root; one process, one torch thread)::
     python benchmarks/trading_efficiency.py --seeds 1 --trials 12 --methods boengine,optuna_tpe  # a pilot
     python benchmarks/trading_efficiency.py --seeds 5 --trials 40     # every (method, seed) not yet done
     python benchmarks/trading_efficiency.py --summarize                # the tables from the JSON lines
+    python benchmarks/trading_efficiency.py --summarize --with benchmarks/results/trading_efficiency_pending.jsonl
+                                   # the same, with the runs of another file replacing their namesakes
 
 Each (method, seed, trials) is one JSON line in ``benchmarks/results/trading_efficiency.jsonl``;
 lines already there are skipped (``--redo`` runs them again, the summary uses the last one).
@@ -654,6 +656,46 @@ def summarize_fold_stopping(records: Sequence[dict[str, Any]], trials: int) -> s
     return "\n".join(out)
 
 
+def summarize_default(records: Sequence[dict[str, Any]], trials: int) -> str:
+    """The product's default (fold stopping on: ``boengine_pf``) against the other methods, paired by seed."""
+    by = {(r["method"], r["seed"]): r for r in records if r["trials"] == trials}
+    others = [m for m in METHODS if m != "boengine"]
+    seeds = sorted(
+        s for (m, s) in by if m == FOLD_STOPPING and all((o, s) in by for o in (*others, "boengine"))
+    )
+    if not seeds:
+        return f"no {FOLD_STOPPING} runs of {trials} trials with every other method on the same seeds yet"
+
+    def knee(r: dict[str, Any], n: int) -> Any:
+        return (r["figures"].get(f"observed@{n}") or {}).get("knee_test", {}).get("sharpe")
+
+    out = [
+        f"### The default (fold stopping on, {FOLD_STOPPING}) against the other methods, {trials}-trial "
+        f"runs, seeds {seeds[0]}-{seeds[-1]} ({len(seeds)})",
+        "",
+        "| method | knee test SR @20 (median; mean ± se) | knee test SR @40 (median; mean ± se) |",
+        "|---|---|---|",
+    ]
+    for m in (FOLD_STOPPING, "boengine", *others):
+        cells = []
+        for n in sorted({20, trials}):
+            xs = [knee(by[(m, s)], n) for s in seeds]
+            xs = [x for x in xs if x is not None]
+            cells.append(f"{np.median(xs):.2f}; {_ms(xs)}" if xs else "-")
+        out.append(f"| {m} | {' | '.join(cells)} |")
+    out.append("")
+    for n in sorted({20, trials}):
+        for o in ("boengine", *others):
+            d = [
+                knee(by[(FOLD_STOPPING, s)], n) - knee(by[(o, s)], n)
+                for s in seeds
+                if knee(by[(FOLD_STOPPING, s)], n) is not None and knee(by[(o, s)], n) is not None
+            ]
+            if d:
+                out.append("- " + _paired_line(f"@{n} {FOLD_STOPPING} - {o}", FOLD_STOPPING, d, ties=True))
+    return "\n".join(out)
+
+
 def _f2(x: Any, scale: float = 1.0) -> str:
     return "-" if x is None else f"{x / scale:.2f}"
 
@@ -682,9 +724,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--scratch", type=Path, default=SCRATCH, help="study directories (not committed)")
     p.add_argument("--out", type=Path, default=RESULTS_FILE)
+    p.add_argument(
+        "--with",
+        dest="also",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="with --summarize: more JSON-lines files, read after --out (a later line of the same "
+        "method, seed and trials replaces an earlier one)",
+    )
     args = p.parse_args(argv)
     if args.summarize:
-        lines = read_lines(args.out)
+        lines = [r for path in (args.out, *args.also) for r in read_lines(path)]
         latest: dict[tuple[str, int, int], dict[str, Any]] = {}
         for r in lines:
             latest[(r["method"], r["seed"], r["trials"])] = r
@@ -692,6 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summarize(list(latest.values()), t))
             print()
             print(summarize_fold_stopping(list(latest.values()), t))
+            print()
+            print(summarize_default(list(latest.values()), t))
             print()
         return 0
     import torch

@@ -732,7 +732,7 @@ def _redacted(exc: BaseException) -> str:
 def main() -> None:
     """Console entry point with boengine's exit codes."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="boengine")  # not "python -m ..."
     except _usage_errors() as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `boengine`: the help, then exit 2
             exc.show()  # type: ignore[attr-defined]

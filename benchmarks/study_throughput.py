@@ -6,6 +6,8 @@ a fresh study directory, then splits the run's wall time:
 - optimizer: seconds spent in proposal batches (``batches.jsonl``), during
   which the driver proposes while the workers keep training;
 - training / backtest: the workers' own seconds per trial (``result.json``);
+  an early-stopped trial records only its total, so ``train_s`` covers
+  completed trials and ``stopped_s`` is the total of the stopped ones;
 - worker utilisation: busy worker-seconds / (wall seconds x workers);
 - finish: held-out test evaluation of the Pareto set and the exports.
 
@@ -42,6 +44,7 @@ def analyze(directory: Path, cli_wall: float | None = None) -> dict[str, Any]:
     workers = max(r["workers"] for r in runs)
     busy = sum(r.seconds.get("total", 0.0) for r in res.records)
     train = sum(r.seconds.get("train", 0.0) for r in res.records)
+    stopped = sum(r.seconds.get("total", 0.0) for r in res.records if r.status == "early_stopped")
     backtest = sum(r.seconds.get("backtest", 0.0) for r in res.records)
     optimizer = sum(b["seconds"] for b in res.batches)
     out = {
@@ -57,6 +60,7 @@ def analyze(directory: Path, cli_wall: float | None = None) -> dict[str, Any]:
         else None,
         "worker_busy_s": busy,
         "train_s": train,
+        "stopped_s": stopped,
         "backtest_s": backtest,
         "utilisation": busy / (wall * workers) if wall else float("nan"),
         "idle_worker_s": wall * workers - busy,

@@ -602,8 +602,7 @@ def summarize_fold_stopping(records: Sequence[dict[str, Any]], trials: int) -> s
         return f"no {FOLD_STOPPING} runs of {trials} trials paired with boengine yet"
     pairs.sort(key=lambda p: p[0]["seed"])
 
-    def knee(r: dict[str, Any], n: int, key: str = "sharpe") -> Any:
-        return (r["figures"].get(f"observed@{n}") or {}).get("knee_test", {}).get(key)
+    knee = _observed_knee_sharpe
 
     def hv(r: dict[str, Any], n: int) -> Any:
         return (r["figures"].get(f"observed@{n}") or {}).get("test_hv")
@@ -665,9 +664,7 @@ def summarize_default(records: Sequence[dict[str, Any]], trials: int) -> str:
     )
     if not seeds:
         return f"no {FOLD_STOPPING} runs of {trials} trials with every other method on the same seeds yet"
-
-    def knee(r: dict[str, Any], n: int) -> Any:
-        return (r["figures"].get(f"observed@{n}") or {}).get("knee_test", {}).get("sharpe")
+    knee = _observed_knee_sharpe
 
     out = [
         f"### The default (fold stopping on, {FOLD_STOPPING}) against the other methods, {trials}-trial "
@@ -694,6 +691,11 @@ def summarize_default(records: Sequence[dict[str, Any]], trials: int) -> str:
             if d:
                 out.append("- " + _paired_line(f"@{n} {FOLD_STOPPING} - {o}", FOLD_STOPPING, d, ties=True))
     return "\n".join(out)
+
+
+def _observed_knee_sharpe(r: dict[str, Any], n: int) -> Any:
+    """The test Sharpe of a run's knee at ``n`` trials, picked from the observed front (None if absent)."""
+    return (r["figures"].get(f"observed@{n}") or {}).get("knee_test", {}).get("sharpe")
 
 
 def _f2(x: Any, scale: float = 1.0) -> str:

@@ -43,6 +43,7 @@ from ax.generators.utils import mk_discrete_choices
 from ax.storage.botorch_modular_registry import register_acquisition
 from botorch.optim.initializers import sample_q_batches_from_polytope
 from botorch.optim.optimize import optimize_acqf
+from botorch.optim.parameter_constraints import evaluate_feasibility
 from botorch.optim.utils.acquisition_utils import fix_features
 from botorch.utils.sampling import draw_sobol_samples
 from torch import Tensor
@@ -108,7 +109,7 @@ class DistinctAcquisition(Acquisition):
         options = optimizer_argparse(
             self.acqf, optimizer="optimize_acqf", optimizer_options=optimizer_options
         )
-        bounds = bounds_of(ssd, self.dtype, self.device)
+        bounds = torch.tensor(ssd.bounds, dtype=self.dtype, device=self.device).t()
         options.pop("sequential", None)  # one candidate
         if not inequality_constraints:
             # Hit-and-run settings matter only under linear constraints. BoTorch 0.18 does not
@@ -186,20 +187,6 @@ class DistinctAcquisition(Acquisition):
             return X, self.acqf(X)
 
 
-def bounds_of(ssd: SearchSpaceDigest, dtype: torch.dtype | None, device: torch.device | None) -> Tensor:
-    """The ``2 x d`` bounds tensor of a search space digest."""
-    return torch.tensor(ssd.bounds, dtype=dtype, device=device).t()
-
-
-def _satisfies(X: Tensor, inequality_constraints: list[tuple[Tensor, Tensor, float]]) -> Tensor:
-    """Which rows of ``X`` (``k x d``) satisfy every ``sum_i X[:, idx_i] * coef_i >= rhs``."""
-    ok = torch.ones(X.shape[0], dtype=torch.bool, device=X.device)
-    for indices, coefficients, rhs in inequality_constraints:
-        lhs = (X[:, indices.to(X.device)] * coefficients.to(X)).sum(dim=-1)
-        ok &= lhs >= rhs
-    return ok
-
-
 def feasible_sobol(
     n: int,
     bounds: Tensor,
@@ -226,7 +213,8 @@ def feasible_sobol(
         X = draw_sobol_samples(bounds=bounds, n=n * draws, q=1, seed=seed).squeeze(-2)
         for index, value in (fixed_features or {}).items():
             X[:, index] = float(value)
-        feasible = X[_satisfies(X, inequality_constraints)]
+        # BoTorch's check, without its tolerance: a starting point must not break a constraint
+        feasible = X[evaluate_feasibility(X.unsqueeze(-2), inequality_constraints, tolerance=0.0)]
         if feasible.shape[0] >= n:
             return feasible[:n]
         draws *= 2

@@ -6,8 +6,9 @@ a fresh study directory, then splits the run's wall time:
 - optimizer: seconds spent in proposal batches (``batches.jsonl``), during
   which the driver proposes while the workers keep training;
 - training / backtest: the workers' own seconds per trial (``result.json``);
-  an early-stopped trial records only its total, so ``train_s`` covers
-  completed trials and ``stopped_s`` is the total of the stopped ones;
+  ``train_s`` covers completed and early-stopped trials (studies made before
+  stopped trials recorded their training time have it for completed ones
+  only), ``stopped_s`` is the total of the stopped ones;
 - worker utilisation: busy worker-seconds / (wall seconds x workers);
 - finish: held-out test evaluation of the Pareto set and the exports.
 

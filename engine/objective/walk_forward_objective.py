@@ -82,7 +82,13 @@ class WalkForwardObjective(RefitObjective):
         )
         info = {"folds": [dataclasses.asdict(f) for f in result.folds]}
         if result.stopped_by_callback:
-            return TrialOutcome(job.trial_index, "early_stopped", epochs=result.epochs_run, info=info)
+            return TrialOutcome(
+                job.trial_index,
+                "early_stopped",
+                epochs=result.epochs_run,
+                seconds=dict(result.seconds),  # the folds or splits it trained before the stop
+                info=info,
+            )
         buffer = io.BytesIO()
         torch.save(result.state, buffer)
         return TrialOutcome(

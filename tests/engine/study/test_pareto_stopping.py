@@ -332,6 +332,8 @@ def test_a_study_stops_a_trial_that_cannot_reach_the_front(tmp_path: Path) -> No
     # on disk, counted by the verdict, and in the report's early-stop lines
     on_disk = json.loads((tmp_path / "s" / "trials" / "2" / "result.json").read_text())
     assert on_disk["status"] == "early_stopped" and on_disk["info"]["pareto_stop"]["fold"] == 1
+    # its training time is recorded beside the total, as a completed trial's is
+    assert 0 < on_disk["seconds"]["train"] <= on_disk["seconds"]["total"]
     res = StudyResults.load(tmp_path / "s")
     assert 2 not in {r.index for r in res.front}
     verdict = json.loads((tmp_path / "s" / "verdict.json").read_text())

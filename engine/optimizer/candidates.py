@@ -80,6 +80,7 @@ class DistinctAcquisition(Acquisition):
         optimizer_options = dict(optimizer_options or {})
         inner = dict(optimizer_options.get("options", {}))
         halve_after = tuple(inner.pop("halve_restarts_after", ()))
+        slsqp_ftol = inner.pop("slsqp_ftol", None)
         optimizer_options["options"] = inner
         continuous = (
             n == 1
@@ -121,6 +122,8 @@ class DistinctAcquisition(Acquisition):
         else:
             # SLSQP restarts stepped side by side (engine/optimizer/slsqp.py), not as one joint problem.
             options["gen_candidates"] = partial(_batched_slsqp, halve_after=halve_after)
+            if slsqp_ftol is not None:  # SLSQP's tolerance, for ours and for scipy's alike
+                options["options"] = {**options.get("options", {}), "ftol": float(slsqp_ftol)}
             if not equality_constraints:
                 # BoTorch passes ``generator`` on to gen_batch_initial_conditions (its ic_gen_kwargs)
                 options["generator"] = partial(

@@ -71,6 +71,13 @@ class OptimizerSpec(BaseModel):
         "of the restarts still running stops (ranked by their best acquisition value); () runs all to "
         "maxiter.",
     )
+    slsqp_ftol: float = Field(
+        1e-2,
+        gt=0,
+        description="under linear parameter constraints: SLSQP stops a restart once a step changes the "
+        "log acquisition value by less than this (scipy's ftol, default 1e-6): 1 % of the acquisition "
+        "value, where 1e-6 ran most restarts to maxiter.",
+    )
     polytope_burnin: int = Field(
         200,
         ge=0,

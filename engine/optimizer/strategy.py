@@ -175,6 +175,7 @@ def _optimizer_kwargs(spec: OptimizerSpec) -> dict[str, Any]:
     if spec.continuous_relaxation:
         options["maxiter"] = spec.maxiter
         options["halve_restarts_after"] = spec.halve_restarts_after
+        options["slsqp_ftol"] = spec.slsqp_ftol
         options["max_optimization_problem_aggregation_size"] = spec.num_restarts
     return {"num_restarts": spec.num_restarts, "raw_samples": spec.raw_samples, "options": options}
 

@@ -74,3 +74,23 @@ def test_a_study_under_a_linear_constraint_starts_from_sobol_points(monkeypatch:
     assert len(batch) == 2 and used == [32, 32]
     for params in batch.values():
         assert_valid(params)
+
+
+def test_the_specs_slsqp_tolerance_reaches_the_optimizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """slsqp_ftol is SLSQP's ftol under linear constraints; boengine's own options stay out of it."""
+    seen: list[dict[str, Any]] = []
+    real = _candidates.gen_candidates_batched_slsqp
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        seen.append(dict(kwargs.get("options") or {}))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_candidates, "gen_candidates_batched_slsqp", recorded)
+    spec = OptimizerSpec(num_restarts=4, raw_samples=32, maxiter=5, mc_samples=16, slsqp_ftol=1e-2)
+    client = make_client(sobol_trials=4, spec=spec)
+    complete(client, client.get_next_trials(max_trials=4))
+    batch = client.get_next_trials(max_trials=2)
+    assert len(batch) == 2 and len(seen) == 2
+    for options in seen:
+        assert options.get("ftol") == 1e-2 and options.get("maxiter") == 5
+        assert "slsqp_ftol" not in options and "halve_restarts_after" not in options

@@ -10,8 +10,9 @@ Public parts (each concept in its own module):
   ``boxes`` (box decompositions), ``gp`` and ``mll`` (the GP and its
   marginal likelihood), ``candidates`` (restarts side by side, no repeated
   points), ``slsqp`` (batched SLSQP).
-- :func:`memoize_constraint_parsing`, :func:`seeded_rounding`,
-  :func:`stopped_trials_pending` (``patches``): the patches of Ax.
+- :func:`memoize_constraint_parsing`, :func:`ordered_rounding`,
+  :func:`seeded_rounding`, :func:`stopped_trials_pending` (``patches``): the
+  patches of Ax.
 - :func:`prebuild_kernels` (``kernels``): BoTorch's fused kernel, built once.
 - :func:`set_torch_threads` (``threads``).
 
@@ -28,7 +29,12 @@ from engine.optimizer.spec import OptimizerSpec
 
 if TYPE_CHECKING:
     from engine.optimizer.kernels import KernelStatus, prebuild_kernels
-    from engine.optimizer.patches import memoize_constraint_parsing, seeded_rounding, stopped_trials_pending
+    from engine.optimizer.patches import (
+        memoize_constraint_parsing,
+        ordered_rounding,
+        seeded_rounding,
+        stopped_trials_pending,
+    )
     from engine.optimizer.strategy import MODEL_NODE, SOBOL_NODE, build_generation_strategy
     from engine.optimizer.threads import set_torch_threads
 
@@ -39,6 +45,7 @@ __all__ = [
     "OptimizerSpec",
     "build_generation_strategy",
     "memoize_constraint_parsing",
+    "ordered_rounding",
     "prebuild_kernels",
     "seeded_rounding",
     "set_torch_threads",
@@ -52,6 +59,7 @@ _LAZY = {
     "KernelStatus": "kernels",
     "prebuild_kernels": "kernels",
     "memoize_constraint_parsing": "patches",
+    "ordered_rounding": "patches",
     "seeded_rounding": "patches",
     "stopped_trials_pending": "patches",
     "set_torch_threads": "threads",

@@ -1,5 +1,5 @@
-"""Patches of Ax where it offers no option: cached constraint parsing, seeded integer rounding,
-early-stopped trials as pending points.
+"""Patches of Ax where it offers no option: cached constraint parsing, seeded integer rounding
+in a fixed order, early-stopped trials as pending points.
 
 Each patch is small, idempotent and does nothing on an Ax without the names
 it patches; tests compare patched and unpatched results.
@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["memoize_constraint_parsing", "seeded_rounding", "stopped_trials_pending"]
+__all__ = ["memoize_constraint_parsing", "ordered_rounding", "seeded_rounding", "stopped_trials_pending"]
 
 
 def memoize_constraint_parsing() -> None:
@@ -66,6 +66,33 @@ def seeded_rounding(key: str) -> Iterator[None]:
         yield
     finally:
         random.setstate(state)
+
+
+def ordered_rounding() -> None:
+    """Round relaxed integers in the order of their names, not in a set's hash order.
+
+    Ax's ``IntToFloat`` rounds integers at random when a parameter constraint
+    involves them (``top_k <= num_experts``), drawing once per parameter while
+    it iterates over a ``set`` of parameter names. A set of strings iterates
+    in an order that changes with ``PYTHONHASHSEED`` (random for every Python
+    process), so the draws went to different parameters from one process to
+    the next: the same seed gave different Sobol trials (``num_layers`` 2 in
+    one run, 1 in the next) and so a different study, however the random
+    module was seeded (:func:`seeded_rounding`). Sorting the names makes the
+    rounding a function of the seed. Ax offers no option for this, hence the
+    patch of the name in the transform's module. Idempotent.
+    """
+    import ax.adapter.transforms.int_to_float as int_to_float
+
+    current = getattr(int_to_float, "randomized_round_parameters", None)
+    if current is None or getattr(current, "boengine_ordered", False):
+        return  # already patched, or an Ax without this function: nothing to do
+
+    def randomized_round_parameters(parameters: Any, transform_parameters: Any) -> Any:
+        return current(parameters, sorted(transform_parameters))
+
+    randomized_round_parameters.boengine_ordered = True  # type: ignore[attr-defined]
+    int_to_float.randomized_round_parameters = randomized_round_parameters  # type: ignore[attr-defined]
 
 
 def stopped_trials_pending() -> None:

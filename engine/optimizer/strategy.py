@@ -55,7 +55,7 @@ from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolu
 from engine.optimizer.acquisition import FastqLogNEHVI
 from engine.optimizer.candidates import DistinctAcquisition
 from engine.optimizer.gp import WarmStartSingleTaskGP
-from engine.optimizer.patches import memoize_constraint_parsing
+from engine.optimizer.patches import memoize_constraint_parsing, ordered_rounding
 from engine.optimizer.spec import OptimizerSpec
 
 __all__ = ["MODEL_NODE", "SOBOL_NODE", "build_generation_strategy"]
@@ -81,6 +81,7 @@ def build_generation_strategy(
     if spec.strategy == "ax_default":
         return _ax_default(spec, sobol_trials=sobol_trials, seed=seed)
     memoize_constraint_parsing()
+    ordered_rounding()  # the same seed gives the same integers in every process
     sobol = GenerationNode(
         name=SOBOL_NODE,
         generator_specs=[GeneratorSpec(generator_enum=Generators.SOBOL, generator_kwargs={"seed": seed})],

@@ -1,12 +1,24 @@
-"""The patches of Ax: cached constraint parsing, seeded integer rounding, stopped trials pending."""
+"""The patches of Ax: cached constraint parsing, seeded integer rounding in a fixed order, stopped
+trials pending."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.optimizer import MODEL_NODE, memoize_constraint_parsing, seeded_rounding, stopped_trials_pending
+from engine.optimizer import (
+    MODEL_NODE,
+    memoize_constraint_parsing,
+    ordered_rounding,
+    seeded_rounding,
+    stopped_trials_pending,
+)
 from tests.engine.optimizer.helpers import complete, evaluate, make_client, node
 
 
@@ -39,6 +51,60 @@ def test_proposal_rounding_is_seeded_and_leaves_random_alone() -> None:
     with seeded_rounding("7:4"):
         other = [random.random() for _ in range(3)]
     assert first == again and first != other
+
+
+class _Backwards(set[str]):
+    """A set that iterates its names in reverse order, as another hash seed might."""
+
+    def __iter__(self) -> Any:
+        return iter(sorted(super().__iter__(), reverse=True))
+
+
+def test_integers_are_rounded_in_name_order_whatever_the_sets_order() -> None:
+    import random
+
+    import ax.adapter.transforms.int_to_float as int_to_float
+    from ax.adapter.transforms.rounding import randomized_round_parameters as unpatched
+
+    ordered_rounding()
+    ordered_rounding()  # idempotent
+    patched = int_to_float.randomized_round_parameters
+    assert getattr(patched, "boengine_ordered", False)
+    values = {"num_experts": 5.5, "top_k": 2.5, "num_layers": 3.5, "lr": 0.01}
+    names = _Backwards({"num_experts", "top_k", "num_layers"})
+
+    def rounded(fn: Any, order: Any) -> dict[str, Any]:
+        random.seed(11)
+        return fn(dict(values), order)
+
+    in_name_order = rounded(unpatched, sorted(names))
+    backwards = rounded(unpatched, names)
+    assert backwards != in_name_order  # the order decides which draw goes to which parameter
+    assert rounded(patched, names) == in_name_order
+    assert rounded(patched, names)["lr"] == 0.01
+
+
+_SOBOL_TRIALS = """
+import json
+from tests.engine.optimizer.helpers import make_client
+client = make_client(seed=3, sobol_trials=8)
+print(json.dumps([client.get_next_trials(max_trials=4) for _ in range(2)], sort_keys=True))
+"""
+
+
+def test_the_same_seed_gives_the_same_trials_under_any_hash_seed() -> None:
+    """Two processes whose string hashes differ propose the same integers (top_k <= num_experts)."""
+    root = Path(__file__).resolve().parents[3]
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        done = subprocess.run(
+            [sys.executable, "-c", _SOBOL_TRIALS], cwd=root, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert outputs[0] == outputs[1]
+    assert len({json.dumps(trial, sort_keys=True) for batch in outputs[0] for trial in batch.values()}) == 8
 
 
 def _stopped_study() -> tuple[Any, int, int]:

@@ -99,7 +99,12 @@ def test_the_same_seed_gives_the_same_trials_under_any_hash_seed() -> None:
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
         done = subprocess.run(
-            [sys.executable, "-c", _SOBOL_TRIALS], cwd=root, env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-c", _SOBOL_TRIALS],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stderr[-2000:]
         outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))

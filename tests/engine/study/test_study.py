@@ -112,6 +112,48 @@ def test_synchronous_study_is_reproducible(tmp_path: Path) -> None:
     assert [r.source for r in runs[0].records] == ["center"] + ["sobol"] * 3 + ["model"] * 4
 
 
+_MOE_PROPOSALS = """
+import json, sys
+import numpy as np
+from engine.optimizer import seeded_rounding
+from engine.spec import parse_spec
+from engine.study.experiment import configure_client
+spec = parse_spec(json.load(open("experiments/moe.json")))
+client = configure_client(spec, "sqlite:///" + sys.argv[1])
+rng, batches = np.random.default_rng(0), []
+for _ in range(5):  # the centre and 7 Sobol trials, then the model's first batch
+    with seeded_rounding(f"{spec.seed}:{len(client._experiment.trials)}"):  # as the study loop asks
+        batch = client.get_next_trials(max_trials=2)
+    batches.append(batch)
+    for index in batch:
+        client.complete_trial(index, {"return_pct": (float(rng.normal()), 0.5), "sharpe": (float(rng.normal()), 0.5),
+                                      "max_drawdown_pct": (float(abs(rng.normal())) * 5, 0.5), "num_trades": 50.0})
+print(json.dumps(batches, sort_keys=True))
+"""
+
+
+def test_the_moe_spec_proposes_the_same_trials_in_any_process(tmp_path: Path) -> None:
+    """moe's integers meet in a constraint (top_k <= num_experts), which Ax rounds at random; two
+    processes with different string hashing propose the same Sobol and model trials."""
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
+        db = tmp_path / f"ax{hash_seed}.db"
+        done = subprocess.run(
+            [sys.executable, "-c", _MOE_PROPOSALS, str(db)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert outputs[0] == outputs[1]
+    trials = [trial for batch in outputs[0] for trial in batch.values()]
+    assert len(trials) == 10 and len({json.dumps(t, sort_keys=True) for t in trials}) == 10
+
+
 def test_changed_spec_is_refused(finished: tuple[Path, StudyOutcome]) -> None:
     """A change of what a trial measures (here its epochs) is refused; a longer budget is not (below)."""
     directory, _ = finished

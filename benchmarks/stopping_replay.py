@@ -31,7 +31,6 @@ import argparse
 import copy
 import json
 import logging
-import shutil
 import subprocess
 import sys
 import time
@@ -108,13 +107,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def knee_test_sharpe(directory: Path) -> float | None:
-    verdict = (
-        json.loads((directory / "verdict.json").read_text()) if (directory / "verdict.json").is_file() else {}
-    )
-    pick = verdict.get("pick")
-    test = json.loads((directory / "test.json").read_text()) if (directory / "test.json").is_file() else {}
-    row = test.get(str(pick)) if pick is not None else None
+def knee_test_sharpe(directory: Path, pick: int | None) -> float | None:
+    path = directory / "test.json"
+    row = json.loads(path.read_text()).get(str(pick)) if pick is not None and path.is_file() else None
     return float(row["sharpe"]) if row else None
 
 
@@ -123,20 +118,19 @@ def run_arm(
 ) -> dict[str, Any]:
     trials = sum(len(c) for _, c in groups)
     spec = parse_spec(arm_spec(raw, arm, trials))
-    if directory.exists():
-        shutil.rmtree(directory)
     started = time.perf_counter()
-    run_study(spec, directory, start=Replay(groups))
+    run_study(spec, directory, fresh=True, start=Replay(groups))  # an earlier arm's study is moved aside
     out = analyze(directory, time.perf_counter() - started)
     verdict = json.loads((directory / "verdict.json").read_text())
-    stopped = [r for r in StudyResults.load(directory).records if r.status == "early_stopped"]
+    records = StudyResults.load(directory).records
+    stopped = [r for r in records if r.status == "early_stopped"]
     out.update(
         arm=arm,
         by_fold_stopping=sum(1 for r in stopped if "pareto_stop" in (r.info or {})),
-        folds_trained=sum(len((r.info or {}).get("folds", [])) for r in StudyResults.load(directory).records),
+        folds_trained=sum(len((r.info or {}).get("folds", [])) for r in records),
         verdict="evidence" if verdict.get("edge") else "no evidence",
         knee=verdict.get("pick"),
-        knee_test_sharpe=knee_test_sharpe(directory),
+        knee_test_sharpe=knee_test_sharpe(directory, verdict.get("pick")),
     )
     return out
 

@@ -74,13 +74,7 @@ class CPCVObjective(RefitObjective):
         splits = [dataclasses.asdict(s) for s in result.splits]
         info: dict[str, Any] = {"folds": splits}
         if result.stopped_by_callback:
-            return TrialOutcome(
-                job.trial_index,
-                "early_stopped",
-                epochs=result.epochs_run,
-                seconds=dict(result.seconds),  # the folds or splits it trained before the stop
-                info=info,
-            )
+            return TrialOutcome.stopped(job.trial_index, result.epochs_run, result.seconds, info)
         info["paths"] = [
             {k: m[k] for k in ("return_pct", "sharpe", "max_drawdown_pct")} for m in result.path_metrics
         ]

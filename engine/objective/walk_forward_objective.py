@@ -82,13 +82,7 @@ class WalkForwardObjective(RefitObjective):
         )
         info = {"folds": [dataclasses.asdict(f) for f in result.folds]}
         if result.stopped_by_callback:
-            return TrialOutcome(
-                job.trial_index,
-                "early_stopped",
-                epochs=result.epochs_run,
-                seconds=dict(result.seconds),  # the folds or splits it trained before the stop
-                info=info,
-            )
+            return TrialOutcome.stopped(job.trial_index, result.epochs_run, result.seconds, info)
         buffer = io.BytesIO()
         torch.save(result.state, buffer)
         return TrialOutcome(

@@ -102,6 +102,13 @@ class TrialOutcome:
     ) -> TrialOutcome:
         return cls(trial_index, "failed", reason=reason, seconds={"total": seconds}, traceback=traceback)
 
+    @classmethod
+    def stopped(
+        cls, trial_index: int, epochs: int, seconds: dict[str, float], info: dict[str, Any]
+    ) -> TrialOutcome:
+        """Early-stopped: no objectives; the epochs and seconds it trained before the stop."""
+        return cls(trial_index, "early_stopped", epochs=epochs, seconds=dict(seconds), info=info)
+
 
 def set_worker_threads(threads: int) -> None:
     """Pin torch's intra-op threads; oversubscribed cores make training many times slower."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,3 +41,23 @@ def synthetic_spec(name: str = "syn", **overrides: Any) -> ExperimentSpec:
 @pytest.fixture
 def make_spec() -> Any:
     return synthetic_spec
+
+
+def output_under_hash_seeds(code: str, *args: str, hash_seeds: tuple[str, ...] = ("1", "2")) -> list[Any]:
+    """The JSON that ``python -c code args`` prints last, run once per ``PYTHONHASHSEED`` (the
+    repository root as working directory and import path; ``{hash_seed}`` in an arg is replaced)."""
+    root = Path(__file__).resolve().parents[2]
+    outputs = []
+    for hash_seed in hash_seeds:
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        done = subprocess.run(
+            [sys.executable, "-c", code, *(a.format(hash_seed=hash_seed) for a in args)],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return outputs

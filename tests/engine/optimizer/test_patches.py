@@ -4,10 +4,6 @@ trials pending."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +15,7 @@ from engine.optimizer import (
     seeded_rounding,
     stopped_trials_pending,
 )
+from tests.engine.conftest import output_under_hash_seeds
 from tests.engine.optimizer.helpers import complete, evaluate, make_client, node
 
 
@@ -86,6 +83,7 @@ def test_integers_are_rounded_in_name_order_whatever_the_sets_order() -> None:
 
 _SOBOL_TRIALS = """
 import json
+from tests.engine.conftest import output_under_hash_seeds
 from tests.engine.optimizer.helpers import make_client
 client = make_client(seed=3, sobol_trials=8)
 print(json.dumps([client.get_next_trials(max_trials=4) for _ in range(2)], sort_keys=True))
@@ -94,20 +92,7 @@ print(json.dumps([client.get_next_trials(max_trials=4) for _ in range(2)], sort_
 
 def test_the_same_seed_gives_the_same_trials_under_any_hash_seed() -> None:
     """Two processes whose string hashes differ propose the same integers (top_k <= num_experts)."""
-    root = Path(__file__).resolve().parents[3]
-    outputs = []
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
-        done = subprocess.run(
-            [sys.executable, "-c", _SOBOL_TRIALS],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    outputs = output_under_hash_seeds(_SOBOL_TRIALS)
     assert outputs[0] == outputs[1]
     assert len({json.dumps(trial, sort_keys=True) for batch in outputs[0] for trial in batch.values()}) == 8
 

@@ -22,7 +22,7 @@ from engine.study.run import StudyOutcome, run_study
 from engine.weekly.live_config import write_config
 from strategies.exceptions import SpecError, StudyError
 from tests.engine import faulty
-from tests.engine.conftest import DTLZ2_OBJECTIVES, synthetic_spec
+from tests.engine.conftest import DTLZ2_OBJECTIVES, output_under_hash_seeds, synthetic_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -135,20 +135,7 @@ print(json.dumps(batches, sort_keys=True))
 def test_the_moe_spec_proposes_the_same_trials_in_any_process(tmp_path: Path) -> None:
     """moe's integers meet in a constraint (top_k <= num_experts), which Ax rounds at random; two
     processes with different string hashing propose the same Sobol and model trials."""
-    outputs = []
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
-        db = tmp_path / f"ax{hash_seed}.db"
-        done = subprocess.run(
-            [sys.executable, "-c", _MOE_PROPOSALS, str(db)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    outputs = output_under_hash_seeds(_MOE_PROPOSALS, str(tmp_path / "ax{hash_seed}.db"))
     assert outputs[0] == outputs[1]
     trials = [trial for batch in outputs[0] for trial in batch.values()]
     assert len(trials) == 10 and len({json.dumps(t, sort_keys=True) for t in trials}) == 10

@@ -138,6 +138,8 @@ def _generator_kwargs(spec: OptimizerSpec) -> dict[str, Any]:
     }
     if spec.vectorized_boxes:
         acqf_options["prune_samples"] = spec.prune_samples
+        acqf_options["mc_samples_sparse_feasible"] = spec.mc_samples_sparse_feasible
+        acqf_options["sparse_feasible_fraction"] = spec.sparse_feasible_fraction
         acqf_options["lean_sampling"] = spec.lean_sampling
     kwargs: dict[str, Any] = {
         "surrogate_spec": SurrogateSpec(

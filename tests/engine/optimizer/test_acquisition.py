@@ -12,9 +12,10 @@ from botorch.fit import fit_gpytorch_mll
 from botorch.models import ModelListGP, SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from botorch.sampling import SobolQMCNormalSampler
+from botorch.utils.datasets import SupervisedDataset
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from engine.optimizer.acquisition import FastqLogNEHVI
+from engine.optimizer.acquisition import FastqLogNEHVI, construct_inputs_fast_qlognehvi, feasible_share
 
 
 def _acqf_inputs(standardize: bool, fixed_noise: bool = False) -> dict[str, Any]:
@@ -77,3 +78,47 @@ def test_fast_qlognehvi_matches_botorch(standardize: bool, fixed_noise: bool) ->
     samples, _ = lean._compute_posterior_samples_and_concat_pending(X)
     general = qLogNoisyExpectedHypervolumeImprovement._compute_log_qehvi(lean, samples=samples, X=X)
     assert torch.allclose(lean._compute_log_qehvi(samples=samples, X=X), general, rtol=1e-9, atol=1e-9)
+
+
+def test_feasible_share_is_the_share_of_points_feasible_at_the_posterior_mean() -> None:
+    inputs = _acqf_inputs(standardize=True)
+    model, X = inputs["model"], inputs["X_baseline"]
+    with torch.no_grad():
+        mean = model.posterior(X).mean
+    expected = float((mean[:, 3] >= 1.5).double().mean())  # the constraint: 1.5 - Y3 <= 0
+    assert 0.2 < expected < 0.9
+    assert feasible_share(model, X, inputs["constraints"]) == pytest.approx(expected)
+    strict = [lambda Z: 2.5 - Z[..., 3]]  # a fresh model object has no cached share
+    assert feasible_share(_acqf_inputs(standardize=True)["model"], X, strict) < expected
+
+
+@pytest.mark.parametrize(
+    ("threshold", "sparse", "with_constraints", "expected"),
+    [
+        (0.99, 128, True, 128),  # fewer than 99 % feasible: more samples
+        (0.01, 128, True, 16),  # at least 1 % feasible: mc_samples
+        (0.99, None, True, 16),  # switched off
+        (0.99, 128, False, 16),  # no outcome constraints
+    ],
+)
+def test_more_mc_samples_while_few_points_are_feasible(
+    threshold: float, sparse: int | None, with_constraints: bool, expected: int
+) -> None:
+    inputs = _acqf_inputs(standardize=True)
+    built = construct_inputs_fast_qlognehvi(
+        model=inputs["model"],
+        training_data=SupervisedDataset(
+            inputs["X_baseline"],
+            torch.zeros(40, 1, dtype=torch.double),
+            feature_names=[f"x{i}" for i in range(4)],
+            outcome_names=["y"],
+        ),
+        ref_point=inputs["ref_point"],
+        objective=inputs["objective"],
+        constraints=inputs["constraints"] if with_constraints else None,
+        mc_samples=16,
+        mc_samples_sparse_feasible=sparse,
+        sparse_feasible_fraction=threshold,
+    )
+    assert torch.equal(built["X_baseline"], inputs["X_baseline"])  # taken from the training data
+    assert built["sampler"].sample_shape == torch.Size([expected])

@@ -411,7 +411,8 @@ def feasible_share(model: Model, X: Tensor, constraints: list[Callable[[Tensor],
     if cached is not None and cached[0] == key:
         return cached[1]
     with torch.no_grad():
-        mean = model.posterior(X).mean  # n x m
+        # a list of GPyTorch models (what Ax builds here) gives a GPyTorchPosterior
+        mean = cast(GPyTorchPosterior, model.posterior(X)).mean  # n x m
     share = float(compute_feasibility_indicator(constraints=constraints, samples=mean).double().mean())
     object.__setattr__(model, "_boengine_feasible_share", (key, share))
     return share

@@ -388,34 +388,44 @@ def _pruned_baseline(
         ref.cpu().numpy().tobytes(),
         num_samples,
     )
-    cached = getattr(model, "_boengine_pruned", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    pruned = prune_inferior_points_multi_objective(
-        model=model,
-        X=X_baseline,
-        objective=objective,
-        constraints=constraints,
-        ref_point=ref,
-        num_samples=num_samples,
+    return _once_per_model(
+        model,
+        "_boengine_pruned",
+        key,
+        lambda: prune_inferior_points_multi_objective(
+            model=model,
+            X=X_baseline,
+            objective=objective,
+            constraints=constraints,
+            ref_point=ref,
+            num_samples=num_samples,
+        ),
     )
-    object.__setattr__(model, "_boengine_pruned", (key, pruned))
-    return pruned
 
 
 def feasible_share(model: Model, X: Tensor, constraints: list[Callable[[Tensor], Tensor]]) -> float:
     """The share of the points ``X`` where every outcome constraint holds at the model's posterior
     mean (once per fitted model and ``X``: Ax builds an acquisition function per candidate)."""
+
+    def share() -> float:
+        with torch.no_grad():
+            # a list of GPyTorch models (what Ax builds here) gives a GPyTorchPosterior
+            mean = cast(GPyTorchPosterior, model.posterior(X)).mean  # n x m
+        return float(compute_feasibility_indicator(constraints=constraints, samples=mean).double().mean())
+
     key = (X.shape, X.detach().cpu().numpy().tobytes(), len(constraints))
-    cached = getattr(model, "_boengine_feasible_share", None)
+    return _once_per_model(model, "_boengine_feasible_share", key, share)
+
+
+def _once_per_model(model: Model, name: str, key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()``, kept on the model object under ``name`` with ``key`` (a refitted model is a
+    new object, so the value goes with it) and reused while the key is the same."""
+    cached = getattr(model, name, None)
     if cached is not None and cached[0] == key:
         return cached[1]
-    with torch.no_grad():
-        # a list of GPyTorch models (what Ax builds here) gives a GPyTorchPosterior
-        mean = cast(GPyTorchPosterior, model.posterior(X)).mean  # n x m
-    share = float(compute_feasibility_indicator(constraints=constraints, samples=mean).double().mean())
-    object.__setattr__(model, "_boengine_feasible_share", (key, share))
-    return share
+    value = compute()
+    object.__setattr__(model, name, (key, value))
+    return value
 
 
 @acqf_input_constructor(FastqLogNEHVI)

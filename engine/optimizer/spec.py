@@ -96,7 +96,7 @@ class OptimizerSpec(BaseModel):
         description="quasi-MC samples in qLogNEHVI while the outcome constraints hold at fewer than "
         "sparse_feasible_fraction of the evaluated points (by the model's mean): there the "
         "feasibility-weighted improvement needs more samples than mc_samples (measured on C2DTLZ2, "
-        "benchmarks/RESULTS.md). None: mc_samples always.",
+        "benchmarks/RESULTS.md; with vectorized_boxes, the default). None: mc_samples always.",
     )
     sparse_feasible_fraction: float = Field(
         0.5,

@@ -83,7 +83,6 @@ def test_integers_are_rounded_in_name_order_whatever_the_sets_order() -> None:
 
 _SOBOL_TRIALS = """
 import json
-from tests.engine.conftest import output_under_hash_seeds
 from tests.engine.optimizer.helpers import make_client
 client = make_client(seed=3, sobol_trials=8)
 print(json.dumps([client.get_next_trials(max_trials=4) for _ in range(2)], sort_keys=True))

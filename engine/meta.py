@@ -11,8 +11,9 @@ bar).
 
 Format versions: 1 (boengine 0.1: holdout validation only, an absolute
 ``storage_url``); 2 (Pareto-aware stopping across folds off unless asked
-for); 3 (this one: that stopping is ``"auto"``, on where it applies). A
-study of an older format is read and resumed after :func:`migrate_spec`;
+for); 3 (that stopping is ``"auto"``, on where it applies; 8 quasi-random
+trials unless set); 4 (this one: ``budget.sobol_trials`` defaults to 8 for
+trials with standard errors and 4 for trials without). A study of an older format is read and resumed after :func:`migrate_spec`;
 one of a newer format is refused.
 """
 
@@ -30,7 +31,7 @@ from strategies.exceptions import InputError
 
 __all__ = ["META_VERSION", "StudyMeta", "library_versions", "migrate_spec"]
 
-META_VERSION = 3
+META_VERSION = 4
 _LIBRARIES = {
     "ax": "ax-platform",
     "botorch": "botorch",
@@ -146,6 +147,8 @@ def migrate_spec(raw: Mapping[str, Any], version: int) -> dict[str, Any]:
     across folds only when asked to; this version's default is ``"auto"``, so
     their specs without ``early_stopping.pareto_folds.enabled`` get ``false``
     explicitly: a resumed study keeps the rule its trials were run under.
+    Formats 1-3 started with 8 quasi-random trials whatever the objective, so
+    their specs without ``budget.sobol_trials`` get 8.
     """
     spec = dict(raw)
     if version < 2:
@@ -157,4 +160,8 @@ def migrate_spec(raw: Mapping[str, Any], version: int) -> dict[str, Any]:
         pareto = dict(stopping.get("pareto_folds") or {})
         pareto.setdefault("enabled", False)
         spec["early_stopping"] = {**stopping, "pareto_folds": pareto}
+    if version < 4:
+        budget = dict(spec.get("budget") or {})
+        budget.setdefault("sobol_trials", 8)
+        spec["budget"] = budget
     return spec

@@ -87,6 +87,9 @@ class Objective(ABC):
     name: ClassVar[str]
     #: Whether the final set gets held-out test figures (:meth:`score_test`).
     scores_test: ClassVar[bool] = False
+    #: Whether trials report a standard error per objective: Ax then models known noise, and
+    #: the study's quasi-random start is longer (:meth:`engine.spec_model.BudgetSpec.sobol_count`).
+    reports_sems: ClassVar[bool] = False
 
     def __init__(self, spec: ExperimentSpec) -> None:
         self.spec = spec
@@ -130,11 +133,6 @@ class Objective(ABC):
     def planned_epochs(self) -> int:
         """Epochs a trial trains when nothing stops it (its learning curve's last step)."""
         return self.spec.budget.max_epochs
-
-    @property
-    def reports_sems(self) -> bool:
-        """Whether trials report a standard error per objective (Ax then models known noise)."""
-        return False
 
     # -- driver, once per study -------------------------------------------------------
     def check_data(self) -> None:

@@ -101,10 +101,7 @@ class ModelObjective(Objective):
     """What every validation scheme of a model family shares (not registered itself)."""
 
     scores_test = True
-
-    @property
-    def reports_sems(self) -> bool:
-        return True
+    reports_sems = True
 
     @classmethod
     def default_space(cls, strategy: str, preset: str) -> SearchSpace:

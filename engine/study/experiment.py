@@ -147,7 +147,9 @@ def configure_client(spec: ExperimentSpec, url: str, *, attaches_trials: bool = 
     client.set_generation_strategy(
         build_generation_strategy(
             spec.optimizer,
-            sobol_trials=spec.budget.sobol_trials,
+            sobol_trials=spec.budget.sobol_count(
+                noisy=objective_class(spec.strategy, spec.data.validation.scheme).reports_sems
+            ),
             seed=spec.seed,
             attaches_trials=attaches_trials,
         )

@@ -79,6 +79,21 @@ def test_older_studies_keep_fold_stopping_off_unless_they_asked_for_it() -> None
     assert migrate_spec(raw, META_VERSION) == raw  # this format's specs mean what they say
 
 
+def test_older_studies_keep_eight_quasi_random_trials() -> None:
+    """Formats 1-3 started every study with 8 quasi-random trials; format 4's default is 4 for
+    trials without standard errors, so a resumed older study gets 8 written in."""
+    from engine.spec import parse_spec
+
+    raw = {"name": "x", "strategy": "synthetic:dtlz2", "budget": {"trials": 12}}
+    migrated = migrate_spec(raw, 3)
+    assert migrated["budget"] == {"trials": 12, "sobol_trials": 8}
+    assert parse_spec(migrated).budget.sobol_count(noisy=False) == 8
+    assert parse_spec(raw).budget.sobol_count(noisy=False) == 4
+    kept = {"name": "x", "budget": {"sobol_trials": 5}}
+    assert migrate_spec(kept, 2)["budget"] == {"sobol_trials": 5}
+    assert migrate_spec(raw, META_VERSION) == raw
+
+
 def test_resume_needs_the_recorded_storage(tmp_path: Path) -> None:
     spec = synthetic_spec("st", budget={"trials": 2, "sobol_trials": 2})
     url = f"sqlite:///{tmp_path / 'other.db'}"

@@ -267,3 +267,18 @@ def test_parse_spec_checks_against_the_objective_and_a_bare_model_says_how_to_ma
     with pytest.raises(AttributeError, match=r"not made by engine\.spec\.parse_spec or load_spec"):
         _ = bare.pareto_folds_on
     assert isinstance(parse_spec(base()).pareto_folds_on, bool)
+
+
+def test_the_quasi_random_start_is_longer_for_noisy_trials() -> None:
+    """``budget.sobol_trials`` unset: 8 for trials with standard errors (every model family), 4 for
+    trials without (synthetic problems), never more than ``trials``; a value given is kept."""
+    model = parse_spec({"name": "m", "strategy": "lstm"})
+    synthetic = parse_spec({"name": "s", "strategy": "synthetic:dtlz2"})
+    assert model.budget.sobol_trials is None and synthetic.budget.sobol_trials is None
+    assert model.budget.sobol_count(noisy=True) == 8
+    assert synthetic.budget.sobol_count(noisy=False) == 4
+    few = {"name": "s", "strategy": "lstm", "budget": {"trials": 3}, "early_stopping": {"enabled": False}}
+    short = parse_spec(few)  # 8 > 3 is no error
+    assert short.budget.sobol_count(noisy=True) == 3
+    given = parse_spec({"name": "s", "strategy": "synthetic:dtlz2", "budget": {"sobol_trials": 6}})
+    assert given.budget.sobol_count(noisy=False) == given.budget.sobol_count(noisy=True) == 6

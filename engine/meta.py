@@ -13,8 +13,9 @@ Format versions: 1 (boengine 0.1: holdout validation only, an absolute
 ``storage_url``); 2 (Pareto-aware stopping across folds off unless asked
 for); 3 (that stopping is ``"auto"``, on where it applies; 8 quasi-random
 trials unless set); 4 (this one: ``budget.sobol_trials`` defaults to 8 for
-trials with standard errors and 4 for trials without). A study of an older format is read and resumed after :func:`migrate_spec`;
-one of a newer format is refused.
+trials with standard errors and 4 for trials without). A study of an older
+format is read and resumed after :func:`migrate_spec`; one of a newer
+format is refused.
 """
 
 from __future__ import annotations

@@ -133,8 +133,9 @@ def configure_client(spec: ExperimentSpec, url: str, *, attaches_trials: bool = 
     client.configure_optimization(
         objective=objective_string(spec), outcome_constraints=outcome_constraints(spec)
     )
+    objective = objective_class(spec.strategy, spec.data.validation.scheme)
     curve = spec.early_stopping.metric
-    curves = objective_class(spec.strategy, spec.data.validation.scheme).curve_metrics()
+    curves = objective.curve_metrics()
     # Ax warns that the metric "was not found on the experiment, added as a new tracking
     # metric": adding it is the point of the call, so that warning is held back.
     ax_client_log = logging.getLogger("ax.api.client")
@@ -147,9 +148,7 @@ def configure_client(spec: ExperimentSpec, url: str, *, attaches_trials: bool = 
     client.set_generation_strategy(
         build_generation_strategy(
             spec.optimizer,
-            sobol_trials=spec.budget.sobol_count(
-                noisy=objective_class(spec.strategy, spec.data.validation.scheme).reports_sems
-            ),
+            sobol_trials=spec.budget.sobol_count(noisy=objective.reports_sems),
             seed=spec.seed,
             attaches_trials=attaches_trials,
         )
